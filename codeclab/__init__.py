@@ -1,0 +1,35 @@
+"""codeclab: neural audio codecs and discrete audio tokenizers.
+
+The public surface is imported lazily (PEP 562), so `import codeclab` stays cheap and has no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_codec": "codeclab.codecs.loading",
+    "list_codecs": "codeclab.codecs.loading",
+    "codec_info": "codeclab.codecs.loading",
+    "AudioCodec": "codeclab.codecs.base",
+    "Encoded": "codeclab.codecs.base",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from codeclab.codecs.base import AudioCodec, Encoded  # noqa: F401
+    from codeclab.codecs.loading import codec_info, list_codecs, load_codec  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codeclab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

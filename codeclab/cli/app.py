@@ -1,0 +1,25 @@
+"""The `codeclab` command line: a typer app; each command group lives in its own module and stays thin."""
+
+from __future__ import annotations
+
+import typer
+
+from codeclab.cli import codecs_cmd, demo_cmd
+
+app = typer.Typer(
+    name="codeclab",
+    help="Neural audio codecs and discrete audio tokenizers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+codecs_cmd.register(app)
+demo_cmd.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

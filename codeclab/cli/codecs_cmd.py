@@ -1,0 +1,131 @@
+"""`codeclab list` and `codeclab info`: what codecs exist and what they produce."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from codeclab.cli.common import console, fail, format_bitrate
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_command)
+    app.command("info")(info_command)
+
+
+def list_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List registered codecs: rates, codebooks, bitrates, weights and licences."""
+    from codeclab.codecs.registry import entries
+
+    rows = sorted(entries().values(), key=lambda e: (e.family != "codeclab", e.name))
+    if as_json:
+        data = [
+            {
+                "name": e.name,
+                "family": e.family,
+                "sample_rate": e.sample_rate,
+                "frame_rate": e.frame_rate,
+                "num_codebooks": e.num_codebooks,
+                "codebook_size": e.codebook_size,
+                "bitrates": e.bitrates(),
+                "causal": e.causal,
+                "source": e.source,
+                "code_licence": e.code_licence,
+                "weights": e.weights,
+                "weights_licence": e.weights_licence,
+                "description": e.description,
+            }
+            for e in rows
+        ]
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title="codeclab codecs (codeclab info NAME for details)")
+    table.add_column("name", no_wrap=True)
+    for column in ("kHz", "frames/s", "codebooks", "bitrate", "causal", "weights", "licence code / weights"):
+        table.add_column(column)
+    for e in rows:
+        rates = e.bitrates()
+        bitrate = (
+            format_bitrate(rates[0])
+            if len(rates) == 1
+            else f"{format_bitrate(rates[0])} - {format_bitrate(rates[-1])}"
+        )
+        table.add_row(
+            e.name,
+            f"{e.sample_rate / 1000:g}",
+            f"{e.frame_rate:g}",
+            f"{e.num_codebooks} x {e.codebook_size}",
+            bitrate + (f" ({e.bitrate_note})" if e.bitrate_note else ""),
+            "-" if e.causal is None else ("yes" if e.causal else "no"),
+            e.weights or "none",
+            f"{e.code_licence} / {e.weights_licence}",
+        )
+    console.print(table)
+
+
+def info_command(
+    name: str = typer.Argument(..., help="Codec name or a directory written by save_pretrained."),
+) -> None:
+    """Show one codec in detail, including parameter counts."""
+    from codeclab.codecs.neural import NeuralCodec
+    from codeclab.codecs.registry import get_entry
+
+    table = Table(show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    if Path(name).is_dir():
+        from codeclab.codecs.pretrained import load_pretrained
+
+        try:
+            codec = load_pretrained(name)
+        except (OSError, ValueError) as err:
+            fail(str(err))
+        facts = codec.describe()
+        weights = f"{name} (sha256 {codec.weights_sha256})"
+        licence = "see the directory's own terms"
+        description = f"saved codec ({codec.name})"
+    else:
+        try:
+            entry = get_entry(name)
+        except ValueError as err:
+            fail(str(err))
+        facts = {
+            "sample_rate": entry.sample_rate,
+            "frame_rate": entry.frame_rate,
+            "num_codebooks": entry.num_codebooks,
+            "codebook_size": entry.codebook_size,
+            "causal": entry.causal,
+        }
+        weights = entry.weights or "none released"
+        licence = f"code {entry.code_licence}; weights {entry.weights_licence}"
+        description = entry.description
+        codec = entry.factory(random_init=True) if entry.family == "codeclab" else None
+    table.add_row("name", name)
+    table.add_row("description", description)
+    table.add_row("sample rate", f"{facts['sample_rate']} Hz")
+    table.add_row("frame rate", f"{facts['frame_rate']:g} frames/s")
+    table.add_row("codebooks", f"{facts['num_codebooks']} x {facts['codebook_size']}")
+    bits = [
+        n * facts["frame_rate"] * math.log2(facts["codebook_size"])
+        for n in range(1, facts["num_codebooks"] + 1)
+    ]
+    table.add_row("bitrates (n_q = 1..)", ", ".join(format_bitrate(b) for b in bits))
+    if facts.get("causal") is not None:
+        table.add_row("causal", "yes" if facts["causal"] else "no")
+    if isinstance(codec, NeuralCodec):
+        counts = codec.parameter_counts()
+        table.add_row("hop length", f"{codec.hop_length} samples")
+        table.add_row(
+            "parameters",
+            ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())
+            + f" (total {sum(counts.values()) / 1e6:.2f} M)",
+        )
+    table.add_row("weights", weights)
+    table.add_row("licence", licence)
+    console.print(table)

@@ -1,0 +1,24 @@
+"""Helpers shared by CLI commands: one console, error reporting that names the problem."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+# In a pipe or a CI log there is no terminal width to respect: use a wide one so tables stay readable.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print `message` as an error and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def format_bitrate(bps: float) -> str:
+    return f"{bps / 1000:.2f} kbps" if bps >= 1000 else f"{bps:.0f} bps"

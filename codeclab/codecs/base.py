@@ -1,0 +1,201 @@
+"""The codec contract every codec in codeclab obeys, ours and peers alike.
+
+    enc = codec.encode(wav [B, C, T], lengths=None, n_q=None)  -> Encoded(codes [B, n_q, F] int64, lengths [B])
+    wav_hat = codec.decode(enc)                                 -> [B, C, T'], zero past each item's length
+
+`lengths` are part of the contract: a zero-padded batch gives every item exactly the codes it gets alone.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Encoded:
+    """Codes of a batch.
+
+    codes: [B, n_q, F] int64; frames at or past `lengths[b]` are padding (zeros).
+    lengths: [B] int64 valid frames per item.
+    audio_lengths: [B] int64 samples of each input (None when unknown, e.g. codes read from a store);
+    decode trims its output to them.
+    """
+
+    codes: Tensor
+    lengths: Tensor
+    audio_lengths: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.codes.ndim != 3:
+            raise ValueError(f"codes must have shape [B, n_q, F], got {tuple(self.codes.shape)}")
+        if self.lengths.shape != (self.codes.shape[0],):
+            raise ValueError(
+                f"lengths must have shape [{self.codes.shape[0]}], got {tuple(self.lengths.shape)}"
+            )
+        if self.audio_lengths is not None and self.audio_lengths.shape != self.lengths.shape:
+            raise ValueError("audio_lengths must have the same shape as lengths")
+
+    @property
+    def n_q(self) -> int:
+        return self.codes.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        return self.codes.shape[0]
+
+    def to(self, device: torch.device | str) -> Encoded:
+        audio = None if self.audio_lengths is None else self.audio_lengths.to(device)
+        return Encoded(self.codes.to(device), self.lengths.to(device), audio)
+
+    def items(self) -> list[Tensor]:
+        """Per-item codes without padding: a list of [n_q, F_b] tensors."""
+        return [self.codes[b, :, : int(self.lengths[b])] for b in range(self.batch_size)]
+
+    @classmethod
+    def from_items(cls, items: list[Tensor], audio_lengths: list[int] | None = None) -> Encoded:
+        """Pad per-item codes [n_q, F_b] into one batch."""
+        if not items:
+            raise ValueError("no items to batch")
+        n_q = items[0].shape[0]
+        if any(item.ndim != 2 or item.shape[0] != n_q for item in items):
+            raise ValueError("every item must have shape [n_q, F] with the same n_q")
+        frames = max(item.shape[1] for item in items)
+        codes = torch.zeros(len(items), n_q, frames, dtype=torch.long, device=items[0].device)
+        for b, item in enumerate(items):
+            codes[b, :, : item.shape[1]] = item.long()
+        lengths = torch.tensor([item.shape[1] for item in items], dtype=torch.long, device=codes.device)
+        audio = (
+            None
+            if audio_lengths is None
+            else torch.tensor(audio_lengths, dtype=torch.long, device=codes.device)
+        )
+        return cls(codes, lengths, audio)
+
+
+def check_audio(wav: Tensor, lengths: Tensor | list[int] | None, channels: int) -> tuple[Tensor, Tensor]:
+    """Validate a batch of audio and its lengths; raise `ValueError` naming the problem.
+
+    wav: [B, C, T] floating point, finite. lengths: [B] integers in 1..T (None means all T).
+    Returns (wav, lengths as int64 on wav's device).
+    """
+    if not isinstance(wav, Tensor):
+        raise ValueError(f"audio must be a torch.Tensor of shape [B, C, T], got {type(wav).__name__}")
+    if wav.ndim != 3:
+        hint = " (add a batch dimension: wav[None])" if wav.ndim == 2 else ""
+        raise ValueError(
+            f"audio must have shape [B, C, T], got rank {wav.ndim} with shape {tuple(wav.shape)}{hint}"
+        )
+    if not wav.dtype.is_floating_point:
+        raise ValueError(f"audio must be floating point in [-1, 1], got dtype {wav.dtype}")
+    b, c, t = wav.shape
+    if c != channels:
+        raise ValueError(f"this codec takes {channels} channel(s), got audio with {c} channels")
+    if b == 0 or t == 0:
+        raise ValueError(f"empty audio: shape {tuple(wav.shape)}")
+    finite = torch.isfinite(wav).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = [i for i, ok in enumerate(finite.tolist()) if not ok]
+        raise ValueError(f"audio contains NaN or inf samples (batch items {bad})")
+    if lengths is None:
+        return wav, torch.full((b,), t, dtype=torch.long, device=wav.device)
+    lengths = torch.as_tensor(lengths, device=wav.device)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+    if lengths.shape != (b,):
+        raise ValueError(f"lengths must have shape [{b}], got {tuple(lengths.shape)}")
+    if bool((lengths < 1).any()) or bool((lengths > t).any()):
+        raise ValueError(f"lengths must lie in 1..{t} (the padded length), got {lengths.tolist()}")
+    return wav, lengths.long()
+
+
+class AudioCodec(ABC):
+    """What every codec offers. Properties describe the token stream; `encode` / `decode` move between
+    audio and codes."""
+
+    name: str = "codec"
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def channels(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def hop_length(self) -> int:
+        """Samples per frame."""
+
+    @property
+    @abstractmethod
+    def num_codebooks(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int: ...
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second."""
+        return self.sample_rate / self.hop_length
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Nominal bits per second with `n_q` codebooks (all by default)."""
+        n_q = self.num_codebooks if n_q is None else n_q
+        return n_q * math.log2(self.codebook_size) * self.frame_rate
+
+    def check_n_q(self, n_q: int | None) -> int:
+        if n_q is None:
+            return self.num_codebooks
+        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_codebooks:
+            raise ValueError(f"n_q must be an integer from 1 to {self.num_codebooks}, got {n_q!r}")
+        return n_q
+
+    def frames_for(self, lengths: Tensor) -> Tensor:
+        """Frames produced for inputs of `lengths` samples: ceil(length / hop)."""
+        return (lengths + self.hop_length - 1) // self.hop_length
+
+    @abstractmethod
+    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
+        """wav [B, C, T] -> Encoded(codes [B, n_q, F], lengths [B])."""
+
+    @abstractmethod
+    def decode(self, encoded: Encoded | Tensor) -> Tensor:
+        """Encoded (or codes [B, n_q, F]) -> wav [B, C, T'], zero past each item's length."""
+
+    def decode_lengths(self, encoded: Encoded) -> Tensor:
+        """Samples of each decoded item: its input length when known, else frames x hop."""
+        if encoded.audio_lengths is not None:
+            return encoded.audio_lengths
+        return encoded.lengths * self.hop_length
+
+    def describe(self) -> dict:
+        """Plain facts about the token stream, for reports and stores."""
+        return {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "hop_length": self.hop_length,
+            "frame_rate": self.frame_rate,
+            "num_codebooks": self.num_codebooks,
+            "codebook_size": self.codebook_size,
+            "bitrate": self.bitrate(),
+        }
+
+
+def as_encoded(encoded: Encoded | Tensor) -> Encoded:
+    """Accept an `Encoded` or a bare codes tensor [B, n_q, F] (every frame valid)."""
+    if isinstance(encoded, Encoded):
+        return encoded
+    if isinstance(encoded, Tensor):
+        if encoded.ndim != 3:
+            raise ValueError(f"codes must have shape [B, n_q, F], got {tuple(encoded.shape)}")
+        lengths = torch.full((encoded.shape[0],), encoded.shape[2], dtype=torch.long, device=encoded.device)
+        return Encoded(encoded, lengths)
+    raise ValueError(f"expected Encoded or a codes tensor, got {type(encoded).__name__}")

@@ -1,0 +1,82 @@
+"""Weight-normalised 1-d convolutions with exact length rules, causal or centred.
+
+Length rule: with an input length divisible by the stride s, a `Conv1d` returns exactly T / s steps and a
+`ConvTranspose1d` exactly T * s. Padding is zeros, never reflection, so that a padded batch whose tails
+are zeroed (`mask_tail`) computes for each item what the item computes alone.
+Causal: all padding on the left (convolution) or all trimming on the right (transposed convolution), so
+an output never depends on later inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def mask_tail(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Zero x [B, C, T] at steps >= lengths[b]; no-op without lengths or when nothing is padded."""
+    if lengths is None:
+        return x
+    t = x.shape[-1]
+    if bool((lengths >= t).all()):
+        return x
+    keep = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
+    return x * keep[:, None, :].to(x.dtype)
+
+
+class Conv1d(nn.Module):
+    """x [B, C_in, T] -> [B, C_out, T / stride] (T divisible by stride)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        causal: bool = False,
+        norm: bool = True,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if kernel_size < stride:
+            raise ValueError(f"kernel_size ({kernel_size}) must be >= stride ({stride})")
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
+        self.conv = weight_norm(conv) if norm else conv
+        self.stride = stride
+        total = dilation * (kernel_size - 1) + 1 - stride
+        self.pad_left = total if causal else total - total // 2
+        self.pad_right = 0 if causal else total // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] % self.stride:
+            raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
+        return self.conv(F.pad(x, (self.pad_left, self.pad_right)))
+
+
+class ConvTranspose1d(nn.Module):
+    """x [B, C_in, T] -> [B, C_out, T * stride]."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        causal: bool = False,
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if kernel_size < stride:
+            raise ValueError(f"kernel_size ({kernel_size}) must be >= stride ({stride})")
+        conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride=stride)
+        self.conv = weight_norm(conv) if norm else conv
+        extra = kernel_size - stride
+        self.trim_right = extra if causal else extra // 2
+        self.trim_left = extra - self.trim_right
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        return y[..., self.trim_left : y.shape[-1] - self.trim_right]

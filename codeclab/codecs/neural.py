@@ -1,0 +1,222 @@
+"""NeuralCodec: encoder -> quantizer -> decoder, composed by injection and built from a typed config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
+from codeclab.codecs.modules.conv import mask_tail
+from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
+from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
+from codeclab.quantizers import (
+    QUANTIZERS,
+    Quantizer,
+    QuantizerOutput,
+    RVQConfig,
+    build_quantizer,
+    quantizer_config,
+)
+
+
+def quantizer_kind(config: Any) -> str:
+    """Registry name of a quantizer config instance ("rvq", "fsq", ...)."""
+    for kind, (config_cls, _) in QUANTIZERS.items():
+        if type(config) is config_cls:
+            return kind
+    raise ValueError(f"{type(config).__name__} is not a registered quantizer config")
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights."""
+
+    sample_rate: int = 16000
+    encoder: SEANetConfig = field(default_factory=SEANetConfig)
+    decoder: SEANetConfig = field(default_factory=SEANetConfig)
+    quantizer: Any = field(default_factory=RVQConfig)
+
+    def __post_init__(self) -> None:
+        enc, dec = self.encoder, self.decoder
+        if list(enc.ratios) != list(dec.ratios):
+            raise ValueError(f"encoder ratios {enc.ratios} and decoder ratios {dec.ratios} differ")
+        if enc.channels != dec.channels:
+            raise ValueError("encoder and decoder disagree on the number of audio channels")
+        if not enc.dimension == dec.dimension == self.quantizer.dim:
+            raise ValueError(
+                f"latent sizes differ: encoder {enc.dimension}, quantizer {self.quantizer.dim}, decoder {dec.dimension}"
+            )
+        if self.sample_rate < 1:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+
+    @property
+    def hop_length(self) -> int:
+        return self.encoder.hop_length
+
+    @property
+    def causal(self) -> bool:
+        return self.encoder.causal and self.decoder.causal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "encoder": asdict(self.encoder),
+            "decoder": asdict(self.decoder),
+            "quantizer": {"kind": quantizer_kind(self.quantizer), "params": asdict(self.quantizer)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        try:
+            quant = data["quantizer"]
+            return cls(
+                sample_rate=int(data["sample_rate"]),
+                encoder=SEANetConfig(**data["encoder"]),
+                decoder=SEANetConfig(**data["decoder"]),
+                quantizer=quantizer_config(quant["kind"], quant["params"]),
+            )
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"invalid codec config: {err}") from err
+
+
+@dataclass
+class CodecOutput:
+    """Training forward. audio: [B, C, T] reconstruction (zero past each length); quantizer: its output
+    (codes, losses, metrics); latent: [B, D, F] encoder output; lengths: [B] valid samples."""
+
+    audio: Tensor
+    quantizer: QuantizerOutput
+    latent: Tensor
+    lengths: Tensor
+
+
+class NeuralCodec(nn.Module, AudioCodec):
+    """Convolutional codec: wav [B, C, T] -> codes [B, n_q, ceil(T / hop)] -> wav [B, C, T]."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        quantizer: Quantizer,
+        decoder: nn.Module,
+        config: CodecConfig,
+        name: str = "codeclab-custom",
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.quantizer = quantizer
+        self.decoder = decoder
+        self.config = config
+        self.name = name
+        self.weights_sha256: str | None = None
+
+    @classmethod
+    def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
+        quantizer = build_quantizer(quantizer_kind(config.quantizer), asdict(config.quantizer))
+        return cls(SEANetEncoder(config.encoder), quantizer, SEANetDecoder(config.decoder), config, name)
+
+    # -- contract properties ------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.config.encoder.channels
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.quantizer.num_quantizers
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def causal(self) -> bool:
+        return self.config.causal
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- inference ------------------------------------------------------------------------------------
+    def _pad(self, wav: Tensor, lengths: Tensor, min_frames: int) -> tuple[Tensor, Tensor]:
+        """Zero each item past its length and pad to a whole number of frames (at least `min_frames`).
+        Returns (padded wav [B, C, F_max * hop], frames [B])."""
+        frames = self.frames_for(lengths)
+        total = max(int(frames.max()), min_frames) * self.hop_length
+        wav = mask_tail(wav, lengths)
+        wav = (
+            torch.nn.functional.pad(wav, (0, total - wav.shape[-1]))
+            if total > wav.shape[-1]
+            else wav[..., :total]
+        )
+        return wav, frames
+
+    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
+        """wav [B, C, T] float in [-1, 1] -> Encoded(codes [B, n_q, F] int64, lengths [B] frames)."""
+        wav, lengths = check_audio(wav, lengths, self.channels)
+        n_q = self.check_n_q(n_q)
+        device = self.device
+        wav, lengths = wav.to(device=device, dtype=torch.float32), lengths.to(device)
+        padded, frames = self._pad(wav, lengths, MIN_FRAMES)
+        with exact_numerics(device), torch.inference_mode(), parametrize.cached():
+            latent = self.encoder(padded, frames * self.hop_length)
+            codes = self.quantizer.encode(latent, n_q)
+        codes = codes[..., : int(frames.max())].clone()
+        codes = mask_tail(codes, frames)
+        return Encoded(codes, frames, lengths)
+
+    def decode(self, encoded: Encoded | Tensor) -> Tensor:
+        """Encoded or codes [B, n_q, F] -> wav [B, C, T'] (T' = longest item), zero past each length."""
+        encoded = as_encoded(encoded).to(self.device)
+        out_lengths = self.decode_lengths(encoded)
+        with torch.inference_mode(), parametrize.cached():
+            latent = self.quantizer.decode(encoded.codes)
+            wav = self.decoder(latent, encoded.lengths)
+        wav = wav[..., : int(out_lengths.max())]
+        return mask_tail(wav, out_lengths)
+
+    # -- training -------------------------------------------------------------------------------------
+    def forward(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> CodecOutput:
+        """Training pass: wav [B, C, T] -> CodecOutput (audio [B, C, T], quantizer losses and metrics)."""
+        wav, lengths = check_audio(wav, lengths, self.channels)
+        t = wav.shape[-1]
+        padded, frames = self._pad(wav, lengths, 1)
+        latent = self.encoder(padded, frames * self.hop_length)
+        mask = torch.arange(latent.shape[-1], device=latent.device)[None, :] < frames[:, None]
+        qout = self.quantizer(latent, n_q=n_q, mask=mask)
+        audio = self.decoder(qout.quantized, frames)[..., :t]
+        return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths)
+
+    @torch.no_grad()
+    def calibrate(self, wav: Tensor) -> None:
+        """Initialise the quantizer from the encoder's latents of wav [B, C, T] (k-means for codebooks),
+        as the first training batch does. Random-init presets are calibrated on a fixed synthetic signal
+        so that their codes vary with the input."""
+        wav, lengths = check_audio(wav, None, self.channels)
+        padded, frames = self._pad(wav.to(self.device), lengths.to(self.device), 1)
+        self.quantizer.initialize(self.encoder(padded, frames * self.hop_length))
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        return {
+            "encoder": count(self.encoder),
+            "quantizer": count(self.quantizer) + sum(b.numel() for b in self.quantizer.buffers()),
+            "decoder": count(self.decoder),
+        }
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.update(causal=self.causal, weights_sha256=self.weights_sha256)
+        return info

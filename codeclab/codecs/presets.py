@@ -1,0 +1,170 @@
+"""codeclab's own codec presets.
+
+Design rule: tokenizing a corpus runs only the encoder, so encoders are light (16-24 base filters, one
+residual unit per stage) and capacity sits in the decoder (Snake activations, three dilated residual
+units per stage). No trained weights are released yet: presets build with `random_init=True` or load
+weights you trained (`weights=DIR`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from codeclab.codecs.modules.seanet import SEANetConfig
+from codeclab.codecs.neural import CodecConfig, NeuralCodec
+from codeclab.codecs.registry import register_codec
+from codeclab.quantizers import FSQConfig, RVQConfig
+
+CODE_LICENCE = "Apache-2.0"
+NO_WEIGHTS = "n/a"
+
+
+def _encoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal: bool) -> SEANetConfig:
+    return SEANetConfig(
+        channels=channels,
+        dimension=dim,
+        n_filters=n_filters,
+        ratios=ratios,
+        n_residual_layers=1,
+        residual_kernel_size=3,
+        dilation_base=2,
+        activation="elu",
+        causal=causal,
+    )
+
+
+def _decoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal: bool) -> SEANetConfig:
+    return SEANetConfig(
+        channels=channels,
+        dimension=dim,
+        n_filters=n_filters,
+        ratios=ratios,
+        n_residual_layers=3,
+        residual_kernel_size=7,
+        dilation_base=3,
+        activation="snake",
+        causal=causal,
+    )
+
+
+def speech_16k() -> CodecConfig:
+    ratios = [2, 4, 5, 8]  # hop 320: 50 frames/s at 16 kHz
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 128, 16, ratios, causal=True),
+        decoder=_decoder(1, 128, 32, ratios, causal=True),
+        quantizer=RVQConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
+    )
+
+
+def audio_24k() -> CodecConfig:
+    ratios = [2, 4, 5, 8]  # hop 320: 75 frames/s at 24 kHz
+    return CodecConfig(
+        sample_rate=24000,
+        encoder=_encoder(1, 128, 24, ratios, causal=False),
+        decoder=_decoder(1, 128, 48, ratios, causal=False),
+        quantizer=RVQConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
+    )
+
+
+def fsq_16k() -> CodecConfig:
+    ratios = [2, 4, 5, 8]
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 128, 16, ratios, causal=True),
+        decoder=_decoder(1, 128, 32, ratios, causal=True),
+        quantizer=FSQConfig(dim=128, levels=[8, 8, 8, 5, 5, 5]),
+    )
+
+
+def tiny() -> CodecConfig:
+    ratios = [2, 4, 5, 8]
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 16, 4, ratios, causal=True),
+        decoder=SEANetConfig(channels=1, dimension=16, n_filters=4, ratios=ratios, causal=True),
+        quantizer=RVQConfig(dim=16, codebook_size=64, num_quantizers=4, quantizer_dropout=0.5),
+    )
+
+
+def build_preset(
+    name: str,
+    make_config: Callable[[], CodecConfig],
+    weights: str | None = None,
+    random_init: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> NeuralCodec:
+    """A preset codec: loaded from `weights` (a directory written by save_pretrained), or randomly
+    initialised when `random_init` is asked for: seeded (two builds with one seed are identical), with
+    codebooks k-means-calibrated on a fixed synthetic signal."""
+    from codeclab.codecs.pretrained import load_pretrained
+
+    if weights is not None:
+        codec = load_pretrained(weights, device=device)
+        expected = make_config().to_dict()
+        if codec.config.to_dict() != expected:
+            raise ValueError(f"{weights}: the saved config is not the {name} preset's config")
+        codec.name = name
+        return codec
+    if not random_init:
+        raise ValueError(
+            f"codec {name!r} has no released weights yet: pass weights=DIR (a directory written by "
+            "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec"
+        )
+    from codeclab.data.signals import calibration_signal
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        codec = NeuralCodec.from_config(make_config(), name=name)
+        # Random codebooks would sit far from the latents and give one code for every frame; k-means on a
+        # fixed synthetic signal gives codes that vary with the input, as after a first training step.
+        codec.calibrate(calibration_signal(codec.sample_rate, seed=seed)[None])
+    return codec.to(device).eval()
+
+
+def _preset(name: str, make_config: Callable[[], CodecConfig], description: str) -> None:
+    config = make_config()
+
+    def factory(weights: str | None = None, random_init: bool = False, device="cpu", seed: int = 0):
+        return build_preset(name, make_config, weights, random_init, device, seed)
+
+    register_codec(
+        name=name,
+        family="codeclab",
+        description=description,
+        sample_rate=config.sample_rate,
+        channels=config.encoder.channels,
+        frame_rate=config.sample_rate / config.hop_length,
+        num_codebooks=getattr(config.quantizer, "num_quantizers", 1),
+        codebook_size=_codebook_size(config),
+        source="codeclab",
+        code_licence=CODE_LICENCE,
+        weights_licence=NO_WEIGHTS,
+        causal=config.causal,
+        extra={"config": make_config},
+    )(factory)
+
+
+def _codebook_size(config: CodecConfig) -> int:
+    q = config.quantizer
+    if hasattr(q, "levels"):
+        size = 1
+        for level in q.levels:
+            size *= level
+        return size
+    return q.codebook_size
+
+
+_preset("codeclab-16k-speech", speech_16k, "16 kHz mono speech, causal, 50 Hz, RVQ 8 x 1024 (0.5-4 kbps)")
+_preset(
+    "codeclab-24k-audio",
+    audio_24k,
+    "24 kHz mono general audio, non-causal, 75 Hz, RVQ 8 x 1024 (0.75-6 kbps)",
+)
+_preset(
+    "codeclab-16k-fsq", fsq_16k, "16 kHz mono speech, causal, 50 Hz, one FSQ codebook of 64,000 (0.8 kbps)"
+)
+_preset("codeclab-tiny", tiny, "tiny 16 kHz causal codec (RVQ 4 x 64) for tests and pipeline smoke runs")

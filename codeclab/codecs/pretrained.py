@@ -1,0 +1,125 @@
+"""Weights on disk: `model.safetensors` + `config.json` (format version, config, sha256 of the weights).
+
+No pickle anywhere. The sha256 recorded at save time is checked on every load, so a truncated download or
+a swapped file fails loudly instead of producing wrong codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codeclab import __version__
+from codeclab.codecs.neural import CodecConfig, NeuralCodec
+
+FORMAT = "codeclab-codec"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_pretrained(codec: NeuralCodec, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write `codec` to `directory` (created if needed); returns the directory. Files are written
+    atomically, weights first, so an interrupted save never leaves a config pointing at bad weights."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    blob = save(state, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    atomic_write_bytes(directory / WEIGHTS_FILE, blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "codeclab_version": __version__,
+        "name": codec.name,
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": digest,
+        "config": codec.config.to_dict(),
+        **(extra or {}),
+    }
+    atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    codec.weights_sha256 = digest
+    return directory
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """Read and check `config.json` of a saved codec; errors name the file and the problem."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such file (a codec directory holds {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{path}: not a codeclab codec config (format {meta.get('format') if isinstance(meta, dict) else None!r})"
+        )
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format version {version!r} is newer than this codeclab ({__version__}) reads "
+            f"(up to {FORMAT_VERSION}); upgrade codeclab"
+        )
+    return meta
+
+
+def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> NeuralCodec:
+    """Rebuild a codec saved by `save_pretrained`, verifying the weights' sha256."""
+    from safetensors.torch import load
+
+    directory = Path(directory)
+    meta = read_config(directory)
+    weights_path = directory / meta.get("weights_file", WEIGHTS_FILE)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{weights_path}: weights file missing")
+    blob = weights_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    expected = meta.get("weights_sha256")
+    if digest != expected:
+        raise ValueError(
+            f"{weights_path}: sha256 mismatch (config.json expects {expected}, the file has {digest}); "
+            "the weights are corrupt or do not belong to this config"
+        )
+    config = CodecConfig.from_dict(meta["config"])
+    codec = NeuralCodec.from_config(config, name=meta.get("name", directory.name))
+    state = load(blob)
+    missing, unexpected = codec.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights_path}: weights do not match the config (missing {missing}, unexpected {unexpected})"
+        )
+    codec.weights_sha256 = digest
+    return codec.to(device).eval()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, reconstruction and token-LM benchmarks, probes, speed, reports."""

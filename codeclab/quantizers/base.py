@@ -1,0 +1,122 @@
+"""The quantizer contract shared by VQ, RVQ, FSQ and residual FSQ.
+
+Every quantizer maps a latent `z [B, D, T]` to integer codes `[B, n_q, T]` and back. `forward` is the
+training path (straight-through gradients, auxiliary losses, usage metrics); `encode` / `decode` are the
+inference path used by codecs and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class QuantizerOutput:
+    """Result of `Quantizer.forward`.
+
+    quantized: [B, D, T] quantized latent (straight-through: gradients flow to the input).
+    codes: [B, n_q, T] int64; stages dropped by quantizer dropout hold -1 (training only).
+    losses: named scalar losses, already weighted: their sum is the quantizer's training loss.
+    metrics: `usage` [n_q] (fraction of codes used in the batch), `perplexity` [n_q], and others.
+    """
+
+    quantized: Tensor
+    codes: Tensor
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> Tensor:
+        """Sum of `losses` (0 when there are none)."""
+        total = self.quantized.new_zeros(())
+        for value in self.losses.values():
+            total = total + value
+        return total
+
+
+class Quantizer(nn.Module, ABC):
+    """Contract: `z [B, D, T]` -> codes `[B, n_q, T]` -> `[B, D, T]`."""
+
+    dim: int
+    num_quantizers: int
+    codebook_size: int
+
+    @abstractmethod
+    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+        """Quantize `z [B, D, T]`; `mask [B, T]` (bool, True = valid frame) limits statistics and losses."""
+
+    @abstractmethod
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        """`z [B, D, T]` -> codes `[B, n_q, T]` int64 (the first `n_q` stages; all by default)."""
+
+    @abstractmethod
+    def decode(self, codes: Tensor) -> Tensor:
+        """codes `[B, n_q, T]` (any `n_q` up to `num_quantizers`) -> `[B, D, T]`."""
+
+    @torch.no_grad()
+    def initialize(self, z: Tensor) -> None:
+        """Data-dependent initialisation from latents z [B, D, T] (k-means for codebooks); no-op for
+        quantizers without learned codebooks."""
+
+    @property
+    def bits_per_code(self) -> float:
+        return math.log2(self.codebook_size)
+
+    def check_n_q(self, n_q: int | None) -> int:
+        """Resolve `n_q` (None = all stages) and raise a clear error when it is out of range."""
+        if n_q is None:
+            return self.num_quantizers
+        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_quantizers:
+            raise ValueError(f"n_q must be an integer from 1 to {self.num_quantizers}, got {n_q!r}")
+        return n_q
+
+    def check_latent(self, z: Tensor) -> None:
+        if z.ndim != 3 or z.shape[1] != self.dim:
+            raise ValueError(f"expected a latent of shape [B, {self.dim}, T], got {tuple(z.shape)}")
+
+    def check_codes(self, codes: Tensor) -> None:
+        if codes.ndim != 3:
+            raise ValueError(f"expected codes of shape [B, n_q, T], got {tuple(codes.shape)}")
+        if codes.dtype.is_floating_point or codes.dtype == torch.bool:
+            raise ValueError(f"codes must be integers, got {codes.dtype}")
+        if not 1 <= codes.shape[1] <= self.num_quantizers:
+            raise ValueError(
+                f"codes have {codes.shape[1]} codebooks; this quantizer has {self.num_quantizers}"
+            )
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(
+                f"codes must lie in [0, {self.codebook_size}), got values in "
+                f"[{int(codes.min())}, {int(codes.max())}]"
+            )
+
+
+def codebook_metrics(codes: Tensor, codebook_size: int, valid: Tensor | None = None) -> dict[str, Tensor]:
+    """Per-codebook usage and perplexity of a batch of codes.
+
+    codes: [B, n_q, T] int64 (negative entries, from dropped stages, are ignored).
+    valid: optional [B, T] bool mask of frames to count.
+    Returns `usage` [n_q] (fraction of the codebook used) and `perplexity` [n_q] (exp of the entropy of
+    the code histogram; equals codebook_size when use is uniform).
+    """
+    n_q = codes.shape[1]
+    usage = torch.zeros(n_q, device=codes.device)
+    perplexity = torch.zeros(n_q, device=codes.device)
+    for q in range(n_q):
+        stage = codes[:, q]
+        keep = stage >= 0
+        if valid is not None:
+            keep = keep & valid
+        stage = stage[keep]
+        if stage.numel() == 0:
+            continue
+        counts = torch.bincount(stage, minlength=codebook_size).float()
+        probs = counts / counts.sum()
+        usage[q] = (counts > 0).float().mean()
+        entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum()
+        perplexity[q] = entropy.exp()
+    return {"usage": usage, "perplexity": perplexity}

@@ -1,0 +1,167 @@
+"""Finite scalar quantization, single and residual, behind the codeclab `Quantizer` contract.
+
+Paper: "Finite Scalar Quantization: VQ-VAE Made Simple", https://arxiv.org/abs/2309.15505; residual FSQ as
+in vector-quantize-pytorch's ResidualFSQ. Both wrap vector-quantize-pytorch, which does FSQ well; this file
+only adapts layouts ([B, D, T] <-> [B, T, D]), n_q selection and the output type.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
+
+
+def _check_levels(levels: list[int]) -> None:
+    if not levels or any(int(level) < 3 for level in levels):
+        raise ValueError(f"FSQ levels must be a non-empty list of integers >= 3, got {levels}")
+
+
+@dataclass
+class FSQConfig:
+    """dim: input dimension D (projected to len(levels) dimensions); levels: quantization levels per
+    dimension; the codebook size is their product."""
+
+    dim: int = 128
+    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+
+    def __post_init__(self) -> None:
+        _check_levels(self.levels)
+
+
+@dataclass
+class ResidualFSQConfig(FSQConfig):
+    num_quantizers: int = 4
+    quantizer_dropout: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_quantizers < 1:
+            raise ValueError(f"num_quantizers must be >= 1, got {self.num_quantizers}")
+
+
+@torch.no_grad()
+def standardize_projection(project_in: torch.nn.Module, z: Tensor) -> None:
+    """Data-dependent init (as ActNorm): rescale a Linear projection so that its outputs on rows of
+    z [B, D, T] have zero mean and unit variance per dimension, spreading them over the FSQ levels."""
+    if not isinstance(project_in, torch.nn.Linear):
+        return  # no projection to rescale (dim == number of levels)
+    h = project_in(rearrange(z, "b d t -> (b t) d").float())
+    mean, std = h.mean(0), h.std(0).clamp_min(1e-5)
+    project_in.weight.div_(std[:, None])
+    if project_in.bias is not None:
+        project_in.bias.sub_(mean).div_(std)
+
+
+def _require_vq_pytorch():
+    try:
+        import vector_quantize_pytorch
+    except ImportError as err:  # pragma: no cover - a core dependency
+        raise ImportError("FSQ needs vector-quantize-pytorch: pip install vector-quantize-pytorch") from err
+    return vector_quantize_pytorch
+
+
+class FSQ(Quantizer):
+    """z [B, D, T] -> codes [B, 1, T] in [0, prod(levels))."""
+
+    def __init__(self, config: FSQConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        config = config if config is not None else FSQConfig(**kwargs)
+        self.config = config
+        vqp = _require_vq_pytorch()
+        self.fsq = vqp.FSQ(levels=list(config.levels), dim=config.dim)
+        self.dim = config.dim
+        self.num_quantizers = 1
+        self.codebook_size = math.prod(config.levels)
+
+    def initialize(self, z: Tensor) -> None:
+        self.check_latent(z)
+        standardize_projection(self.fsq.project_in, z)
+
+    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+        self.check_latent(z)
+        self.check_n_q(n_q)
+        out, indices = self.fsq(rearrange(z, "b d t -> b t d"))
+        codes = rearrange(indices.long(), "b t -> b 1 t")
+        return QuantizerOutput(
+            rearrange(out, "b t d -> b d t"), codes, {}, codebook_metrics(codes, self.codebook_size, mask)
+        )
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        self.check_latent(z)
+        self.check_n_q(n_q)
+        _, indices = self.fsq(rearrange(z, "b d t -> b t d"))
+        return rearrange(indices.long(), "b t -> b 1 t")
+
+    def decode(self, codes: Tensor) -> Tensor:
+        self.check_codes(codes)
+        out = self.fsq.indices_to_codes(codes[:, 0])
+        return rearrange(out, "b t d -> b d t")
+
+
+class ResidualFSQ(Quantizer):
+    """z [B, D, T] -> codes [B, n_q, T]: `num_quantizers` FSQ stages at shrinking scales."""
+
+    def __init__(self, config: ResidualFSQConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        config = config if config is not None else ResidualFSQConfig(**kwargs)
+        self.config = config
+        vqp = _require_vq_pytorch()
+        self.rfsq = vqp.ResidualFSQ(
+            levels=list(config.levels),
+            num_quantizers=config.num_quantizers,
+            dim=config.dim,
+            quantize_dropout=config.quantizer_dropout,
+        )
+        self.dim = config.dim
+        self.num_quantizers = config.num_quantizers
+        self.codebook_size = math.prod(config.levels)
+
+    def initialize(self, z: Tensor) -> None:
+        self.check_latent(z)
+        standardize_projection(self.rfsq.project_in, z)
+
+    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+        self.check_latent(z)
+        n_q = self.check_n_q(n_q)
+        if n_q < self.num_quantizers and not self.training:
+            codes = self.encode(z, n_q)
+            return QuantizerOutput(
+                self.decode(codes), codes, {}, codebook_metrics(codes, self.codebook_size, mask)
+            )
+        out, indices = self.rfsq(rearrange(z, "b d t -> b t d"))
+        codes = rearrange(indices.long(), "b t q -> b q t")
+        return QuantizerOutput(
+            rearrange(out, "b t d -> b d t"), codes, {}, codebook_metrics(codes, self.codebook_size, mask)
+        )
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        self.check_latent(z)
+        n_q = self.check_n_q(n_q)
+        was_training = self.rfsq.training
+        self.rfsq.eval()  # no quantizer dropout while encoding
+        try:
+            _, indices = self.rfsq(rearrange(z, "b d t -> b t d"))
+        finally:
+            self.rfsq.train(was_training)
+        # Stages are sequential: the first n_q codes of a full pass are the codes of an n_q-stage pass.
+        return rearrange(indices.long(), "b t q -> b q t")[:, :n_q]
+
+    def decode(self, codes: Tensor) -> Tensor:
+        self.check_codes(codes)
+        n_q = codes.shape[1]
+        total = 0.0
+        # Sum the scaled implicit codebook entries of the stages present (vector-quantize-pytorch's own
+        # get_output_from_indices accepts fewer stages only when quantizer dropout was enabled).
+        for q in range(n_q):
+            layer = self.rfsq.layers[q]
+            total = total + layer.implicit_codebook[codes[:, q]] * self.rfsq.scales[q]
+        out = self.rfsq.project_out(total)
+        return rearrange(out, "b t d -> b d t")

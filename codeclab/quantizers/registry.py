@@ -1,0 +1,47 @@
+"""Quantizers by name: a config dataclass and a class per kind, so codec configs can name them in JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+from codeclab.quantizers.base import Quantizer
+from codeclab.quantizers.fsq import FSQ, FSQConfig, ResidualFSQ, ResidualFSQConfig
+from codeclab.quantizers.rvq import ResidualVQ, RVQConfig
+from codeclab.quantizers.vq import VectorQuantizer, VQConfig
+
+QUANTIZERS: dict[str, tuple[type, type[Quantizer]]] = {}
+
+
+def register_quantizer(kind: str, config_cls: type, quantizer_cls: type[Quantizer]) -> None:
+    if kind in QUANTIZERS:
+        raise ValueError(f"quantizer kind {kind!r} is already registered")
+    QUANTIZERS[kind] = (config_cls, quantizer_cls)
+
+
+register_quantizer("vq", VQConfig, VectorQuantizer)
+register_quantizer("rvq", RVQConfig, ResidualVQ)
+register_quantizer("fsq", FSQConfig, FSQ)
+register_quantizer("rfsq", ResidualFSQConfig, ResidualFSQ)
+
+
+def quantizer_config(kind: str, params: dict[str, Any]):
+    """Typed config for `kind` from a plain dict (as stored in config.json); unknown keys are an error."""
+    if kind not in QUANTIZERS:
+        raise ValueError(f"unknown quantizer kind {kind!r}; known: {', '.join(sorted(QUANTIZERS))}")
+    config_cls, _ = QUANTIZERS[kind]
+    known = {f.name for f in fields(config_cls)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"unknown {kind} quantizer settings: {', '.join(sorted(unknown))}")
+    return config_cls(**params)
+
+
+def build_quantizer(kind: str, params: dict[str, Any]) -> Quantizer:
+    _, quantizer_cls = QUANTIZERS.get(kind, (None, None))
+    config = quantizer_config(kind, params)
+    return quantizer_cls(config)
+
+
+def config_params(config) -> dict[str, Any]:
+    return asdict(config)

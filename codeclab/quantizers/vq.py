@@ -1,0 +1,222 @@
+"""Vector quantizer: Euclidean nearest code with EMA or learned codebooks.
+
+Paper: "Neural Discrete Representation Learning" (VQ-VAE), https://arxiv.org/abs/1711.00937.
+EMA updates, k-means initialisation and dead-code replacement follow SoundStream / EnCodec
+(https://arxiv.org/abs/2107.03312, https://arxiv.org/abs/2210.13438); factorized low-dimensional codes with
+l2-normalised lookup follow DAC / "Improved VQGAN" (https://arxiv.org/abs/2306.06546,
+https://arxiv.org/abs/2110.04627).
+
+Why this file owns its codebook logic instead of wrapping vector-quantize-pytorch's VectorQuantize: the
+codebook search and the EMA statistics are exactly what the fused kernels of `codeclab.cuda_ext` replace
+(they assign codes and accumulate counts and sums without an N x K matrix), so they have to run through
+`codeclab.quantizers.search`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
+from codeclab.quantizers.distributed import all_reduce_sum, broadcast
+from codeclab.quantizers.kmeans import kmeans, sample_rows
+from codeclab.quantizers.search import assign_stats, nearest_code
+
+
+@dataclass
+class VQConfig:
+    """One codebook stage.
+
+    dim: input dimension D. codebook_size: K. codebook_dim: factorized code dimension (DAC: 8); None
+    means D, no projection. l2norm: cosine lookup (both sides l2-normalised). ema: EMA codebook updates
+    (EnCodec) instead of a codebook learned by a codebook loss (DAC). dead_code_threshold: codes whose
+    EMA use count falls below it are replaced by vectors of the current batch (0 disables).
+    """
+
+    dim: int = 128
+    codebook_size: int = 1024
+    codebook_dim: int | None = None
+    l2norm: bool = False
+    ema: bool = True
+    decay: float = 0.99
+    epsilon: float = 1e-5
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
+    dead_code_threshold: float = 2.0
+    commitment_weight: float = 1.0
+    codebook_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.codebook_size < 2:
+            raise ValueError(f"need dim >= 1 and codebook_size >= 2, got {self.dim} and {self.codebook_size}")
+        if self.codebook_dim is not None and self.codebook_dim < 1:
+            raise ValueError(f"codebook_dim must be positive, got {self.codebook_dim}")
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"decay must lie in [0, 1), got {self.decay}")
+
+
+@dataclass
+class StageResult:
+    """One stage applied to rows. quantized [N, D] (straight-through in training), codes [N]."""
+
+    quantized: Tensor
+    codes: Tensor
+    commitment: Tensor
+    codebook: Tensor
+
+
+def _masked_mse(a: Tensor, b: Tensor, valid: Tensor | None) -> Tensor:
+    if valid is not None:
+        a, b = a[valid], b[valid]
+    if a.numel() == 0:
+        return a.new_zeros(())
+    return F.mse_loss(a, b)
+
+
+class VectorQuantizer(Quantizer):
+    """A single codebook. As a `Quantizer` it maps [B, D, T] to codes [B, 1, T]."""
+
+    def __init__(self, config: VQConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        config = config if config is not None else VQConfig(**kwargs)
+        self.config = config
+        self.dim = config.dim
+        self.num_quantizers = 1
+        self.codebook_size = config.codebook_size
+        self.code_dim = config.codebook_dim or config.dim
+        self.factorized = self.code_dim != config.dim
+        self.in_proj: nn.Module = nn.Linear(config.dim, self.code_dim) if self.factorized else nn.Identity()
+        self.out_proj: nn.Module = nn.Linear(self.code_dim, config.dim) if self.factorized else nn.Identity()
+
+        init = torch.randn(config.codebook_size, self.code_dim)
+        if config.l2norm:
+            init = F.normalize(init, dim=-1)
+        if config.ema:
+            self.register_buffer("codebook", init)
+            self.register_buffer("embed_sum", init.clone())
+        else:
+            self.codebook = nn.Parameter(init)
+        # EMA of how often each code is chosen; drives dead-code replacement in both modes.
+        self.register_buffer("cluster_size", torch.ones(config.codebook_size))
+        self.register_buffer("initted", torch.tensor(not config.kmeans_init))
+
+    # -- lookup ------------------------------------------------------------------------------------
+    def effective_codebook(self) -> Tensor:
+        """[K, code_dim]: the vectors codes are matched against (l2-normalised when `l2norm`)."""
+        cb = self.codebook
+        return F.normalize(cb, dim=-1) if self.config.l2norm else cb
+
+    def project(self, x: Tensor) -> Tensor:
+        """Rows [N, D] -> lookup space [N, code_dim]."""
+        x = self.in_proj(x)
+        return F.normalize(x, dim=-1) if self.config.l2norm else x
+
+    def lookup(self, x_low: Tensor) -> Tensor:
+        """Rows in lookup space [N, code_dim] -> codes [N]."""
+        return nearest_code(x_low.detach(), self.effective_codebook().detach())
+
+    def embed(self, codes: Tensor) -> Tensor:
+        """codes [N] -> [N, D] (the stage's output for those codes)."""
+        return self.out_proj(F.embedding(codes, self.effective_codebook()))
+
+    # -- training-time codebook maintenance ---------------------------------------------------------
+    @torch.no_grad()
+    def _kmeans_init(self, x_low: Tensor) -> None:
+        centroids, counts = kmeans(x_low, self.codebook_size, self.config.kmeans_iters, self.config.l2norm)
+        broadcast(centroids)
+        broadcast(counts)
+        self.codebook.data.copy_(centroids)
+        self.cluster_size.copy_(counts)
+        if self.config.ema:
+            self.embed_sum.copy_(centroids * counts[:, None])
+        self.initted.fill_(True)
+
+    @torch.no_grad()
+    def _update(self, x_low: Tensor) -> None:
+        """EMA statistics (and, with `ema`, the codebook) from valid rows x_low [N, code_dim]."""
+        cfg = self.config
+        _, counts, sums = assign_stats(x_low.float(), self.effective_codebook().float())
+        all_reduce_sum(counts)
+        self.cluster_size.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
+        if cfg.ema:
+            all_reduce_sum(sums)
+            self.embed_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
+            total = self.cluster_size.sum()
+            smoothed = (self.cluster_size + cfg.epsilon) / (total + self.codebook_size * cfg.epsilon) * total
+            self.codebook.copy_(self.embed_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def _replace_dead_codes(self, x_low: Tensor) -> None:
+        threshold = self.config.dead_code_threshold
+        if threshold <= 0 or x_low.shape[0] == 0:
+            return
+        dead = self.cluster_size < threshold
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return
+        fresh = sample_rows(x_low.float(), n_dead).contiguous()
+        broadcast(fresh)
+        self.codebook.data[dead] = fresh
+        self.cluster_size[dead] = threshold
+        if self.config.ema:
+            self.embed_sum[dead] = fresh * threshold
+
+    @torch.no_grad()
+    def initialize(self, z: Tensor) -> None:
+        """k-means initialisation of the codebook from latents z [B, D, T]."""
+        self.check_latent(z)
+        self._kmeans_init(self.project(rearrange(z, "b d t -> (b t) d")))
+
+    # -- rows -------------------------------------------------------------------------------------
+    def quantize_rows(self, x: Tensor, valid: Tensor | None = None) -> StageResult:
+        """Quantize rows x [N, D]; `valid` [N] bool selects rows for statistics and losses."""
+        x_low = self.project(x)
+        if self.training:
+            # EnCodec's order: initialise, then replace codes that died in earlier steps, then look up.
+            rows = x_low.detach() if valid is None else x_low.detach()[valid]
+            if not bool(self.initted) and rows.shape[0] > 0:
+                self._kmeans_init(rows)
+            self._replace_dead_codes(rows)
+        codes = self.lookup(x_low)
+        q_low = F.embedding(codes, self.effective_codebook())
+        commitment = _masked_mse(x_low, q_low.detach(), valid) * self.config.commitment_weight
+        if self.config.ema:
+            codebook_loss = x.new_zeros(())
+        else:
+            codebook_loss = _masked_mse(q_low, x_low.detach(), valid) * self.config.codebook_weight
+        if self.training:
+            self._update(rows)
+            q_low = x_low + (q_low - x_low).detach()  # straight-through estimator
+        return StageResult(self.out_proj(q_low), codes, commitment, codebook_loss)
+
+    # -- Quantizer contract -----------------------------------------------------------------------
+    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+        self.check_latent(z)
+        self.check_n_q(n_q)
+        b, _, t = z.shape
+        rows = rearrange(z, "b d t -> (b t) d")
+        valid = None if mask is None else rearrange(mask, "b t -> (b t)")
+        res = self.quantize_rows(rows, valid)
+        quantized = rearrange(res.quantized, "(b t) d -> b d t", b=b, t=t)
+        codes = rearrange(res.codes, "(b t) -> b 1 t", b=b, t=t)
+        losses = {"commitment": res.commitment}
+        if not self.config.ema:
+            losses["codebook"] = res.codebook
+        return QuantizerOutput(quantized, codes, losses, codebook_metrics(codes, self.codebook_size, mask))
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:
+        self.check_latent(z)
+        self.check_n_q(n_q)
+        b, _, t = z.shape
+        codes = self.lookup(self.project(rearrange(z, "b d t -> (b t) d")))
+        return rearrange(codes, "(b t) -> b 1 t", b=b, t=t)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        self.check_codes(codes)
+        b, _, t = codes.shape
+        return rearrange(self.embed(codes[:, 0].reshape(-1)), "(b t) d -> b d t", b=b, t=t)

@@ -1,0 +1,43 @@
+import json
+
+from typer.testing import CliRunner
+
+from codeclab.cli.app import app
+
+runner = CliRunner()
+
+
+def test_list_json():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["codeclab-16k-speech"]["frame_rate"] == 50.0
+    assert rows["codeclab-16k-speech"]["bitrates"][-1] == 4000.0
+
+
+def test_list_table():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    assert "codeclab-16k-speech" in result.output
+
+
+def test_info_shows_parameters_and_licence():
+    result = runner.invoke(app, ["info", "codeclab-16k-speech"])
+    assert result.exit_code == 0, result.output
+    for text in ("50 frames/s", "8 x 1024", "parameters", "Apache-2.0", "4.00 kbps"):
+        assert text in result.output
+
+
+def test_info_unknown_codec_fails_cleanly():
+    result = runner.invoke(app, ["info", "nope"])
+    assert result.exit_code == 2
+    assert "unknown codec" in result.output
+
+
+def test_demo_writes_audio(tmp_path):
+    result = runner.invoke(
+        app, ["demo", "--out", str(tmp_path), "--codec", "codeclab-tiny", "--seconds", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "input.wav").is_file() and (tmp_path / "output.wav").is_file()
+    assert "(1, 4, 50)" in result.output

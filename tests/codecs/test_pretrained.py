@@ -1,0 +1,64 @@
+import json
+
+import pytest
+import torch
+
+import codeclab
+from codeclab.codecs import load_pretrained, save_pretrained
+from codeclab.codecs.pretrained import FORMAT_VERSION
+
+
+def test_save_load_round_trip_gives_identical_codes(tmp_path, speech_codec):
+    save_pretrained(speech_codec, tmp_path / "codec")
+    meta = json.loads((tmp_path / "codec" / "config.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION and len(meta["weights_sha256"]) == 64
+    loaded = codeclab.load_codec(tmp_path / "codec")
+    wav = torch.randn(2, 1, 7777) * 0.2
+    assert torch.equal(loaded.encode(wav).codes, speech_codec.encode(wav).codes)
+    assert loaded.weights_sha256 == meta["weights_sha256"]
+    assert torch.equal(loaded.decode(loaded.encode(wav)), speech_codec.decode(speech_codec.encode(wav)))
+
+
+def test_trained_state_survives(tmp_path, tiny_codec):
+    from codeclab.codecs import NeuralCodec
+
+    codec = NeuralCodec.from_config(tiny_codec.config).train()
+    codec(torch.randn(2, 1, 4000) * 0.2)  # k-means init changes codebooks and buffers
+    codec.eval()
+    save_pretrained(codec, tmp_path)
+    loaded = load_pretrained(tmp_path)
+    assert bool(loaded.quantizer.layers[0].initted)
+    wav = torch.randn(1, 1, 3000) * 0.2
+    assert torch.equal(loaded.encode(wav).codes, codec.encode(wav).codes)
+
+
+def test_sha256_mismatch_is_a_clear_error(tmp_path, tiny_codec):
+    save_pretrained(tiny_codec, tmp_path)
+    weights = tmp_path / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        load_pretrained(tmp_path)
+
+
+def test_newer_format_and_missing_files(tmp_path, tiny_codec):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_pretrained(tmp_path)
+    save_pretrained(tiny_codec, tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["format_version"] = FORMAT_VERSION + 1
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="newer"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_pretrained(tmp_path)
+
+
+def test_preset_weights_must_match_the_preset(tmp_path, tiny_codec):
+    save_pretrained(tiny_codec, tmp_path)
+    loaded = codeclab.load_codec("codeclab-tiny", weights=tmp_path)
+    assert loaded.name == "codeclab-tiny"
+    with pytest.raises(ValueError, match="not the codeclab-16k-speech preset"):
+        codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)

@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_codec():
+    import codeclab
+
+    return codeclab.load_codec("codeclab-tiny", random_init=True)
+
+
+@pytest.fixture(scope="session")
+def speech_codec():
+    import codeclab
+
+    return codeclab.load_codec("codeclab-16k-speech", random_init=True)
