@@ -15,6 +15,7 @@ _LAZY = {
     "codec_info": "codeclab.codecs.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
+    "TokenStore": "codeclab.data.token_store",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -22,6 +23,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from codeclab.codecs.base import AudioCodec, Encoded  # noqa: F401
     from codeclab.codecs.loading import codec_info, list_codecs, load_codec  # noqa: F401
+    from codeclab.data.token_store import TokenStore  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

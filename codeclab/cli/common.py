@@ -22,3 +22,15 @@ def fail(message: str, code: int = 2) -> None:
 
 def format_bitrate(bps: float) -> str:
     return f"{bps / 1000:.2f} kbps" if bps >= 1000 else f"{bps:.0f} bps"
+
+
+def setup_logging(level: int = 20) -> None:
+    """Route codeclab's log messages through rich on stderr (INFO by default)."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("codeclab")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=err_console, show_path=False, show_time=False))
+    logger.setLevel(level)

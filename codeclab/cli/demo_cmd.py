@@ -1,4 +1,5 @@
-"""`codeclab demo`: encode and decode a generated test signal with the default preset, offline."""
+"""`codeclab demo`: the main jobs on generated audio, offline: encode/decode a test signal, write a .clab
+bitstream, and tokenize a small generated corpus into a token store."""
 
 from __future__ import annotations
 
@@ -16,38 +17,65 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
+def _write_corpus(root: Path, clips: int, sample_rates: tuple[int, ...] = (16000, 44100, 48000)) -> float:
+    import soundfile as sf
+
+    from codeclab.data.signals import test_signal
+
+    root.mkdir(parents=True, exist_ok=True)
+    total = 0.0
+    for i in range(clips):
+        sr = sample_rates[i % len(sample_rates)]
+        seconds = 2.0 + (i * 1.7) % 6
+        sf.write(
+            root / f"clip{i:03d}.{'flac' if i % 2 else 'wav'}",
+            test_signal(seconds, sr, seed=i).numpy()[0],
+            sr,
+        )
+        total += seconds
+    return total
+
+
 def demo_command(
-    out: Path = typer.Option(Path("demo-out"), help="Directory for input.wav and output.wav."),
+    out: Path = typer.Option(Path("demo-out"), help="Directory for the demo's outputs."),
     codec_name: str = typer.Option(DEFAULT_CODEC, "--codec", help="Codec name or saved directory."),
     seconds: float = typer.Option(4.0, help="Length of the generated test signal."),
+    clips: int = typer.Option(12, help="Clips in the generated corpus."),
 ) -> None:
-    """Encode and decode a generated test signal; print codes shape, frame rate and bitrate."""
-    import soundfile as sf
+    """Encode/decode a test signal, write a .clab file and tokenize a generated corpus."""
+    import shutil
+
     import torch
 
-    from codeclab.codecs.loading import load_codec
     from codeclab.codecs.registry import entries
+    from codeclab.codecs.spec import CodecSpec
+    from codeclab.data.audio import write_audio
+    from codeclab.data.clab_io import encode_file
     from codeclab.data.signals import test_signal
+    from codeclab.data.token_store import TokenStore
+    from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
 
     registered = entries().get(codec_name)
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None
-    codec = load_codec(codec_name, random_init=random_init)
+    spec = CodecSpec(codec_name, random_init=random_init)
+    codec = spec.load()
     note = (
         " [yellow](random init: no trained weights released yet; the output is not meant to sound right)[/]"
     )
     console.print(f"codec [bold]{codec_name}[/]" + (note if random_init else ""))
+    out.mkdir(parents=True, exist_ok=True)
 
+    # 1. encode and decode one signal
     wav = test_signal(seconds, codec.sample_rate)[None]  # [1, 1, T]
     start = time.perf_counter()
     encoded = codec.encode(wav)
     encode_s = time.perf_counter() - start
     decoded = codec.decode(encoded)
-
-    out.mkdir(parents=True, exist_ok=True)
-    sf.write(out / "input.wav", wav[0, 0].numpy(), codec.sample_rate)
-    sf.write(out / "output.wav", decoded[0, 0].clamp(-1, 1).numpy(), codec.sample_rate)
-
-    console.print(f"input: {seconds:g} s at {codec.sample_rate} Hz -> {out / 'input.wav'}")
+    write_audio(out / "input.wav", wav[0].numpy(), codec.sample_rate)
+    write_audio(out / "output.wav", decoded[0].numpy(), codec.sample_rate)
+    console.print(
+        f"\n[bold]1. encode / decode[/] {seconds:g} s at {codec.sample_rate} Hz -> {out / 'input.wav'}, {out / 'output.wav'}"
+    )
     console.print(
         f"codes: shape {tuple(encoded.codes.shape)} \\[batch, codebooks, frames], dtype {encoded.codes.dtype}"
     )
@@ -57,4 +85,28 @@ def demo_command(
     )
     console.print(f"bitrate: {rates}")
     console.print(f"encode: {seconds / encode_s:.1f}x real time on {torch.get_num_threads()} CPU threads")
-    console.print(f"decoded: shape {tuple(decoded.shape)} -> {out / 'output.wav'}")
+
+    # 2. a .clab bitstream
+    size, clip_s, n_q, _ = encode_file(out / "input.wav", out / "input.clab", spec)
+    console.print(
+        f"\n[bold]2. bitstream[/] {out / 'input.clab'}: {size} bytes for {clip_s:.1f} s with {n_q} codebooks "
+        f"({size * 8 / clip_s / 1000:.2f} kbps on disk, nominal {format_bitrate(codec.bitrate(n_q))})"
+    )
+
+    # 3. tokenize a corpus
+    corpus, store = out / "corpus", out / "tokens"
+    shutil.rmtree(store, ignore_errors=True)
+    audio_s = _write_corpus(corpus, clips)
+    report = tokenize_corpus(TokenizeOptions(inputs=[str(corpus)], out=store, codec=spec, workers=1))
+    tokens = TokenStore(store)
+    first = tokens[tokens.ids()[0]]
+    console.print(
+        f"\n[bold]3. tokenize[/] {clips} clips ({audio_s:.0f} s, WAV/FLAC at 16/44.1/48 kHz) -> {store}"
+    )
+    console.print(
+        f"{report.tokenized} tokenized, {report.failed} failed, {report.realtime_factor:.1f}x real time "
+        f"(including worker start-up); {first.id}: codes {first.codes.shape} {first.codes.dtype}"
+    )
+    console.print(
+        f"read it back: python -c \"import codeclab; s = codeclab.TokenStore('{store}'); print(len(s), s.ids()[:3])\""
+    )

@@ -169,6 +169,12 @@ class AudioCodec(ABC):
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
         """Encoded (or codes [B, n_q, F]) -> wav [B, C, T'], zero past each item's length."""
 
+    def encoder_context(self) -> tuple[int, int] | None:
+        """Samples (before, after) of input that one frame's codes depend on, when bounded; None when
+        not known. A known context lets long files be encoded in chunks with exactly the codes of a
+        whole pass (`codeclab.codecs.chunked`)."""
+        return None
+
     def decode_lengths(self, encoded: Encoded) -> Tensor:
         """Samples of each decoded item: its input length when known, else frames x hop."""
         if encoded.audio_lengths is not None:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
-from codeclab.codecs.modules.conv import mask_tail
+from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from codeclab.quantizers import (
@@ -146,6 +146,9 @@ class NeuralCodec(nn.Module, AudioCodec):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def encoder_context(self) -> tuple[int, int] | None:
+        return receptive_field(self.encoder)
 
     # -- inference ------------------------------------------------------------------------------------
     def _pad(self, wav: Tensor, lengths: Tensor, min_frames: int) -> tuple[Tensor, Tensor]:

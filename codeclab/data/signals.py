@@ -27,9 +27,12 @@ def test_signal(seconds: float = 4.0, sample_rate: int = 16000, seed: int = 0) -
     chirp_f = 300 + (sample_rate / 2 - 1500) * (t / t[-1])
     signal += 0.12 * torch.sin(2 * math.pi * torch.cumsum(chirp_f, 0) / sample_rate)
     noise = torch.randn(n, generator=gen, dtype=torch.float64)
-    for start in torch.arange(0.25, seconds, 0.9):
-        a, b = int(start * sample_rate), int((start + 0.08) * sample_rate)
-        signal[a:b] += 0.3 * noise[a:b] * torch.hann_window(b - a, dtype=torch.float64)[: max(b - a, 0)]
+    start = 0.25
+    while start < seconds:
+        a, b = int(start * sample_rate), min(int((start + 0.08) * sample_rate), n)
+        if b - a > 1:
+            signal[a:b] += 0.3 * noise[a:b] * torch.hann_window(b - a, dtype=torch.float64)
+        start += 0.9
     signal = signal / signal.abs().max() * 0.9
     return signal.float()[None]
 

@@ -36,8 +36,12 @@ def test_info_unknown_codec_fails_cleanly():
 
 def test_demo_writes_audio(tmp_path):
     result = runner.invoke(
-        app, ["demo", "--out", str(tmp_path), "--codec", "codeclab-tiny", "--seconds", "1"]
+        app, ["demo", "--out", str(tmp_path), "--codec", "codeclab-tiny", "--seconds", "1", "--clips", "12"]
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "input.wav").is_file() and (tmp_path / "output.wav").is_file()
     assert "(1, 4, 50)" in result.output
+    assert (tmp_path / "input.clab").is_file()
+    import codeclab
+
+    assert len(codeclab.TokenStore(tmp_path / "tokens")) == 12

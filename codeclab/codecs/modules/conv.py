@@ -46,6 +46,7 @@ class Conv1d(nn.Module):
         conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
         self.conv = weight_norm(conv) if norm else conv
         self.stride = stride
+        self.span = dilation * (kernel_size - 1)  # input steps one output reads, minus one
         total = dilation * (kernel_size - 1) + 1 - stride
         self.pad_left = total if causal else total - total // 2
         self.pad_right = 0 if causal else total // 2
@@ -80,3 +81,24 @@ class ConvTranspose1d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.conv(x)
         return y[..., self.trim_left : y.shape[-1] - self.trim_right]
+
+
+def receptive_field(module: nn.Module) -> tuple[int, int] | None:
+    """Input samples (before, after) that one output step of `module` depends on, relative to the
+    output's first input sample; None when the module has unbounded context (an LSTM).
+
+    Walks the `Conv1d`s in registration order, which is forward order in codeclab's encoders; a residual
+    unit's skip path has no extent, so the branch bounds it.
+    """
+    left = right = 0
+    stride = 1
+    for sub in module.modules():
+        if isinstance(sub, nn.LSTM):
+            return None
+        if isinstance(sub, Conv1d):
+            left += sub.pad_left * stride
+            right += (sub.span - sub.pad_left) * stride
+            stride *= sub.stride
+        elif isinstance(sub, ConvTranspose1d):
+            return None
+    return left, right

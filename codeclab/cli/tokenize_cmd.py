@@ -1,0 +1,173 @@
+"""`codeclab tokenize` and `codeclab detokenize`: corpora to token stores and back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from codeclab.cli.common import console, fail, setup_logging
+
+DEFAULT_CODEC = "codeclab-16k-speech"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tokenize")(tokenize_command)
+    app.command("detokenize")(detokenize_command)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"--shard takes I/N (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise typer.BadParameter(f"--shard {text}: need 0 <= I < N")
+    return index, count
+
+
+def tokenize_command(
+    inputs: list[str] = typer.Argument(
+        None, help="Directories, globs, manifests (.jsonl/.csv/.tsv) or audio files."
+    ),
+    out: Path = typer.Option(..., "--out", help="Token store directory."),
+    codec: str = typer.Option(
+        DEFAULT_CODEC, "--codec", help="Codec name or a directory written by save_pretrained."
+    ),
+    weights: str = typer.Option(None, "--weights", help="Pretrained weights for a registry codec."),
+    random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --random-init."),
+    n_q: int = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)."),
+    batch_seconds: float = typer.Option(
+        None, "--batch-seconds", help="Padded audio per batch (default 60 on CPU, 1200 on CUDA)."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Decoding processes (0 decodes in the main process)."),
+    shard: str = typer.Option(
+        None, "--shard", help="I/N: tokenize shard I of N (default from torchrun's RANK/WORLD_SIZE)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run, skipping finished items."
+    ),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume, try failed files again."),
+    merge_only: bool = typer.Option(False, "--merge", help="Only merge the shards of --out into one index."),
+    long_seconds: float = typer.Option(
+        600.0, "--long-seconds", help="Stream files longer than this (bounded memory)."
+    ),
+    chunk_seconds: float = typer.Option(120.0, "--chunk-seconds", help="Chunk size for streamed files."),
+    flush_items: int = typer.Option(2000, "--flush-items", help="Rows per Parquet part file."),
+) -> None:
+    """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
+    from codeclab.codecs.spec import CodecSpec
+    from codeclab.data.corpus import ManifestError
+    from codeclab.data.token_store import StoreError, merge
+    from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+
+    setup_logging()
+    if merge_only:
+        try:
+            counts = merge(out)
+        except StoreError as err:
+            fail(str(err))
+        console.print(f"merged {out}: {counts['items']} items, {counts['errors']} errors")
+        raise typer.Exit(1 if counts["errors"] else 0)
+    if not inputs:
+        fail("give at least one input (directory, glob, manifest or file), or --merge")
+    options = TokenizeOptions(
+        inputs=list(inputs),
+        out=out,
+        codec=CodecSpec(codec, weights, random_init, seed),
+        n_q=n_q,
+        device=device,
+        batch_seconds=batch_seconds,
+        workers=workers,
+        shard=parse_shard(shard),
+        resume=resume,
+        retry_errors=retry_errors,
+        long_seconds=long_seconds,
+        chunk_seconds=chunk_seconds,
+        flush_items=flush_items,
+    )
+    try:
+        report = _run_with_progress(options, tokenize_corpus)
+    except (ManifestError, StoreError, ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    _print_report(report)
+    raise typer.Exit(1 if report.failed or report.failed_before else 0)
+
+
+def _run_with_progress(options, run):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [
+        TextColumn("[bold]tokenize"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} files"),
+        TextColumn("{task.fields[hours]:.2f} h audio"),
+        TextColumn("{task.fields[xrt]:.0f}x real time"),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("tokenize", total=None, hours=0.0, xrt=0.0)
+
+        def update(report, total: int) -> None:
+            done = report.skipped + report.tokenized + report.failed
+            progress.update(
+                task,
+                total=total,
+                completed=done,
+                hours=report.audio_seconds / 3600,
+                xrt=report.realtime_factor,
+            )
+
+        return run(options, update)
+
+
+def _print_report(report) -> None:
+    shard, count = report.shard
+    where = f" (shard {shard}/{count})" if count > 1 else ""
+    console.print(
+        f"{report.store}{where}: {report.tokenized} tokenized, {report.failed} failed, {report.skipped} already done "
+        f"of {report.items}; {report.audio_seconds / 3600:.3f} h of audio at {report.realtime_factor:.1f}x real time"
+    )
+    if report.tokenized:
+        prof = ", ".join(f"{k} {v:.1f} s" for k, v in report.profile.items())
+        console.print(
+            f"time: {prof} (read/decode/resample run in worker processes, overlapped with the model)"
+        )
+    if report.failed or report.failed_before:
+        console.print(
+            f"[yellow]{report.failed + report.failed_before} file(s) failed: see {report.store / 'errors.jsonl'}[/]"
+        )
+    if not report.merged:
+        console.print(
+            "waiting for the other shards; the last one to finish merges (or run: codeclab tokenize --merge --out STORE)"
+        )
+
+
+def detokenize_command(
+    store: Path = typer.Argument(..., help="Token store directory."),
+    out: Path = typer.Option(..., "--out", help="Directory for the decoded .wav files."),
+    ids: list[str] = typer.Option(None, "--ids", help="Ids to decode (repeatable); default all."),
+    codec: str = typer.Option(None, "--codec", help="Override the codec recorded in the store."),
+    weights: str = typer.Option(None, "--weights", help="Weights for --codec."),
+    random_init: bool = typer.Option(False, "--random-init", help="With --codec: an untrained codec."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Decode items of a token store back to audio files (OUT/<id>.wav)."""
+    from codeclab.codecs.spec import CodecSpec
+    from codeclab.data.detokenize import detokenize
+    from codeclab.data.token_store import StoreError
+
+    setup_logging()
+    override = CodecSpec(codec, weights, random_init) if codec else None
+    try:
+        written = detokenize(store, out, ids or None, override, device)
+    except (StoreError, ValueError, KeyError) as err:
+        fail(str(err))
+    console.print(f"wrote {len(written)} file(s) to {out}")
+    logging.getLogger("codeclab").debug("detokenized %s", written)

@@ -1,0 +1,98 @@
+"""Encode audio of any length in bounded memory, with exactly the codes of a whole pass.
+
+Frame f's codes depend only on input samples [f*hop - before, f*hop + after] (`codec.encoder_context()`).
+Frames are therefore encoded in chunks that carry `ceil(before / hop)` frames of real audio before them
+and `ceil(after / hop)` after them, and the context frames are dropped. Each chunk starts on a frame
+boundary, so every strided layer sees the same phase as in a whole pass. codeclab's encoders compute each
+output with arithmetic that does not depend on the input length (see docs/codecs.md, exact batching), so
+the kept frames are bit-identical to a whole pass, for causal and non-causal codecs alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from codeclab.codecs.base import AudioCodec, Encoded
+
+DEFAULT_CHUNK_SECONDS = 120.0
+
+
+def _as_tensor(block: np.ndarray | Tensor) -> Tensor:
+    return (
+        torch.as_tensor(np.asarray(block, dtype=np.float32))
+        if not isinstance(block, Tensor)
+        else block.float()
+    )
+
+
+def encode_stream(
+    codec: AudioCodec,
+    blocks: Iterable[np.ndarray | Tensor],
+    n_q: int | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+) -> Encoded:
+    """Encode one item delivered as blocks [C, n] (any sizes) -> Encoded with batch size 1.
+
+    Memory holds one chunk plus its context, never the whole item. Raises `ValueError` for a codec
+    whose encoder context is unbounded or unknown (encode such audio whole instead)."""
+    context = codec.encoder_context()
+    if context is None:
+        raise ValueError(
+            f"{codec.name}: the encoder's context is unknown or unbounded; chunked encoding would change codes"
+        )
+    before, after = context
+    hop = codec.hop_length
+    lead = math.ceil(before / hop)  # context frames before a chunk
+    tail = math.ceil(after / hop)  # context frames after it
+    chunk_frames = max(int(chunk_seconds * codec.frame_rate), 1)
+
+    pieces: list[Tensor] = []
+    buffer = torch.zeros(codec.channels, 0)
+    buffer_start = 0  # absolute sample index of buffer[0]; always a multiple of hop
+    next_frame = 0
+    total = 0
+
+    def emit(first: int, stop: int, end_sample: int) -> None:
+        nonlocal buffer, buffer_start
+        start_sample = max(0, (first - lead) * hop)
+        chunk = buffer[:, start_sample - buffer_start : end_sample - buffer_start]
+        codes = codec.encode(chunk[None], n_q=n_q).codes[0]
+        offset = start_sample // hop
+        pieces.append(codes[:, first - offset : stop - offset].cpu())
+        keep_from = max(0, (stop - lead) * hop)
+        buffer = buffer[:, keep_from - buffer_start :]
+        buffer_start = keep_from
+
+    for block in blocks:
+        block = _as_tensor(block)
+        if block.ndim != 2 or block.shape[0] != codec.channels:
+            raise ValueError(f"blocks must have shape [{codec.channels}, n], got {tuple(block.shape)}")
+        buffer = torch.cat([buffer, block], dim=1)
+        total += block.shape[1]
+        ready = total // hop - tail  # frames whose right context has arrived
+        while ready - next_frame >= chunk_frames:
+            stop = next_frame + chunk_frames
+            emit(next_frame, stop, (stop + tail) * hop)
+            next_frame = stop
+    if total == 0:
+        raise ValueError("empty audio: no samples to encode")
+    frames = math.ceil(total / hop)
+    if next_frame < frames:
+        emit(next_frame, frames, total)
+    codes = torch.cat(pieces, dim=1)
+    return Encoded(codes[None], torch.tensor([frames]), torch.tensor([total]))
+
+
+def encode_chunked(
+    codec: AudioCodec, wav: Tensor, n_q: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+) -> Encoded:
+    """`encode_stream` over one in-memory item wav [C, T] (delivered in chunk-sized blocks)."""
+    step = max(int(chunk_seconds * codec.sample_rate), 1)
+    return encode_stream(
+        codec, (wav[:, i : i + step] for i in range(0, wav.shape[1], step)), n_q, chunk_seconds
+    )

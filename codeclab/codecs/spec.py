@@ -1,0 +1,108 @@
+"""How a token store or a .clab file names the codec that made it, and reopens exactly that codec.
+
+A `CodecSpec` says how to load the codec (registry name, saved directory, random init and seed, weights
+location); `fingerprint` adds sha256 digests of its config and of its weights' tensors, so a store
+refuses to mix codes from different weights and `detokenize` refuses to decode with the wrong codec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codeclab.codecs.base import AudioCodec
+
+
+@dataclass
+class CodecSpec:
+    """name: a registry name or a directory written by save_pretrained; weights: pretrained weights for a
+    registry name; random_init / seed: build an untrained codec."""
+
+    name: str
+    weights: str | None = None
+    random_init: bool = False
+    seed: int = 0
+
+    def load(self, device: str | torch.device = "cpu") -> AudioCodec:
+        from codeclab.codecs.loading import load_codec
+
+        if Path(self.name).is_dir():
+            return load_codec(self.name, device=device)
+        options: dict[str, Any] = {}
+        if self.random_init and self.seed:
+            options["seed"] = self.seed
+        return load_codec(
+            self.name, weights=self.weights, random_init=self.random_init, device=device, **options
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if Path(self.name).is_dir():
+            data["name"] = str(Path(self.name).resolve())
+        if self.weights is not None and Path(self.weights).exists():
+            data["weights"] = str(Path(self.weights).resolve())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecSpec:
+        return cls(
+            name=str(data["name"]),
+            weights=data.get("weights"),
+            random_init=bool(data.get("random_init", False)),
+            seed=int(data.get("seed", 0)),
+        )
+
+
+def weights_sha256(codec: AudioCodec) -> str | None:
+    """sha256 over the codec's tensors (sorted names, dtypes, shapes and bytes); None for codecs with
+    no tensors (e.g. Opus). Unlike a file hash, it does not depend on how the weights were stored."""
+    state_dict = getattr(codec, "state_dict", None)
+    if state_dict is None:
+        return None
+    digest = hashlib.sha256()
+    state = state_dict()
+    if not state:
+        return None
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def config_sha256(codec: AudioCodec) -> str:
+    config = getattr(codec, "config", None)
+    data = config.to_dict() if hasattr(config, "to_dict") else codec.describe()
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def fingerprint(codec: AudioCodec, spec: CodecSpec) -> dict[str, Any]:
+    """What stores and .clab headers record about the codec that made them."""
+    return {
+        **spec.to_dict(),
+        "codec": codec.name,
+        "config_sha256": config_sha256(codec),
+        "weights_sha256": weights_sha256(codec),
+    }
+
+
+def open_recorded_codec(
+    record: dict[str, Any], override: CodecSpec | None = None, device: str | torch.device = "cpu"
+) -> AudioCodec:
+    """Reopen the codec a store or file recorded (or `override`), checking its weights' sha256."""
+    spec = override or CodecSpec.from_dict(record)
+    codec = spec.load(device)
+    expected = record.get("weights_sha256")
+    actual = weights_sha256(codec) or ""
+    # .clab headers keep a 16-hex-digit prefix of the digest; stores keep all of it
+    if expected is not None and not (len(expected) >= 16 and actual.startswith(expected)):
+        raise ValueError(
+            f"codec {spec.name!r} has weights sha256 {actual}, but the codes were made with {expected}; "
+            "pass the codec (--codec/--weights) that made them"
+        )
+    return codec

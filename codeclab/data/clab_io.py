@@ -1,0 +1,56 @@
+"""Audio file <-> .clab file through a codec (the library side of `codeclab encode` / `decode`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from codeclab.codecs.base import AudioCodec, Encoded
+from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
+from codeclab.data.audio import load_audio, write_audio
+from codeclab.data.bitstream import ClabFormatError, read_clab, write_clab
+
+
+def encode_file(
+    source: str | Path, target: str | Path, spec: CodecSpec, n_q: int | None = None
+) -> tuple[int, float, int, AudioCodec]:
+    """Encode an audio file into a .clab file. Returns (bytes written, seconds of audio, n_q, codec)."""
+    codec = spec.load()
+    n_q = codec.check_n_q(n_q)
+    wav = torch.as_tensor(load_audio(source, codec.sample_rate, codec.channels))
+    encoded = codec.encode(wav[None], n_q=n_q)
+    full = fingerprint(codec, spec)
+    record = {"name": full["name"], "random_init": full["random_init"], "seed": full["seed"]}
+    if full["weights"] is not None:
+        record["weights"] = full["weights"]
+    if full["weights_sha256"] is not None:
+        record["weights_sha256"] = full["weights_sha256"][:16]  # 64 bits: enough to catch the wrong codec
+    header = {
+        "codec": record,
+        "sample_rate": codec.sample_rate,
+        "channels": codec.channels,
+        "hop_length": codec.hop_length,
+        "codebook_size": codec.codebook_size,
+        "audio_length": int(wav.shape[1]),
+    }
+    size = write_clab(target, encoded.items()[0].cpu().numpy(), header)
+    return size, wav.shape[1] / codec.sample_rate, n_q, codec
+
+
+def decode_file(source: str | Path, target: str | Path, codec_override: CodecSpec | None = None) -> float:
+    """Decode a .clab file to audio with the codec it records (or `codec_override`); returns seconds."""
+    clab = read_clab(source)
+    record = clab.header.get("codec")
+    if not isinstance(record, dict) or "name" not in record:
+        raise ClabFormatError(f"{source}: the header does not name its codec")
+    codec = open_recorded_codec(record, codec_override)
+    if codec.codebook_size != clab.header["codebook_size"] or codec.sample_rate != clab.sample_rate:
+        raise ValueError(
+            f"{source}: codec {codec.name} does not match the file (codebook size or sample rate)"
+        )
+    codes = torch.from_numpy(clab.codes)
+    encoded = Encoded(codes[None], torch.tensor([codes.shape[1]]), torch.tensor([clab.audio_length]))
+    wav = codec.decode(encoded)[0].cpu().numpy()
+    write_audio(target, wav, codec.sample_rate)
+    return clab.audio_length / codec.sample_rate

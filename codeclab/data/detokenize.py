@@ -1,0 +1,47 @@
+"""Token store -> audio files, with the codec recorded in the store (checked by weights sha256)."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from codeclab.codecs.base import Encoded
+from codeclab.codecs.spec import CodecSpec, open_recorded_codec
+from codeclab.data.audio import AUDIO_EXTENSIONS, write_audio
+from codeclab.data.token_store import TokenStore
+
+
+def output_path(out: Path, item_id: str) -> Path:
+    """OUT/<id with its audio extension replaced by .wav>; ids that would escape OUT are rejected."""
+    rel = PurePosixPath(item_id)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"id {item_id!r} cannot be used as a file name under {out}")
+    if rel.suffix.lower() in AUDIO_EXTENSIONS:
+        rel = rel.with_suffix("")
+    return out.joinpath(*rel.parts).with_name(rel.name + ".wav")
+
+
+def detokenize(
+    store: str | Path,
+    out: str | Path,
+    ids: list[str] | None = None,
+    codec_override: CodecSpec | None = None,
+    device: str = "cpu",
+) -> list[Path]:
+    """Decode `ids` (default: all) of `store` into OUT/<id>.wav; returns the written paths."""
+    tokens = TokenStore(store)
+    codec = open_recorded_codec(tokens.metadata["codec"], codec_override, device)
+    out = Path(out)
+    written = []
+    for item_id in ids if ids is not None else tokens.ids():
+        record = tokens[item_id]
+        audio_length = int(round(record.duration * codec.sample_rate))
+        encoded = Encoded(
+            record.tensor()[None], torch.tensor([record.num_frames]), torch.tensor([audio_length])
+        )
+        wav = codec.decode(encoded)[0].cpu().numpy()
+        path = output_path(out, item_id)
+        write_audio(path, wav, codec.sample_rate)
+        written.append(path)
+    return written

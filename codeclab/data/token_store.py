@@ -1,0 +1,473 @@
+"""The token store: a directory of Parquet shards holding a corpus's codes.
+
+Layout:
+
+    STORE/tokens.json                          codec (name, config and weights sha256), rates, n_q, version
+    STORE/data/part-SSSSS-of-NNNNN-QQQQQQ.parquet   rows written by shard S of N, flush number Q
+    STORE/errors/shard-SSSSS-of-NNNNN.jsonl    files that failed in shard S, one JSON object per line
+    STORE/done/shard-SSSSS-of-NNNNN.json       written when shard S finished
+    STORE/index.parquet                        id -> part file and row, sorted by id (written by merge)
+    STORE/errors.jsonl                         all failures, sorted by id (written by merge)
+
+Part files are written whole to a temporary name and renamed, so a crash never leaves half a shard; a
+resumed run skips every id already in a part file or an error log. Rows hold: id, path, sha256 (of the
+source file's bytes), start, end, duration (seconds tokenized), sample_rate (of the source), num_frames,
+codes ([n_q][frames], int16 when the codebook has at most 32,768 codes, else int32) and text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "codeclab-tokens"
+FORMAT_VERSION = 1
+PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})-(\d{6})\.parquet$")
+# tokens.json fields that must agree before codes from two runs may share a store
+COMPATIBLE_FIELDS = (
+    "format",
+    "codec",
+    "sample_rate",
+    "channels",
+    "hop_length",
+    "n_q",
+    "codebook_size",
+    "codes_dtype",
+)
+
+
+class StoreError(ValueError):
+    """A token store cannot be used as asked; the message names the store and the problem."""
+
+
+def codes_dtype(codebook_size: int) -> str:
+    return "int16" if codebook_size <= 32768 else "int32"
+
+
+def _require_pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as err:  # pragma: no cover - a core dependency
+        raise ImportError("the token store needs pyarrow: pip install pyarrow") from err
+    return pyarrow
+
+
+def _atomic_write(path: Path, writer) -> None:
+    """Call writer(tmp_path), then rename tmp_path to path."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def shard_name(shard: int, num_shards: int) -> str:
+    return f"{shard:05d}-of-{num_shards:05d}"
+
+
+@dataclass
+class TokenRecord:
+    """One item of a store. codes: [n_q, frames] in the store's dtype (`.tensor()` for int64 torch)."""
+
+    id: str
+    codes: np.ndarray
+    path: str
+    sha256: str
+    duration: float
+    sample_rate: int
+    start: float | None = None
+    end: float | None = None
+    text: str | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.codes.shape[1])
+
+    def tensor(self):
+        import torch
+
+        return torch.from_numpy(self.codes.astype(np.int64))
+
+
+def _schema(dtype: str):
+    pa = _require_pyarrow()
+    code_type = pa.int16() if dtype == "int16" else pa.int32()
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("duration", pa.float64()),
+            ("sample_rate", pa.int32()),
+            ("num_frames", pa.int32()),
+            ("codes", pa.list_(pa.list_(code_type))),
+            ("text", pa.string()),
+        ]
+    )
+
+
+def _read_errors(path: Path) -> list[dict[str, Any]]:
+    """Lines of an error log; a torn last line (from a crash mid-write) is ignored."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def part_files(store: Path) -> list[Path]:
+    data = store / "data"
+    return sorted(p for p in data.glob("part-*.parquet") if PART_RE.search(p.name)) if data.is_dir() else []
+
+
+def read_metadata(store: str | Path) -> dict[str, Any]:
+    path = Path(store) / "tokens.json"
+    if not path.is_file():
+        raise StoreError(f"{store}: not a token store (no tokens.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{path}: invalid JSON ({err.msg})") from None
+    if meta.get("format") != FORMAT:
+        raise StoreError(f"{path}: not a codeclab token store (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise StoreError(
+            f"{path}: format version {meta['format_version']} is newer than this codeclab reads; upgrade codeclab"
+        )
+    return meta
+
+
+class ShardWriter:
+    """Writes one shard of a store: rows in atomic Parquet parts, failures in an append-only log."""
+
+    def __init__(
+        self, store: str | Path, metadata: dict[str, Any], shard: int = 0, num_shards: int = 1
+    ) -> None:
+        if not 0 <= shard < num_shards:
+            raise StoreError(f"shard {shard} is outside 0..{num_shards - 1}")
+        self.store = Path(store)
+        self.shard, self.num_shards = shard, num_shards
+        self.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
+        self.dtype = self.metadata["codes_dtype"]
+        for sub in ("data", "errors", "done"):
+            (self.store / sub).mkdir(parents=True, exist_ok=True)
+        self._check_or_write_metadata()
+        self.errors_path = self.store / "errors" / f"shard-{shard_name(shard, num_shards)}.jsonl"
+        self._rows: list[dict[str, Any]] = []
+        self._seq = 1 + max(
+            (
+                int(m.group(3))
+                for p in part_files(self.store)
+                if (m := PART_RE.search(p.name))
+                and int(m.group(1)) == shard
+                and int(m.group(2)) == num_shards
+            ),
+            default=-1,
+        )
+        self.last_flush = time.monotonic()
+
+    def _check_or_write_metadata(self) -> None:
+        path = self.store / "tokens.json"
+        if path.is_file():
+            existing = read_metadata(self.store)
+            for key in COMPATIBLE_FIELDS:
+                if existing.get(key) != self.metadata.get(key):
+                    raise StoreError(
+                        f"{self.store}: holds tokens made with {key}={existing.get(key)!r}; this run has "
+                        f"{key}={self.metadata.get(key)!r}. Use a new --out or the same settings."
+                    )
+            for key in ("config_sha256", "weights_sha256"):
+                old, new = existing["codec"].get(key), self.metadata["codec"].get(key)
+                if old != new:
+                    raise StoreError(
+                        f"{self.store}: codec {key} differs ({old} in the store, {new} now); use a new --out"
+                    )
+            return
+        atomic_write_text(
+            path,
+            json.dumps({**self.metadata, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n",
+        )
+
+    def add(self, record: TokenRecord) -> None:
+        self._rows.append(
+            {
+                "id": record.id,
+                "path": record.path,
+                "sha256": record.sha256,
+                "start": record.start,
+                "end": record.end,
+                "duration": float(record.duration),
+                "sample_rate": int(record.sample_rate),
+                "num_frames": record.num_frames,
+                "codes": record.codes.astype(self.dtype),
+                "text": record.text,
+            }
+        )
+
+    @property
+    def buffered(self) -> int:
+        return len(self._rows)
+
+    def add_error(
+        self, item_id: str, path: str, reason: str, start: float | None = None, end: float | None = None
+    ) -> None:
+        line = json.dumps(
+            {"id": item_id, "path": path, "start": start, "end": end, "reason": reason, "shard": self.shard},
+            ensure_ascii=False,
+        )
+        with open(self.errors_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def flush(self) -> Path | None:
+        """Write buffered rows as one part file (atomically); returns its path, or None if empty."""
+        self.last_flush = time.monotonic()
+        if not self._rows:
+            return None
+        pa = _require_pyarrow()
+        import pyarrow.parquet as pq
+
+        rows = sorted(self._rows, key=lambda r: r["id"])
+        columns = {name: [r[name] for r in rows] for name in _schema(self.dtype).names}
+        columns["codes"] = [r["codes"].tolist() for r in rows]
+        table = pa.table(columns, schema=_schema(self.dtype))
+        path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
+        _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        self._seq += 1
+        self._rows.clear()
+        return path
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """Flush and mark this shard done."""
+        self.flush()
+        done = self.store / "done" / f"shard-{shard_name(self.shard, self.num_shards)}.json"
+        atomic_write_text(done, json.dumps(summary, indent=2) + "\n")
+
+
+def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
+    """(ids with codes in any part file, ids in any error log) of a store (empty sets for a new one)."""
+    store = Path(store)
+    done: set[str] = set()
+    if part_files(store):
+        import pyarrow.parquet as pq
+
+        for part in part_files(store):
+            done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+    failed: set[str] = set()
+    errors_dir = store / "errors"
+    if errors_dir.is_dir():
+        for log in sorted(errors_dir.glob("shard-*.jsonl")):
+            failed.update(row["id"] for row in _read_errors(log) if "id" in row)
+    return done, failed - done
+
+
+def shards_done(store: str | Path, num_shards: int) -> bool:
+    done_dir = Path(store) / "done"
+    return all((done_dir / f"shard-{shard_name(i, num_shards)}.json").is_file() for i in range(num_shards))
+
+
+def merge(store: str | Path) -> dict[str, int]:
+    """Write index.parquet (id -> part file and row, sorted by id) and errors.jsonl (sorted by id).
+
+    An id present in several parts keeps its first part (by file name); failures of ids that were
+    tokenized later (a retry) are dropped. Returns counts."""
+    pa = _require_pyarrow()
+    import pyarrow.parquet as pq
+
+    store = Path(store)
+    read_metadata(store)
+    ids: list[str] = []
+    files: list[str] = []
+    rows: list[int] = []
+    frames: list[int] = []
+    durations: list[float] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for part in part_files(store):
+        table = pq.read_table(part, columns=["id", "num_frames", "duration"])
+        for row, (item_id, n, dur) in enumerate(
+            zip(
+                table.column("id").to_pylist(),
+                table.column("num_frames").to_pylist(),
+                table.column("duration").to_pylist(),
+            )
+        ):
+            if item_id in seen:
+                duplicates += 1
+                continue
+            seen.add(item_id)
+            ids.append(item_id)
+            files.append(f"data/{part.name}")
+            rows.append(row)
+            frames.append(n)
+            durations.append(dur)
+    order = sorted(range(len(ids)), key=lambda i: ids[i])
+    index = pa.table(
+        {
+            "id": [ids[i] for i in order],
+            "file": [files[i] for i in order],
+            "row": pa.array([rows[i] for i in order], pa.int32()),
+            "num_frames": pa.array([frames[i] for i in order], pa.int32()),
+            "duration": pa.array([durations[i] for i in order], pa.float64()),
+        }
+    )
+    _atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp))
+    errors: dict[str, dict[str, Any]] = {}
+    errors_dir = store / "errors"
+    for log in sorted(errors_dir.glob("shard-*.jsonl")) if errors_dir.is_dir() else []:
+        for row in _read_errors(log):
+            if row.get("id") not in seen:
+                errors[row["id"]] = row
+    lines = "".join(json.dumps(errors[k], ensure_ascii=False) + "\n" for k in sorted(errors))
+    atomic_write_text(store / "errors.jsonl", lines)
+    return {"items": len(ids), "errors": len(errors), "duplicates": duplicates}
+
+
+class TokenStore:
+    """Read a token store.
+
+    store = TokenStore("tokens/")
+    len(store); store.metadata; store.ids(); store["spk1/utt001.flac"].codes  # [n_q, frames]
+    for record in store: ...   # file by file (fast); sorted(store.ids()) for a fixed order
+    """
+
+    def __init__(self, path: str | Path, cache_files: int = 8) -> None:
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_files = cache_files
+        self._index = self._load_index()
+
+    def _load_index(self) -> dict[str, tuple[str, int]]:
+        import pyarrow.parquet as pq
+
+        index_path = self.path / "index.parquet"
+        parts = part_files(self.path)
+        if index_path.is_file() and index_path.stat().st_mtime >= max(
+            (p.stat().st_mtime for p in parts), default=0
+        ):
+            table = pq.read_table(index_path, columns=["id", "file", "row"])
+            return {
+                i: (f, r) for i, f, r in zip(*(table.column(c).to_pylist() for c in ("id", "file", "row")))
+            }
+        index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
+        for part in parts:
+            for row, item_id in enumerate(pq.read_table(part, columns=["id"]).column("id").to_pylist()):
+                index.setdefault(item_id, (f"data/{part.name}", row))
+        return index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index
+
+    def ids(self) -> list[str]:
+        return sorted(self._index)
+
+    @property
+    def n_q(self) -> int:
+        return int(self.metadata["n_q"])
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.metadata["codebook_size"])
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.metadata["frame_rate"])
+
+    def _table(self, file: str):
+        import pyarrow.parquet as pq
+
+        if file in self._cache:
+            self._cache.move_to_end(file)
+            return self._cache[file]
+        table = pq.read_table(self.path / file)
+        self._cache[file] = table
+        if len(self._cache) > self._cache_files:
+            self._cache.popitem(last=False)
+        return table
+
+    @staticmethod
+    def _record(table, row: int) -> TokenRecord:
+        data = {name: table.column(name)[row].as_py() for name in table.column_names if name != "codes"}
+        codes_scalar = table.column("codes")[row]
+        n_q = len(codes_scalar)
+        flat = codes_scalar.values.flatten().to_numpy(zero_copy_only=False)
+        codes = flat.reshape(n_q, -1) if n_q else flat.reshape(0, 0)
+        return TokenRecord(
+            id=data["id"],
+            codes=codes,
+            path=data["path"],
+            sha256=data["sha256"],
+            duration=data["duration"],
+            sample_rate=data["sample_rate"],
+            start=data["start"],
+            end=data["end"],
+            text=data["text"],
+        )
+
+    def __getitem__(self, item_id: str) -> TokenRecord:
+        if item_id not in self._index:
+            raise KeyError(f"{item_id!r} is not in {self.path}")
+        file, row = self._index[item_id]
+        return self._record(self._table(file), row)
+
+    def __iter__(self) -> Iterator[TokenRecord]:
+        by_file: dict[str, list[tuple[int, str]]] = {}
+        for item_id, (file, row) in self._index.items():
+            by_file.setdefault(file, []).append((row, item_id))
+        for file in sorted(by_file):
+            table = self._table(file)
+            for row, _ in sorted(by_file[file]):
+                yield self._record(table, row)
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Failed items (from errors.jsonl, or the shard logs before a merge)."""
+        merged = self.path / "errors.jsonl"
+        if merged.is_file() and self.path.joinpath("index.parquet").is_file():
+            return _read_errors(merged)
+        rows: dict[str, dict[str, Any]] = {}
+        for log in sorted((self.path / "errors").glob("shard-*.jsonl")):
+            for row in _read_errors(log):
+                if row.get("id") not in self._index:
+                    rows[row["id"]] = row
+        return [rows[k] for k in sorted(rows)]
+
+    def total_duration(self) -> float:
+        """Seconds of audio tokenized, from the duration column (codes are not read)."""
+        import pyarrow.parquet as pq
+
+        total = 0.0
+        for file in {file for file, _ in self._index.values()}:
+            wanted = {row for f, row in self._index.values() if f == file}
+            durations = pq.read_table(self.path / file, columns=["duration"]).column("duration").to_pylist()
+            total += sum(d for row, d in enumerate(durations) if row in wanted)
+        return total

@@ -1,0 +1,406 @@
+"""Corpus tokenization: audio files -> token store, resumable, batched, parallel, sharded.
+
+Pipeline: `discover` resolves the inputs into items; shard S of N keeps the items whose crc32(id) % N == S;
+worker processes (a torch DataLoader) read, hash, decode, mix channels and resample; the main process
+groups decoded items into length-bucketed batches (padding plus lengths, so each item gets exactly its
+unbatched codes), encodes them and writes rows to Parquet parts. Items longer than `long_seconds` are
+streamed from disk and encoded in chunks (`codeclab.codecs.chunked`), so memory stays bounded.
+
+Failures of single files are written to the store's error log and never stop the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codeclab import __version__
+from codeclab.codecs.base import AudioCodec
+from codeclab.codecs.chunked import encode_stream
+from codeclab.codecs.spec import CodecSpec, fingerprint
+from codeclab.data.audio import (
+    CHANNEL_POLICY,
+    AudioError,
+    audio_info,
+    load_audio,
+    read_audio,
+    resample,
+    stream_audio,
+    to_channels,
+)
+from codeclab.data.corpus import AudioItem, discover
+from codeclab.data.token_store import (
+    ShardWriter,
+    StoreError,
+    TokenRecord,
+    codes_dtype,
+    finished_ids,
+    merge,
+    shard_name,
+    shards_done,
+)
+
+log = logging.getLogger("codeclab.tokenize")
+
+
+@dataclass
+class TokenizeOptions:
+    inputs: list[str]
+    out: Path
+    codec: CodecSpec
+    n_q: int | None = None
+    device: str = "cpu"
+    batch_seconds: float | None = None  # padded audio per batch; default 60 s on CPU, 1200 s on CUDA
+    workers: int = 1
+    shard: tuple[int, int] | None = None  # (index, count); default from torchrun's RANK/WORLD_SIZE
+    resume: bool = False
+    retry_errors: bool = False
+    long_seconds: float = 600.0
+    chunk_seconds: float = 120.0
+    flush_items: int = 2000
+    flush_seconds: float = 120.0
+
+
+@dataclass
+class TokenizeReport:
+    store: Path
+    shard: tuple[int, int]
+    items: int = 0  # items of this shard
+    skipped: int = 0  # already finished before this run
+    failed_before: int = 0  # of the skipped, items that failed in an earlier run
+    tokenized: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    profile: dict[str, float] = field(
+        default_factory=lambda: {"read+decode": 0.0, "resample": 0.0, "model": 0.0, "write": 0.0}
+    )
+    merged: bool = False
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def shard_from_env() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) under torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
+    return num_shards == 1 or zlib.crc32(item_id.encode("utf-8")) % num_shards == shard
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DecodeDataset(torch.utils.data.Dataset):
+    """Item i -> dict with `audio` [C, T] float32 at the codec's rate, or `error`, or `long` (to be
+    streamed by the main process). Never raises: every failure becomes an `error` entry."""
+
+    def __init__(self, items: list[AudioItem], sample_rate: int, channels: int, long_seconds: float) -> None:
+        self.items, self.sample_rate, self.channels, self.long_seconds = (
+            items,
+            sample_rate,
+            channels,
+            long_seconds,
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        start = time.perf_counter()
+        try:
+            info = audio_info(item.path)
+            seconds = (item.end if item.end is not None else info.duration) - (item.start or 0.0)
+            if seconds > self.long_seconds:
+                return {"index": index, "long": True}
+            data = Path(item.path).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            x, sr = read_audio(item.path, item.start, item.end, data=data)
+            decoded = time.perf_counter()
+            x = resample(to_channels(x, self.channels, item.path), sr, self.sample_rate)
+            if x.shape[1] == 0:
+                raise AudioError(item.path, "zero-length audio after resampling")
+            return {
+                "index": index,
+                "audio": x,
+                "sha256": sha,
+                "sample_rate": sr,
+                "decode_s": decoded - start,
+                "resample_s": time.perf_counter() - decoded,
+            }
+        except AudioError as err:
+            return {"index": index, "error": err.reason}
+        except Exception as err:  # an unexpected failure must not kill the worker or the run
+            return {"index": index, "error": f"unexpected {type(err).__name__}: {err}"}
+
+
+def _identity(x):
+    return x
+
+
+def _batches(pending: list[dict[str, Any]], max_samples: int) -> list[list[dict[str, Any]]]:
+    """Length-bucketed batches: sorted by length, each batch's padded size (count x longest) <= max_samples."""
+    ordered = sorted(pending, key=lambda r: r["audio"].shape[1])
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for rec in ordered:
+        length = rec["audio"].shape[1]
+        if current and (len(current) + 1) * length > max_samples:
+            batches.append(current)
+            current = []
+        current.append(rec)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Tokenizer:
+    """Runs one shard of a tokenization job; see `tokenize_corpus`."""
+
+    def __init__(
+        self, options: TokenizeOptions, on_progress: Callable[[TokenizeReport, int], None] | None = None
+    ) -> None:
+        self.options = options
+        self.on_progress = on_progress or (lambda report, total: None)
+
+    def _device(self) -> str:
+        device = self.options.device
+        if device == "cuda" and "LOCAL_RANK" in os.environ:
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        return device
+
+    def metadata(self, codec: AudioCodec, n_q: int) -> dict[str, Any]:
+        return {
+            "codec": fingerprint(codec, self.options.codec),
+            "sample_rate": codec.sample_rate,
+            "channels": codec.channels,
+            "hop_length": codec.hop_length,
+            "frame_rate": codec.frame_rate,
+            "n_q": n_q,
+            "codebook_size": codec.codebook_size,
+            "codes_dtype": codes_dtype(codec.codebook_size),
+            "channel_policy": CHANNEL_POLICY,
+            "codeclab_version": __version__,
+        }
+
+    def run(self) -> TokenizeReport:
+        opts = self.options
+        shard, num_shards = opts.shard or shard_from_env()
+        report = TokenizeReport(store=Path(opts.out), shard=(shard, num_shards))
+        begin = time.perf_counter()
+
+        items = [it for it in discover(opts.inputs) if in_shard(it.id, shard, num_shards)]
+        report.items = len(items)
+        store = Path(opts.out)
+        has_store = (store / "tokens.json").is_file()
+        done, failed = finished_ids(store) if has_store else (set(), set())
+        finished = done | (set() if opts.retry_errors else failed)
+        todo = [it for it in items if it.id not in finished]
+        report.skipped = len(items) - len(todo)
+        report.failed_before = 0 if opts.retry_errors else sum(1 for it in items if it.id in failed)
+        if has_store and todo and report.skipped and not opts.resume:
+            raise StoreError(
+                f"{store}: already holds {report.skipped} of this shard's {len(items)} items; pass --resume to "
+                "finish the rest, or choose a new --out"
+            )
+
+        device = self._device()
+        codec = opts.codec.load(device)
+        n_q = codec.check_n_q(opts.n_q)
+        writer = ShardWriter(store, self.metadata(codec, n_q), shard, num_shards)
+        log.info("channel policy: %s (codec has %d channel(s))", CHANNEL_POLICY, codec.channels)
+        batch_seconds = opts.batch_seconds or (1200.0 if device.startswith("cuda") else 60.0)
+        max_samples = int(batch_seconds * codec.sample_rate)
+
+        self._total = len(items)
+        self.on_progress(report, self._total)
+        done_marker = store / "done" / f"shard-{shard_name(shard, num_shards)}.json"
+        if not todo and done_marker.is_file():
+            report.merged = (store / "index.parquet").is_file()
+            report.wall_seconds = time.perf_counter() - begin
+            return report  # a finished shard: nothing to do, nothing rewritten
+        if todo:
+            self._process(todo, codec, n_q, writer, report, max_samples)
+        writer.finish(
+            {
+                "items": report.items,
+                "tokenized": report.tokenized,
+                "failed": report.failed,
+                "skipped": report.skipped,
+                "audio_seconds": report.audio_seconds,
+                "codeclab_version": __version__,
+            }
+        )
+        if shards_done(store, num_shards):
+            merge(store)
+            report.merged = True
+        report.wall_seconds = time.perf_counter() - begin
+        return report
+
+    def _process(self, todo, codec, n_q, writer, report, max_samples) -> None:
+        opts = self.options
+        dataset = DecodeDataset(todo, codec.sample_rate, codec.channels, opts.long_seconds)
+        workers = max(0, opts.workers)
+        loader_args: dict[str, Any] = {"batch_size": None, "num_workers": workers, "collate_fn": _identity}
+        if workers:
+            loader_args["prefetch_factor"] = 4
+            loader_args["multiprocessing_context"] = (
+                "spawn" if str(codec_device(codec)).startswith("cuda") else "fork"
+            )
+        loader = torch.utils.data.DataLoader(dataset, **loader_args)
+        pending: list[dict[str, Any]] = []
+        pending_samples = 0
+        window = 4 * max_samples  # decoded audio gathered before bucketing by length
+        started = time.perf_counter()
+        for rec in loader:
+            item = todo[rec["index"]]
+            if "error" in rec:
+                writer.add_error(item.id, item.path, rec["error"], item.start, item.end)
+                report.failed += 1
+            elif rec.get("long"):
+                self._encode_long(item, codec, n_q, writer, report)
+            else:
+                report.profile["read+decode"] += rec["decode_s"]
+                report.profile["resample"] += rec["resample_s"]
+                pending.append(rec)
+                pending_samples += rec["audio"].shape[1]
+                if pending_samples >= window:
+                    self._encode_pending(pending, todo, codec, n_q, writer, report, max_samples)
+                    pending, pending_samples = [], 0
+            report.wall_seconds = time.perf_counter() - started
+            self._maybe_flush(writer, report)
+        if pending:
+            self._encode_pending(pending, todo, codec, n_q, writer, report, max_samples)
+        report.wall_seconds = time.perf_counter() - started
+        self.on_progress(report, self._total)
+
+    def _maybe_flush(self, writer: ShardWriter, report: TokenizeReport) -> None:
+        opts = self.options
+        if writer.buffered >= opts.flush_items or (
+            writer.buffered and time.monotonic() - writer.last_flush > opts.flush_seconds
+        ):
+            start = time.perf_counter()
+            writer.flush()
+            report.profile["write"] += time.perf_counter() - start
+
+    def _record(
+        self, item: AudioItem, codes: np.ndarray, seconds: float, sha: str, sample_rate: int
+    ) -> TokenRecord:
+        return TokenRecord(
+            item.id, codes, item.path, sha, seconds, sample_rate, item.start, item.end, item.text
+        )
+
+    def _encode_pending(self, pending, todo, codec, n_q, writer, report, max_samples) -> None:
+        for batch in _batches(pending, max_samples):
+            start = time.perf_counter()
+            try:
+                results = self._encode_batch(batch, codec, n_q)
+            except Exception as err:  # e.g. out of memory: fall back to one item at a time
+                log.warning("batch of %d failed (%s); encoding its items one by one", len(batch), err)
+                results = []
+                for rec in batch:
+                    try:
+                        results.extend(self._encode_batch([rec], codec, n_q))
+                    except Exception as item_err:
+                        results.append(item_err)
+            report.profile["model"] += time.perf_counter() - start
+            for rec, result in zip(batch, results):
+                item = todo[rec["index"]]
+                if isinstance(result, Exception):
+                    writer.add_error(
+                        item.id,
+                        item.path,
+                        f"encoding failed: {type(result).__name__}: {result}",
+                        item.start,
+                        item.end,
+                    )
+                    report.failed += 1
+                    continue
+                seconds = rec["audio"].shape[1] / codec.sample_rate
+                writer.add(self._record(item, result, seconds, rec["sha256"], rec["sample_rate"]))
+                report.tokenized += 1
+                report.audio_seconds += seconds
+            self._maybe_flush(writer, report)
+            self.on_progress(report, self._total)
+
+    @staticmethod
+    def _encode_batch(batch: list[dict[str, Any]], codec: AudioCodec, n_q: int) -> list[np.ndarray]:
+        lengths = [rec["audio"].shape[1] for rec in batch]
+        wav = torch.zeros(len(batch), codec.channels, max(lengths))
+        for i, rec in enumerate(batch):
+            wav[i, :, : lengths[i]] = torch.as_tensor(rec["audio"])
+        encoded = codec.encode(wav.to(codec_device(codec)), lengths=torch.tensor(lengths), n_q=n_q)
+        return [codes.cpu().numpy() for codes in encoded.items()]
+
+    def _encode_long(
+        self, item: AudioItem, codec: AudioCodec, n_q: int, writer: ShardWriter, report: TokenizeReport
+    ) -> None:
+        start = time.perf_counter()
+        try:
+            sha = _sha256_file(item.path)
+            info = audio_info(item.path)
+            if codec.encoder_context() is not None:
+                encoded = encode_stream(
+                    codec,
+                    stream_audio(item.path, codec.sample_rate, codec.channels, item.start, item.end),
+                    n_q=n_q,
+                    chunk_seconds=self.options.chunk_seconds,
+                )
+            else:  # unknown context: whole pass (memory grows with the file)
+                log.warning(
+                    "%s: %s has no bounded encoder context; encoding the long file whole",
+                    item.path,
+                    codec.name,
+                )
+                wav = torch.as_tensor(
+                    load_audio(item.path, codec.sample_rate, codec.channels, item.start, item.end)
+                )
+                encoded = codec.encode(wav[None].to(codec_device(codec)), n_q=n_q)
+        except AudioError as err:
+            writer.add_error(item.id, item.path, err.reason, item.start, item.end)
+            report.failed += 1
+            return
+        except Exception as err:
+            writer.add_error(
+                item.id, item.path, f"encoding failed: {type(err).__name__}: {err}", item.start, item.end
+            )
+            report.failed += 1
+            return
+        report.profile["model"] += time.perf_counter() - start
+        seconds = int(encoded.audio_lengths[0]) / codec.sample_rate
+        writer.add(self._record(item, encoded.items()[0].cpu().numpy(), seconds, sha, info.sample_rate))
+        report.tokenized += 1
+        report.audio_seconds += seconds
+        self._maybe_flush(writer, report)
+        self.on_progress(report, self._total)
+
+
+def codec_device(codec: AudioCodec) -> torch.device:
+    device = getattr(codec, "device", None)
+    return device if isinstance(device, torch.device) else torch.device("cpu")
+
+
+def tokenize_corpus(
+    options: TokenizeOptions, on_progress: Callable[[TokenizeReport, int], None] | None = None
+) -> TokenizeReport:
+    """Tokenize `options.inputs` into the store `options.out` (one shard of it); see the module doc."""
+    return Tokenizer(options, on_progress).run()

@@ -1,0 +1,94 @@
+import numpy as np
+import soundfile as sf
+from typer.testing import CliRunner
+
+from codeclab.cli.app import app
+from codeclab.data.bitstream import read_clab
+from codeclab.data.token_store import TokenStore
+
+from ..data.conftest import BAD, GOOD, write_bad, write_good
+
+runner = CliRunner()
+TINY = ["--codec", "codeclab-tiny", "--random-init"]
+
+
+def test_tokenize_exit_codes_and_detokenize(tmp_path):
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    result = runner.invoke(
+        app, ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--workers", "0", *TINY]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{len(GOOD)} tokenized" in result.output
+    write_bad(corpus)
+    result = runner.invoke(
+        app, ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--workers", "0", "--resume", *TINY]
+    )
+    assert result.exit_code == 1 and "errors.jsonl" in result.output  # some files failed
+    assert len(TokenStore(tmp_path / "s").errors()) == len(BAD)
+
+    result = runner.invoke(
+        app, ["detokenize", str(tmp_path / "s"), "--out", str(tmp_path / "wav"), "--ids", "a/clip1.flac"]
+    )
+    assert result.exit_code == 0, result.output
+    audio, sr = sf.read(tmp_path / "wav" / "a" / "clip1.wav")
+    assert sr == 16000 and abs(len(audio) - 0.9 * 16000) <= 2
+
+
+def test_shards_and_merge_command(tmp_path):
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    out = str(tmp_path / "s")
+    for shard in ("0/2", "1/2"):
+        result = runner.invoke(
+            app, ["tokenize", str(corpus), "--out", out, "--shard", shard, "--workers", "0", *TINY]
+        )
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["tokenize", "--merge", "--out", out])
+    assert result.exit_code == 0 and f"{len(GOOD)} items" in result.output
+    bad = runner.invoke(app, ["tokenize", str(corpus), "--out", out, "--shard", "2/2", *TINY])
+    assert bad.exit_code == 2
+
+
+def test_usage_errors_are_clear(tmp_path):
+    result = runner.invoke(app, ["tokenize", str(tmp_path / "missing"), "--out", str(tmp_path / "s"), *TINY])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(
+        app, ["tokenize", str(tmp_path), "--out", str(tmp_path / "s"), "--codec", "codeclab-tiny"]
+    )
+    assert result.exit_code == 2 and "random_init" in result.output
+
+
+def test_encode_decode_clab(tmp_path):
+    x = np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 220).astype(np.float32) * 0.5
+    sf.write(tmp_path / "in.wav", x, 16000)
+    result = runner.invoke(
+        app, ["encode", str(tmp_path / "in.wav"), str(tmp_path / "x.clab"), *TINY, "--n-q", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    clab = read_clab(tmp_path / "x.clab")
+    assert clab.codes.shape == (3, 100) and clab.audio_length == 32000
+    result = runner.invoke(app, ["decode", str(tmp_path / "x.clab"), str(tmp_path / "out.wav")])
+    assert result.exit_code == 0, result.output
+    assert sf.info(tmp_path / "out.wav").frames == 32000
+    result = runner.invoke(app, ["decode", str(tmp_path / "in.wav"), str(tmp_path / "o2.wav")])
+    assert result.exit_code == 2 and "not a .clab file" in result.output
+    blob = bytearray((tmp_path / "x.clab").read_bytes())
+    (tmp_path / "cut.clab").write_bytes(bytes(blob[:-10]))
+    result = runner.invoke(app, ["decode", str(tmp_path / "cut.clab"), str(tmp_path / "o3.wav")])
+    assert result.exit_code == 2 and "corrupt or truncated" in result.output
+
+
+def test_decode_with_the_wrong_codec_is_refused(tmp_path):
+    sf.write(tmp_path / "in.wav", np.zeros(8000, dtype=np.float32), 16000)
+    runner.invoke(app, ["encode", str(tmp_path / "in.wav"), str(tmp_path / "x.clab"), *TINY])
+    result = runner.invoke(
+        app, ["decode", str(tmp_path / "x.clab"), str(tmp_path / "o.wav"), *TINY[:2], "--random-init"]
+    )
+    assert result.exit_code == 0, result.output  # the same codec, named explicitly
+    clab_other = ["--codec", "codeclab-tiny", "--random-init"]
+    runner.invoke(
+        app, ["encode", str(tmp_path / "in.wav"), str(tmp_path / "y.clab"), *clab_other, "--seed", "3"]
+    )
+    result = runner.invoke(app, ["decode", str(tmp_path / "y.clab"), str(tmp_path / "o.wav"), *TINY])
+    assert result.exit_code == 2 and "weights sha256" in result.output

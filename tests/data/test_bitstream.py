@@ -1,0 +1,130 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codeclab.data.bitstream import ClabFormatError, from_bytes, pack_codes, to_bytes, unpack_codes
+
+HEADER = {
+    "codec": {"name": "test"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "audio_length": 0,
+}
+
+
+@pytest.mark.parametrize("k", [2, 3, 64, 1000, 1024, 4096, 64000, 65536])
+@pytest.mark.parametrize("n_q", [1, 3, 8])
+def test_round_trip_is_lossless(k, n_q):
+    rng = np.random.default_rng(k + n_q)
+    codes = rng.integers(0, k, size=(n_q, 37))
+    codes[:, 0] = k - 1
+    blob = to_bytes(codes, {**HEADER, "codebook_size": k, "audio_length": 37 * 320})
+    parsed = from_bytes(blob)
+    assert np.array_equal(parsed.codes, codes)
+    assert parsed.audio_length == 37 * 320
+
+
+def test_size_is_nominal_bitrate_plus_small_header():
+    k, n_q, frames = 1024, 8, 500  # 10 s at 50 Hz: 4 kbps nominal -> 5,000 bytes of codes
+    codes = np.random.default_rng(0).integers(0, k, size=(n_q, frames))
+    blob = to_bytes(codes, {**HEADER, "codebook_size": k})
+    payload = math.ceil(n_q * frames * math.log2(k) / 8)
+    assert payload == 5000
+    assert payload < len(blob) <= payload + 300
+
+
+def test_pack_unpack_bit_order():
+    codes = np.array([[1, 2], [3, 0]])  # frame-major: 1, 3, 2, 0 with 2 bits each -> 01 11 10 00
+    assert pack_codes(codes, 2) == bytes([0b01111000])
+    assert np.array_equal(unpack_codes(bytes([0b01111000]), 2, 2, 2), codes)
+
+
+VALID = to_bytes(np.random.default_rng(1).integers(0, 1000, size=(4, 50)), {**HEADER, "codebook_size": 1000})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzzed_files_raise_the_format_error(data):
+    blob = bytearray(VALID)
+    kind = data.draw(st.sampled_from(["truncate", "flip", "overwrite", "append"]))
+    if kind == "truncate":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(blob) - 1))
+            blob[i] ^= data.draw(st.integers(1, 255))
+    elif kind == "overwrite":
+        i = data.draw(st.integers(0, len(blob) - 1))
+        chunk = data.draw(st.binary(min_size=1, max_size=32))
+        blob[i : i + len(chunk)] = chunk
+    else:
+        blob += data.draw(st.binary(min_size=1, max_size=64))
+    if bytes(blob) == VALID:
+        return  # e.g. two flips of one byte that cancel out
+    with pytest.raises(ClabFormatError):
+        from_bytes(bytes(blob))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_raise_the_format_error(blob):
+    with pytest.raises(ClabFormatError):
+        from_bytes(blob)
+
+
+def _with_crc(body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _forge(header_json: bytes, payload: bytes) -> bytes:
+    import struct
+
+    return _with_crc(struct.pack("<4sBI", b"CLAB", 1, len(header_json)) + header_json + payload)
+
+
+@pytest.mark.parametrize(
+    "header, payload, message",
+    [
+        (b"[1, 2]", b"", "not a JSON object"),
+        (b"{not json", b"", "unreadable .clab header"),
+        (
+            b'{"n_q": 1, "frames": 2, "codebook_size": 1000, "bits": 10, "audio_length": 640, "sample_rate": 16000}',
+            b"\x00",
+            "payload has 1 bytes",
+        ),
+        (
+            b'{"n_q": 1, "frames": 1, "codebook_size": 1000, "bits": 10, "audio_length": 320, "sample_rate": 16000}',
+            b"\xff\xc0",
+            "exceed the codebook size",
+        ),
+        (
+            b'{"n_q": "1", "frames": 1, "codebook_size": 1000, "bits": 10, "audio_length": 1, "sample_rate": 1}',
+            b"\x00\x00",
+            "'n_q' must be an integer",
+        ),
+        (
+            b'{"n_q": 1, "frames": 1, "codebook_size": 1000, "bits": 9, "audio_length": 1, "sample_rate": 1}',
+            b"\x00\x00",
+            "bits per code",
+        ),
+    ],
+)
+def test_consistent_crc_but_bad_content(header, payload, message):
+    with pytest.raises(ClabFormatError, match=message):
+        from_bytes(_forge(header, payload))
+
+
+def test_foreign_and_newer_files():
+    with pytest.raises(ClabFormatError, match="not a .clab file"):
+        from_bytes(b"RIFF" + bytes(100))
+    newer = bytearray(VALID)
+    newer[4] = 2
+    with pytest.raises(ClabFormatError, match="version 2 is not supported"):
+        from_bytes(bytes(newer))

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from codeclab.data.corpus import ManifestError, discover, read_manifest
+
+from .conftest import GOOD
+
+
+def test_directory_ids_are_relative_paths(good_corpus):
+    items = discover([str(good_corpus)])
+    assert [it.id for it in items] == sorted(rel for rel, *_ in GOOD)
+    (good_corpus / "notes.txt").write_text("not audio")
+    assert len(discover([str(good_corpus)])) == len(GOOD)
+
+
+def test_glob(good_corpus):
+    items = discover([str(good_corpus / "**" / "*.wav")])
+    assert sorted(it.id for it in items) == sorted(rel for rel, *_ in GOOD if rel.endswith(".wav"))
+    with pytest.raises(ManifestError, match="matches no audio"):
+        discover([str(good_corpus / "*.nothing")])
+
+
+def test_jsonl_and_csv_manifests(good_corpus, tmp_path):
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text(
+        json.dumps(
+            {"id": "u1", "path": str(good_corpus / "clip6.wav"), "start": 0.2, "end": 1.0, "text": "hello"}
+        )
+        + "\n"
+        + json.dumps({"id": "u2", "path": "corpus/clip6.wav"})
+        + "\n"
+    )
+    items = discover([str(jsonl)])
+    assert items[0].start == 0.2 and items[0].end == 1.0 and items[0].text == "hello"
+    assert items[1].path == str(tmp_path / "corpus/clip6.wav")  # relative to the manifest
+    csv = tmp_path / "m.csv"
+    csv.write_text("id,path,start,end,text\nx,corpus/clip0.wav,,,\ny,corpus/clip6.wav,0.1,0.5,hi there\n")
+    rows = read_manifest(csv)
+    assert rows[0].start is None and rows[1].end == 0.5 and rows[1].text == "hi there"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"id": "a"}\n', "m.jsonl:1: missing 'path'"),
+        ('{"path": "x.wav"}\n', "missing 'id'"),
+        ('{"id": "a", "path": "x.wav"}\n{bad json\n', "m.jsonl:2: invalid JSON"),
+        ('{"id": "a", "path": "x.wav", "start": "soon"}\n', "start must be a number"),
+        ('{"id": "a", "path": "x.wav", "start": 2, "end": 1}\n', "end .* must be after start"),
+    ],
+)
+def test_manifest_errors_name_file_and_line(tmp_path, content, message):
+    (tmp_path / "m.jsonl").write_text(content)
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(tmp_path / "m.jsonl")
+
+
+def test_duplicate_ids_are_an_error(good_corpus, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "clip6.wav", "path": str(good_corpus / "clip0.wav")}) + "\n")
+    with pytest.raises(ManifestError, match="duplicate id 'clip6.wav'"):
+        discover([str(good_corpus), str(manifest)])
+
+
+def test_missing_input():
+    with pytest.raises(ManifestError, match="no such file"):
+        discover(["/nonexistent/dir"])

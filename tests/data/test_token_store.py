@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+
+from codeclab.data.token_store import ShardWriter, StoreError, TokenRecord, TokenStore, merge
+
+META = {
+    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "frame_rate": 50.0,
+    "n_q": 2,
+    "codebook_size": 1024,
+    "codes_dtype": "int16",
+}
+
+
+def record(i: int, frames: int) -> TokenRecord:
+    codes = np.random.default_rng(i).integers(0, 1024, size=(2, frames))
+    return TokenRecord(
+        f"item{i:02d}",
+        codes,
+        f"/data/{i}.wav",
+        "ab" * 32,
+        frames / 50,
+        16000,
+        text=f"text {i}" if i % 2 else None,
+    )
+
+
+def test_write_read_round_trip(tmp_path):
+    writer = ShardWriter(tmp_path, META)
+    records = [record(i, 10 + i) for i in range(7)]
+    for r in records[:4]:
+        writer.add(r)
+    writer.flush()
+    for r in records[4:]:
+        writer.add(r)
+    writer.add_error("broken", "/data/broken.wav", "unreadable")
+    writer.finish({})
+    merge(tmp_path)
+    store = TokenStore(tmp_path)
+    assert len(store) == 7 and store.ids() == [r.id for r in records]
+    for r in records:
+        got = store[r.id]
+        assert got.codes.dtype == np.int16 and np.array_equal(got.codes, r.codes)
+        assert got.text == r.text and got.duration == pytest.approx(r.duration)
+    assert sorted(r.id for r in store) == store.ids()
+    assert [e["id"] for e in store.errors()] == ["broken"]
+    assert store.total_duration() == pytest.approx(sum(r.duration for r in records))
+    assert "item03" in store and "nope" not in store
+    with pytest.raises(KeyError):
+        store["nope"]
+
+
+def test_int32_codes_for_large_codebooks(tmp_path):
+    meta = {**META, "codebook_size": 65536, "codes_dtype": "int32"}
+    writer = ShardWriter(tmp_path, meta)
+    codes = np.array([[65535, 0, 40000]])
+    writer.add(TokenRecord("a", codes, "p", "s", 0.06, 16000))
+    writer.finish({})
+    assert TokenStore(tmp_path)["a"].codes.dtype == np.int32
+    assert TokenStore(tmp_path)["a"].codes.tolist() == codes.tolist()
+
+
+def test_reader_works_before_merge(tmp_path):
+    writer = ShardWriter(tmp_path, META)
+    writer.add(record(1, 5))
+    writer.flush()
+    assert TokenStore(tmp_path).ids() == ["item01"]
+
+
+def test_incompatible_runs_refuse_to_mix(tmp_path):
+    ShardWriter(tmp_path, META)
+    with pytest.raises(StoreError, match="n_q"):
+        ShardWriter(tmp_path, {**META, "n_q": 3})
+    with pytest.raises(StoreError, match="weights_sha256"):
+        ShardWriter(tmp_path, {**META, "codec": {**META["codec"], "weights_sha256": "other"}})
+
+
+def test_torn_error_line_is_ignored(tmp_path):
+    writer = ShardWriter(tmp_path, META)
+    writer.add_error("a", "p", "bad")
+    with open(writer.errors_path, "a") as fh:
+        fh.write('{"id": "b", "pa')  # a crash mid-line
+    writer.finish({})
+    assert merge(tmp_path)["errors"] == 1
+
+
+def test_not_a_store(tmp_path):
+    with pytest.raises(StoreError, match="no tokens.json"):
+        TokenStore(tmp_path)
+    (tmp_path / "tokens.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(StoreError, match="not a codeclab token store"):
+        TokenStore(tmp_path)

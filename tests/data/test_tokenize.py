@@ -1,0 +1,218 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import codeclab
+from codeclab.codecs.spec import CodecSpec
+from codeclab.data.audio import load_audio
+from codeclab.data.token_store import StoreError, TokenStore
+from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+
+from .conftest import BAD, GOOD
+
+TINY = CodecSpec("codeclab-tiny", random_init=True)
+
+
+def options(inputs, out, **kw) -> TokenizeOptions:
+    kw.setdefault("workers", 0)
+    return TokenizeOptions(inputs=[str(i) for i in inputs], out=Path(out), codec=kw.pop("codec", TINY), **kw)
+
+
+def contents(store_dir) -> dict:
+    store = TokenStore(store_dir)
+    return {r.id: (r.codes.tolist(), r.sha256, r.duration, r.text, r.start, r.end) for r in store}
+
+
+def test_batched_equals_unbatched_equals_direct_encode(good_corpus, tmp_path):
+    big = tokenize_corpus(options([good_corpus], tmp_path / "big", batch_seconds=30.0))
+    one = tokenize_corpus(options([good_corpus], tmp_path / "one", batch_seconds=0.01))  # one item per batch
+    assert big.tokenized == one.tokenized == len(GOOD)
+    assert contents(tmp_path / "big") == contents(tmp_path / "one")
+    codec = codeclab.load_codec("codeclab-tiny", random_init=True)
+    store = TokenStore(tmp_path / "big")
+    for rel, *_ in GOOD:
+        wav = torch.as_tensor(load_audio(good_corpus / rel, 16000, 1))
+        assert np.array_equal(store[rel].codes, codec.encode(wav[None]).codes[0].numpy()), rel
+
+
+def test_bad_files_are_listed_and_good_ones_tokenized(mixed_corpus, tmp_path):
+    report = tokenize_corpus(options([mixed_corpus], tmp_path / "s"))
+    assert report.tokenized == len(GOOD) and report.failed == len(BAD)
+    store = TokenStore(tmp_path / "s")
+    assert store.ids() == sorted(rel for rel, *_ in GOOD)
+    errors = {e["id"]: e["reason"] for e in store.errors()}
+    assert set(errors) == set(BAD)
+    for rel, reason in BAD.items():
+        assert reason in errors[rel]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(mixed_corpus, tmp_path):
+    tokenize_corpus(options([mixed_corpus], tmp_path / "full"))
+    calls = {"n": 0}
+
+    def stop_midway(report, total):
+        calls["n"] += 1
+        if report.tokenized >= 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        tokenize_corpus(
+            options([mixed_corpus], tmp_path / "cut", batch_seconds=0.01, flush_items=2), stop_midway
+        )
+    partial = TokenStore(tmp_path / "cut")
+    assert 0 < len(partial) < len(GOOD)
+    with pytest.raises(StoreError, match="--resume"):
+        tokenize_corpus(options([mixed_corpus], tmp_path / "cut"))
+    report = tokenize_corpus(options([mixed_corpus], tmp_path / "cut", resume=True))
+    assert report.skipped > 0 and report.merged
+    assert contents(tmp_path / "cut") == contents(tmp_path / "full")
+    assert errors(tmp_path / "cut") == errors(tmp_path / "full")
+
+
+def errors(store_dir) -> list:
+    return [(e["id"], e["path"], e["reason"]) for e in TokenStore(store_dir).errors()]
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
+
+
+def test_rerun_over_a_finished_store_is_a_no_op(mixed_corpus, tmp_path):
+    tokenize_corpus(options([mixed_corpus], tmp_path / "s"))
+    before = _snapshot(tmp_path / "s")
+    for resume in (False, True):
+        report = tokenize_corpus(options([mixed_corpus], tmp_path / "s", resume=resume))
+        assert report.tokenized == 0 and report.failed == 0 and report.skipped == report.items
+        assert report.failed_before == len(BAD)
+    assert _snapshot(tmp_path / "s") == before
+
+
+def test_retry_errors_after_fixing_a_file(mixed_corpus, tmp_path):
+    tokenize_corpus(options([mixed_corpus], tmp_path / "s"))
+    import shutil
+
+    shutil.copy(mixed_corpus / "clip6.wav", mixed_corpus / "bad/empty.wav")  # the user fixes one file
+    report = tokenize_corpus(options([mixed_corpus], tmp_path / "s", resume=True, retry_errors=True))
+    assert report.tokenized == 1 and report.failed == len(BAD) - 1
+    store = TokenStore(tmp_path / "s")
+    assert "bad/empty.wav" in store and "bad/empty.wav" not in {e["id"] for e in store.errors()}
+
+
+def test_two_shards_merged_equal_one_run(mixed_corpus, tmp_path):
+    tokenize_corpus(options([mixed_corpus], tmp_path / "one"))
+    first = tokenize_corpus(options([mixed_corpus], tmp_path / "two", shard=(0, 2)))
+    assert not first.merged and 0 < first.items < len(GOOD) + len(BAD)
+    second = tokenize_corpus(options([mixed_corpus], tmp_path / "two", shard=(1, 2)))
+    assert second.merged and first.items + second.items == len(GOOD) + len(BAD)
+    assert contents(tmp_path / "two") == contents(tmp_path / "one")
+    assert errors(tmp_path / "two") == errors(tmp_path / "one")
+
+
+def test_torchrun_environment_picks_the_shard(mixed_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    report = tokenize_corpus(options([mixed_corpus], tmp_path / "s"))
+    assert report.shard == (1, 3)
+    assert list((tmp_path / "s" / "done").iterdir())[0].name == "shard-00001-of-00003.json"
+
+
+def test_long_files_stream_with_identical_codes(good_corpus, tmp_path):
+    whole = tokenize_corpus(options([good_corpus], tmp_path / "whole"))
+    streamed = tokenize_corpus(
+        options([good_corpus], tmp_path / "streamed", long_seconds=0.5, chunk_seconds=0.3)
+    )
+    assert whole.tokenized == streamed.tokenized
+    assert contents(tmp_path / "whole") == contents(tmp_path / "streamed")
+
+
+def test_manifest_segments_and_text(good_corpus, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {
+            "id": "seg-a",
+            "path": str(good_corpus / "clip6.wav"),
+            "start": 0.5,
+            "end": 1.5,
+            "text": "hello world",
+        },
+        {"id": "seg-b", "path": str(good_corpus / "clip6.wav"), "start": 2.0},
+        {"id": "seg-bad", "path": str(good_corpus / "clip6.wav"), "start": 9.0},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tokenize_corpus(options([manifest], tmp_path / "s"))
+    assert report.tokenized == 2 and report.failed == 1
+    store = TokenStore(tmp_path / "s")
+    assert store["seg-a"].text == "hello world" and store["seg-a"].duration == pytest.approx(1.0)
+    codec = codeclab.load_codec("codeclab-tiny", random_init=True)
+    wav = torch.as_tensor(load_audio(good_corpus / "clip6.wav", 16000, 1, start=0.5, end=1.5))
+    assert np.array_equal(store["seg-a"].codes, codec.encode(wav[None]).codes[0].numpy())
+
+
+def test_worker_processes_give_the_same_store(mixed_corpus, tmp_path):
+    tokenize_corpus(options([mixed_corpus], tmp_path / "inline", workers=0))
+    tokenize_corpus(options([mixed_corpus], tmp_path / "workers", workers=2))
+    assert contents(tmp_path / "inline") == contents(tmp_path / "workers")
+
+
+def test_n_q_and_codec_mismatch(good_corpus, tmp_path):
+    tokenize_corpus(options([good_corpus], tmp_path / "s", n_q=2))
+    assert TokenStore(tmp_path / "s")[GOOD[0][0]].codes.shape[0] == 2
+    other = CodecSpec("codeclab-tiny", random_init=True, seed=1)
+    with pytest.raises(StoreError, match="weights_sha256"):
+        tokenize_corpus(options([good_corpus], tmp_path / "s", n_q=2, codec=other, resume=True))
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    """A real crash: the CLI is killed with SIGKILL after its second part file, then resumed."""
+    from codeclab.data.signals import test_signal
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    import soundfile as sf
+
+    for i in range(40):
+        sf.write(corpus / f"c{i:02d}.wav", test_signal(1.5, 16000, seed=i).numpy()[0], 16000)
+    cli = [
+        sys.executable,
+        "-m",
+        "codeclab.cli.app",
+        "tokenize",
+        str(corpus),
+        "--codec",
+        "codeclab-tiny",
+        "--random-init",
+        "--workers",
+        "0",
+        "--batch-seconds",
+        "1",
+        "--flush-items",
+        "1",
+    ]
+    subprocess.run(cli + ["--out", str(tmp_path / "full")], check=True, capture_output=True)
+    proc = subprocess.Popen(
+        cli + ["--out", str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    data = tmp_path / "cut" / "data"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if data.is_dir() and len(list(data.glob("part-*.parquet"))) >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert 0 < len(TokenStore(tmp_path / "cut")) < 40
+    subprocess.run(cli + ["--out", str(tmp_path / "cut"), "--resume"], check=True, capture_output=True)
+    assert contents(tmp_path / "cut") == contents(tmp_path / "full")
