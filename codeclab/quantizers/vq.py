@@ -136,10 +136,23 @@ class VectorQuantizer(Quantizer):
         self.initted.fill_(True)
 
     @torch.no_grad()
-    def _update(self, x_low: Tensor) -> None:
-        """EMA statistics (and, with `ema`, the codebook) from valid rows x_low [N, code_dim]."""
+    def _assign(self, x_low: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """One fused search for a training step: codes of all rows [N], plus counts [K] and sums [K, d] of
+        the valid rows (`assign_stats`, which never builds an N x K matrix)."""
+        cb = self.effective_codebook().detach().float()
+        rows = x_low.detach().float()
+        if valid is None:
+            return assign_stats(rows, cb)
+        codes = torch.empty(rows.shape[0], dtype=torch.long, device=rows.device)
+        codes[valid], counts, sums = assign_stats(rows[valid], cb)
+        if bool((~valid).any()):
+            codes[~valid] = nearest_code(rows[~valid], cb)
+        return codes, counts, sums
+
+    @torch.no_grad()
+    def _update(self, counts: Tensor, sums: Tensor) -> None:
+        """EMA statistics (and, with `ema`, the codebook) from the valid rows' counts [K] and sums [K, d]."""
         cfg = self.config
-        _, counts, sums = assign_stats(x_low.float(), self.effective_codebook().float())
         all_reduce_sum(counts)
         self.cluster_size.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
         if cfg.ema:
@@ -181,7 +194,10 @@ class VectorQuantizer(Quantizer):
             if not bool(self.initted) and rows.shape[0] > 0:
                 self._kmeans_init(rows)
             self._replace_dead_codes(rows)
-        codes = self.lookup(x_low)
+        if self.training:
+            codes, counts, sums = self._assign(x_low, valid)
+        else:
+            codes = self.lookup(x_low)
         q_low = F.embedding(codes, self.effective_codebook())
         commitment = _masked_mse(x_low, q_low.detach(), valid) * self.config.commitment_weight
         if self.config.ema:
@@ -189,7 +205,7 @@ class VectorQuantizer(Quantizer):
         else:
             codebook_loss = _masked_mse(q_low, x_low.detach(), valid) * self.config.codebook_weight
         if self.training:
-            self._update(rows)
+            self._update(counts, sums)
             q_low = x_low + (q_low - x_low).detach()  # straight-through estimator
         return StageResult(self.out_proj(q_low), codes, commitment, codebook_loss)
 

@@ -86,3 +86,17 @@ def test_n_q_out_of_range():
     for bad in (0, 4, -1, 1.5, True):
         with pytest.raises(ValueError, match="n_q"):
             rvq.encode(torch.randn(1, 8, 4), n_q=bad)
+
+
+def test_quantizers_give_the_same_codes_on_every_backend(monkeypatch):
+    from codeclab import cuda_ext
+
+    rvq = ResidualVQ(RVQConfig(dim=24, codebook_size=200, num_quantizers=4))
+    rvq.train()
+    rvq(torch.randn(4, 24, 300))  # k-means init and one EMA step through assign_stats
+    rvq.eval()
+    z = torch.randn(3, 24, 111)
+    auto = rvq.encode(z)
+    monkeypatch.setenv("CODECLAB_RVQ_BACKEND", "torch")
+    assert cuda_ext.backend("cpu") == "torch"
+    assert torch.equal(rvq.encode(z), auto)
