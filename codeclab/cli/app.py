@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from codeclab.cli import bitstream_cmd, codecs_cmd, demo_cmd, tokenize_cmd
+from codeclab.cli import bitstream_cmd, codecs_cmd, demo_cmd, export_cmd, tokenize_cmd
 
 app = typer.Typer(
     name="codeclab",
@@ -17,6 +17,7 @@ codecs_cmd.register(app)
 demo_cmd.register(app)
 tokenize_cmd.register(app)
 bitstream_cmd.register(app)
+export_cmd.register(app)
 
 
 def main() -> None:

@@ -92,3 +92,46 @@ def test_decode_with_the_wrong_codec_is_refused(tmp_path):
     )
     result = runner.invoke(app, ["decode", str(tmp_path / "y.clab"), str(tmp_path / "o.wav"), *TINY])
     assert result.exit_code == 2 and "weights sha256" in result.output
+
+
+def test_export_commands(tmp_path):
+    import pytest
+
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    runner.invoke(app, ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--workers", "0", *TINY])
+    result = runner.invoke(
+        app, ["export", "parquet", str(tmp_path / "s"), "--out", str(tmp_path / "pq"), "--pattern", "delay"]
+    )
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "pq" / "data").glob("train-*.parquet"))
+    pytest.importorskip("transformers")
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(
+        ["a tiny corpus"] * 10, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"])
+    )
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(tmp_path / "base")
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "hf-tokenizer",
+            "--base",
+            str(tmp_path / "base"),
+            "--store",
+            str(tmp_path / "s"),
+            "--out",
+            str(tmp_path / "tok"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 x 64 audio tokens" in result.output
+    result = runner.invoke(
+        app, ["export", "hf-tokenizer", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "t2")]
+    )
+    assert result.exit_code == 2 and "--codec" in result.output

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from codeclab.data.token_store import ShardWriter, TokenRecord, TokenStore
+
+transformers = pytest.importorskip("transformers", reason="the llm extra (transformers) is not installed")
+tokenizers = pytest.importorskip("tokenizers")
+
+META = {
+    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "frame_rate": 50.0,
+    "n_q": 2,
+    "codebook_size": 100,
+    "codes_dtype": "int16",
+}
+
+
+@pytest.fixture
+def base_tokenizer(tmp_path):
+    """A small byte-level BPE tokenizer trained here (nothing is downloaded)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog; hello world!"] * 40, trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    fast.save_pretrained(tmp_path / "base")
+    return tmp_path / "base"
+
+
+def test_exported_tokenizer_round_trips_text_and_audio(base_tokenizer, tmp_path):
+    from codeclab.data.export import audio_text, export_hf_tokenizer
+
+    vocab = export_hf_tokenizer(base_tokenizer, tmp_path / "out", num_codebooks=3, codebook_size=50)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert len(tok) == vocab.size
+    codes = torch.randint(0, 50, (3, 12))
+    audio = vocab.encode(codes, markers=True)
+    text = "hello world" + audio_text(vocab, audio) + " the lazy dog"
+    ids = tok.encode(text, add_special_tokens=False)
+    prefix = tok.encode("hello world", add_special_tokens=False)
+    assert ids[: len(prefix)] == prefix and max(prefix) < vocab.base_size
+    assert ids[len(prefix) : len(prefix) + len(audio)] == audio.tolist()
+    audio_ids = torch.tensor(ids[len(prefix) : len(prefix) + len(audio)])
+    assert torch.equal(vocab.decode(audio_ids), codes)
+    assert tok.decode(ids) == text
+    assert tok.encode(tok.decode(ids), add_special_tokens=False) == ids
+
+
+def test_export_refuses_clashing_names(base_tokenizer, tmp_path):
+    from codeclab.data.export import export_hf_tokenizer
+    from codeclab.data.vocab import VocabError
+
+    export_hf_tokenizer(base_tokenizer, tmp_path / "once", 1, 4)
+    with pytest.raises(VocabError, match="already has tokens"):
+        export_hf_tokenizer(tmp_path / "once", tmp_path / "twice", 1, 4)
+
+
+def test_parquet_export_reads_with_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from codeclab.data.export import export_parquet
+    from codeclab.data.vocab import AudioVocab
+
+    writer = ShardWriter(tmp_path / "store", META)
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        writer.add(
+            TokenRecord(
+                f"u{i}", rng.integers(0, 100, size=(2, 5 + i)), "p", "s", (5 + i) / 50, 16000, text=f"t{i}"
+            )
+        )
+    writer.finish({})
+    files = export_parquet(tmp_path / "store", tmp_path / "out", rows_per_file=3, pattern="flatten")
+    assert len(files) == 3
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "*.parquet"))["train"]
+    store = TokenStore(tmp_path / "store")
+    vocab = AudioVocab.load(tmp_path / "out" / "audio_vocab.json")
+    assert sorted(ds["id"]) == store.ids()
+    for row in ds:
+        assert np.array_equal(np.array(row["codes"]), store[row["id"]].codes)
+        assert torch.equal(vocab.decode(torch.tensor(row["input_ids"])), store[row["id"]].tensor())
+    assert datasets.load_dataset(str(tmp_path / "out"))["train"].num_rows == 7

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codeclab.data.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens, shard_order
+from codeclab.data.token_store import ShardWriter, TokenRecord, TokenStore
+from codeclab.data.vocab import AudioVocab
+
+META = {
+    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "frame_rate": 50.0,
+    "n_q": 3,
+    "codebook_size": 64,
+    "codes_dtype": "int16",
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    writer = ShardWriter(root, META)
+    rng = np.random.default_rng(0)
+    for i in range(23):
+        frames = int(rng.integers(1, 30))
+        codes = rng.integers(0, 64, size=(3, frames))
+        writer.add(
+            TokenRecord(
+                f"utt{i:03d}",
+                codes,
+                f"/x/{i}.wav",
+                "s",
+                frames / 50,
+                16000,
+                text=f"text {i}" if i % 3 else None,
+            )
+        )
+    writer.finish({})
+    return TokenStore(root)
+
+
+def test_map_style_items(store):
+    ds = TokenDataset(store)
+    item = ds[0]
+    rec = store[item["id"]]
+    vocab = ds.vocab
+    assert item["input_ids"][0] == vocab.bos_id and item["input_ids"][-1] == vocab.eos_id
+    assert torch.equal(vocab.decode(item["input_ids"]), rec.tensor())
+    delay = TokenDataset(store, pattern="delay")[0]["input_ids"]
+    assert delay.shape == (3, rec.num_frames + 2)
+
+
+def test_text_interleaving(store):
+    vocab = AudioVocab(3, 64, base_size=100)
+    tokenizer = lambda text: [ord(c) % 100 for c in text]  # noqa: E731 - any str -> base ids callable
+    ds = TokenDataset(store, vocab=vocab, text_tokenizer=tokenizer, text_position="before")
+    item = ds[ds.ids.index("utt001")]
+    ids = item["input_ids"].tolist()
+    assert ids[1 : 1 + len("text 1")] == tokenizer("text 1")
+    assert ids[1 + len("text 1")] == vocab.special("audio_start")
+    after = TokenDataset(store, vocab=vocab, text_tokenizer=tokenizer, text_position="after")
+    ids = after[after.ids.index("utt001")]["input_ids"].tolist()
+    assert ids[-1 - len("text 1") : -1] == tokenizer("text 1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 4), st.integers(1, 4), st.integers(0, 5), st.booleans())
+def test_rank_and_worker_sharding_covers_every_item_once(n, world, workers, epoch, shuffle):
+    seen = []
+    for rank in range(world):
+        for worker in range(workers):
+            seen += shard_order(n, epoch, 7, shuffle, rank, world, worker, workers)
+    assert sorted(seen) == list(range(n))
+
+
+def test_packed_dataset_through_dataloader_workers(store):
+    ds = TokenDataset(store)
+    seen = []
+    for rank in range(2):
+        packed = PackedTokenDataset(
+            ds, context_length=128, rank=rank, world_size=2, seed=3
+        )  # every item fits
+        loader = torch.utils.data.DataLoader(packed, batch_size=None, num_workers=2)
+        for seq in loader:
+            seen += seq["ids"]
+    assert sorted(seen) == sorted(store.ids())  # every item exactly once over 2 ranks x 2 workers
+
+
+@pytest.mark.parametrize("context", [20, 37, 64, 200])
+def test_packing_never_splits_unless_asked(store, context):
+    ds = TokenDataset(store)
+    packed = PackedTokenDataset(ds, context_length=context, shuffle=True, seed=1)
+    lengths = {i: ds[k]["input_ids"].shape[-1] for k, i in enumerate(ds.ids)}
+    got = []
+    for seq in packed:
+        assert seq["input_ids"].shape == (context,)
+        for item_id, (a, b) in zip(seq["ids"], seq["spans"]):
+            assert b - a == lengths[item_id]  # whole item in one sequence
+            assert torch.equal(seq["input_ids"][a:b], ds[ds.ids.index(item_id)]["input_ids"])
+            got.append(item_id)
+        assert int(seq["attention_mask"].sum()) == max(b for _, b in seq["spans"])
+    too_long = sum(1 for n in lengths.values() if n > context)
+    assert len(got) == len(lengths) - too_long and packed.skipped_long == too_long
+
+
+def test_packing_with_splits_keeps_every_token(store):
+    ds = TokenDataset(store)
+    packed = PackedTokenDataset(ds, context_length=17, allow_split=True, shuffle=False)
+    stream = torch.cat([seq["input_ids"][seq["attention_mask"].bool()] for seq in packed])
+    expected = torch.cat([ds[k]["input_ids"] for k in range(len(ds))])
+    assert torch.equal(stream, expected)
+
+
+def test_epochs_reshuffle_deterministically(store):
+    ds = TokenDataset(store)
+    packed = PackedTokenDataset(ds, context_length=100, seed=5)
+    first = [seq["ids"] for seq in packed]
+    assert first == [seq["ids"] for seq in packed]
+    packed.set_epoch(1)
+    assert first != [seq["ids"] for seq in packed]
+
+
+def test_collate_pads_and_masks(store):
+    ds = TokenDataset(store)
+    batch = collate_tokens([ds[0], ds[1], ds[2]], pad_id=ds.vocab.pad_id)
+    lengths = [ds[i]["input_ids"].shape[0] for i in range(3)]
+    assert batch["input_ids"].shape == (3, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    assert bool((batch["labels"][batch["attention_mask"] == 0] == -100).all())
+    delay = TokenDataset(store, pattern="delay")
+    batch = collate_tokens([delay[0], delay[1]], pad_id=delay.vocab.pad_id)
+    assert batch["input_ids"].ndim == 3 and batch["labels"].shape == batch["input_ids"].shape
