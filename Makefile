@@ -7,7 +7,11 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # installing it before anything that depends on torch keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test test-slow test-all venv dev clean
+# Debian packages some features need (peer baselines: ffmpeg with libopus and libcodec2). `make test`
+# installs them when it can (root + apt-get); tests that need a missing one skip and say why.
+SYSDEPS ?= ffmpeg
+
+.PHONY: demo test test-slow test-all venv dev clean sysdeps
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +29,16 @@ dev: $(VENV)/.dev
 demo: $(VENV)/.base
 	$(VENV)/bin/codeclab demo --out demo-out
 
-test: $(VENV)/.dev
+sysdeps:
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1) || \
+		echo "warning: could not install$$missing; the tests that need them will skip"; \
+	else echo "note: install$$missing (apt-get) for the tests that need them; they skip otherwise"; fi
+
+test: sysdeps $(VENV)/.dev
 	$(PY) -m pytest -q
 
 test-slow: $(VENV)/.dev

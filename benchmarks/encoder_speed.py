@@ -17,12 +17,12 @@ import time
 import torch
 
 from codeclab.codecs.loading import load_codec
-from codeclab.data.signals import test_signal
+from codeclab.data.signals import synthetic_speech
 from codeclab.eval.machine import describe_machine
 
 
 def clips(batch: int, seconds: float, sample_rate: int) -> torch.Tensor:
-    return torch.stack([test_signal(seconds, sample_rate, seed=i) for i in range(batch)])  # [B, 1, T]
+    return torch.stack([synthetic_speech(seconds, sample_rate, seed=i) for i in range(batch)])  # [B, 1, T]
 
 
 def time_call(fn, reps: int) -> float:

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from codeclab.codecs.spec import CodecSpec
-from codeclab.data.signals import test_signal
+from codeclab.data.signals import synthetic_speech
 from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
 from codeclab.eval.machine import describe_machine
 
@@ -33,7 +33,7 @@ def build_corpus(root: Path, minutes: float, seed: int = 0) -> float:
     while total < minutes * 60:
         sr, ext, channels = FORMATS[i % len(FORMATS)]
         seconds = float(rng.uniform(4, 30))
-        x = test_signal(seconds, sr, seed=i).numpy()[0]
+        x = synthetic_speech(seconds, sr, seed=i).numpy()[0]
         if channels == 2:
             x = np.stack([x, 0.7 * x], axis=1)
         sf.write(root / f"clip{i:05d}.{ext}", x, sr)

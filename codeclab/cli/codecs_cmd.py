@@ -51,19 +51,20 @@ def list_command(
         table.add_column(column)
     for e in rows:
         rates = e.bitrates()
-        bitrate = (
-            format_bitrate(rates[0])
-            if len(rates) == 1
-            else f"{format_bitrate(rates[0])} - {format_bitrate(rates[-1])}"
-        )
+        if not rates:
+            bitrate = e.bitrate_note
+        elif len(rates) == 1:
+            bitrate = format_bitrate(rates[0])
+        else:
+            bitrate = f"{format_bitrate(rates[0])} - {format_bitrate(rates[-1])}"
         table.add_row(
             e.name,
             f"{e.sample_rate / 1000:g}",
             f"{e.frame_rate:g}",
-            f"{e.num_codebooks} x {e.codebook_size}",
-            bitrate + (f" ({e.bitrate_note})" if e.bitrate_note else ""),
+            f"{e.num_codebooks} x {e.codebook_size}" if e.num_codebooks else "none (waveform)",
+            bitrate,
             "-" if e.causal is None else ("yes" if e.causal else "no"),
-            e.weights or "none",
+            e.weights or ("n/a" if e.family == "classic" else "none"),
             f"{e.code_licence} / {e.weights_licence}",
         )
     console.print(table)
@@ -102,7 +103,11 @@ def info_command(
             "codebook_size": entry.codebook_size,
             "causal": entry.causal,
         }
-        weights = entry.weights or "none released"
+        weights = entry.weights or ("n/a" if entry.family == "classic" else "none released")
+        if entry.family == "peer":
+            weights += (
+                " (pass weights= a local directory or this hub id; random_init=True for an untrained model)"
+            )
         licence = f"code {entry.code_licence}; weights {entry.weights_licence}"
         description = entry.description
         codec = entry.factory(random_init=True) if entry.family == "codeclab" else None
@@ -110,12 +115,13 @@ def info_command(
     table.add_row("description", description)
     table.add_row("sample rate", f"{facts['sample_rate']} Hz")
     table.add_row("frame rate", f"{facts['frame_rate']:g} frames/s")
-    table.add_row("codebooks", f"{facts['num_codebooks']} x {facts['codebook_size']}")
-    bits = [
-        n * facts["frame_rate"] * math.log2(facts["codebook_size"])
-        for n in range(1, facts["num_codebooks"] + 1)
-    ]
-    table.add_row("bitrates (n_q = 1..)", ", ".join(format_bitrate(b) for b in bits))
+    if facts["num_codebooks"]:
+        table.add_row("codebooks", f"{facts['num_codebooks']} x {facts['codebook_size']}")
+        rate, bits = facts["frame_rate"], math.log2(facts["codebook_size"])
+        rates = [n * rate * bits for n in range(1, facts["num_codebooks"] + 1)]
+        table.add_row("bitrates (n_q = 1..)", ", ".join(format_bitrate(b) for b in rates))
+    else:
+        table.add_row("codebooks", "none: a waveform codec, compared through roundtrip()")
     if facts.get("causal") is not None:
         table.add_row("causal", "yes" if facts["causal"] else "no")
     if isinstance(codec, NeuralCodec):
@@ -126,6 +132,8 @@ def info_command(
             ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())
             + f" (total {sum(counts.values()) / 1e6:.2f} M)",
         )
+    if not Path(name).is_dir():
+        table.add_row("source", entry.source)
     table.add_row("weights", weights)
     table.add_row("licence", licence)
     console.print(table)

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def _write_corpus(root: Path, clips: int, sample_rates: tuple[int, ...] = (16000, 44100, 48000)) -> float:
     import soundfile as sf
 
-    from codeclab.data.signals import test_signal
+    from codeclab.data.signals import synthetic_speech
 
     root.mkdir(parents=True, exist_ok=True)
     total = 0.0
@@ -29,7 +29,7 @@ def _write_corpus(root: Path, clips: int, sample_rates: tuple[int, ...] = (16000
         seconds = 2.0 + (i * 1.7) % 6
         sf.write(
             root / f"clip{i:03d}.{'flac' if i % 2 else 'wav'}",
-            test_signal(seconds, sr, seed=i).numpy()[0],
+            synthetic_speech(seconds, sr, seed=i).numpy()[0],
             sr,
         )
         total += seconds
@@ -51,7 +51,7 @@ def demo_command(
     from codeclab.codecs.spec import CodecSpec
     from codeclab.data.audio import write_audio
     from codeclab.data.clab_io import encode_file
-    from codeclab.data.signals import test_signal
+    from codeclab.data.signals import synthetic_speech
     from codeclab.data.token_store import TokenStore
     from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
 
@@ -66,7 +66,7 @@ def demo_command(
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. encode and decode one signal
-    wav = test_signal(seconds, codec.sample_rate)[None]  # [1, 1, T]
+    wav = synthetic_speech(seconds, codec.sample_rate)[None]  # [1, 1, T]
     start = time.perf_counter()
     encoded = codec.encode(wav)
     encode_s = time.perf_counter() - start

@@ -111,7 +111,8 @@ class NeuralCodec(nn.Module, AudioCodec):
         self.decoder = decoder
         self.config = config
         self.name = name
-        self.weights_sha256: str | None = None
+        self.weights_sha256: str | None = None  # sha256 of the weights file it was loaded from
+        self.random_init = False  # True for an untrained preset (load_codec(..., random_init=True))
 
     @classmethod
     def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
@@ -221,5 +222,5 @@ class NeuralCodec(nn.Module, AudioCodec):
 
     def describe(self) -> dict:
         info = super().describe()
-        info.update(causal=self.causal, weights_sha256=self.weights_sha256)
+        info.update(causal=self.causal, weights_sha256=self.weights_sha256, random_init=self.random_init)
         return info

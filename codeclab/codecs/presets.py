@@ -122,6 +122,7 @@ def build_preset(
         # Random codebooks would sit far from the latents and give one code for every frame; k-means on a
         # fixed synthetic signal gives codes that vary with the input, as after a first training step.
         codec.calibrate(calibration_signal(codec.sample_rate, seed=seed)[None])
+    codec.random_init = True
     return codec.to(device).eval()
 
 

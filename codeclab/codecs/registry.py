@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from codeclab.codecs.base import AudioCodec
 
 # Modules whose import registers codecs, loaded lazily the first time the registry is read.
-_PROVIDERS = ["codeclab.codecs.presets"]
+_PROVIDERS = [
+    "codeclab.codecs.presets",
+    "codeclab.codecs.peers.transformers_codecs",
+    "codeclab.codecs.peers.classic",
+]
 
 
 @dataclass
@@ -43,9 +47,11 @@ class CodecEntry:
     extra: dict = field(default_factory=dict)
 
     def bitrates(self) -> list[float]:
-        """Nominal bits per second for n_q = 1..num_codebooks."""
+        """Nominal bits per second for n_q = 1..num_codebooks (empty for classic codecs: see bitrate_note)."""
         from math import log2
 
+        if self.num_codebooks == 0:
+            return []
         return [n * log2(self.codebook_size) * self.frame_rate for n in range(1, self.num_codebooks + 1)]
 
 

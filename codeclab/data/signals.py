@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 
-def test_signal(seconds: float = 4.0, sample_rate: int = 16000, seed: int = 0) -> Tensor:
+def synthetic_speech(seconds: float = 4.0, sample_rate: int = 16000, seed: int = 0) -> Tensor:
     """A speech-like test signal [1, T] in [-1, 1]: a voiced harmonic tone with vibrato and a moving
     formant-like emphasis, a rising chirp, and short noise bursts (consonant-like)."""
     gen = torch.Generator().manual_seed(seed)
@@ -44,7 +44,7 @@ def calibration_signal(sample_rate: int = 16000, seconds: float = 32.0, seed: in
     parts: list[Tensor] = []
     per = seconds / 8
     for i, gain in enumerate((1.0, 0.3, 0.05, 0.6)):
-        parts.append(test_signal(per, sample_rate, seed=seed + i) * gain)
+        parts.append(synthetic_speech(per, sample_rate, seed=seed + i) * gain)
     n = int(per * sample_rate)
     for gain in (0.01, 0.1, 0.4):
         parts.append(torch.randn(1, n, generator=gen) * gain)

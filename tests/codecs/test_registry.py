@@ -60,8 +60,8 @@ def test_import_has_no_heavy_side_effects():
 
 @pytest.mark.parametrize("name", ["codeclab-16k-speech", "codeclab-16k-fsq"])
 def test_random_init_codes_vary_with_the_input(name):
-    from codeclab.data.signals import test_signal
+    from codeclab.data.signals import synthetic_speech
 
     codec = codeclab.load_codec(name, random_init=True)
-    codes = codec.encode(test_signal(2.0, codec.sample_rate, seed=5)[None]).codes
+    codes = codec.encode(synthetic_speech(2.0, codec.sample_rate, seed=5)[None]).codes
     assert codes[0, 0].unique().numel() > 0.5 * codes.shape[-1]

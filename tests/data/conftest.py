@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.data.signals import test_signal
+from codeclab.data.signals import synthetic_speech
 
 GOOD = [
     # (relative path, sample rate, channels, seconds)
@@ -31,7 +31,7 @@ def write_good(root: Path) -> None:
     for i, (rel, sr, ch, seconds) in enumerate(GOOD):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        x = test_signal(seconds, sr, seed=i).numpy()[0]
+        x = synthetic_speech(seconds, sr, seed=i).numpy()[0]
         if ch == 2:
             x = np.stack([x, -0.5 * x], axis=1)
         sf.write(path, x, sr)

@@ -176,14 +176,14 @@ def test_n_q_and_codec_mismatch(good_corpus, tmp_path):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A real crash: the CLI is killed with SIGKILL after its second part file, then resumed."""
-    from codeclab.data.signals import test_signal
+    from codeclab.data.signals import synthetic_speech
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     import soundfile as sf
 
     for i in range(40):
-        sf.write(corpus / f"c{i:02d}.wav", test_signal(1.5, 16000, seed=i).numpy()[0], 16000)
+        sf.write(corpus / f"c{i:02d}.wav", synthetic_speech(1.5, 16000, seed=i).numpy()[0], 16000)
     cli = [
         sys.executable,
         "-m",

@@ -1,0 +1,158 @@
+"""Peer codecs from Hugging Face transformers behind codeclab's `AudioCodec` contract.
+
+What the adapter adds to the transformers models:
+- One code layout: codes [B, n_q, F] int64 with per-item `lengths` (the models return 3-d or 4-d tensors).
+- Exact batching: every item is encoded (and decoded) on its own, on its audio zero-padded to a whole
+  number of frames, so a padded batch gives exactly the codes each item gets alone. The models themselves
+  do not promise that: HF Mimi gives different codes batched and single (transformers#43377), and CPU
+  kernels change rounding with the batch shape. The cost is per-item calls (no batching speed-up).
+- `n_q` at encode time, mapped onto each model's own knob (bandwidth or number of quantizers). Where a model
+  offers only some counts (EnCodec, X-Codec bandwidths), the adapter encodes at the next larger one and keeps
+  the first n_q codebooks: residual quantization makes those identical to the smaller setting's codes.
+- Weights: `weights=` a local directory or hub id (`from_pretrained`), or `random_init=True` (seeded; for
+  tests and speed comparisons, and reported as such); neither is a clear error.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
+
+PEERS_HINT = "pip install 'codeclab[peers]' (Hugging Face transformers)"
+
+
+def require_transformers():
+    try:
+        import transformers
+    except ImportError as err:
+        raise ImportError(f"peer codecs need transformers: {PEERS_HINT}") from err
+    return transformers
+
+
+class TransformersCodec(AudioCodec):
+    """Base adapter. Subclasses set `model_class`, build `default_config()`, and implement
+    `_encode_item(x [1, C, T], n_q) -> [1, n_q', F]` (n_q' >= n_q) and `_decode_item(codes [1, n_q, F])`."""
+
+    model_class: str = ""
+    hub_id: str = ""
+
+    def __init__(self, model: Any, name: str, random_init: bool, weights: str | None) -> None:
+        self.model = model.eval()
+        self.name = name
+        self.random_init = random_init
+        self.weights = weights
+
+    # -- construction --------------------------------------------------------------------------------
+    @classmethod
+    def default_config(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def create(
+        cls, name: str, weights: str | None = None, random_init: bool = False, device="cpu", seed: int = 0
+    ):
+        transformers = require_transformers()
+        model_cls = getattr(transformers, cls.model_class)
+        if weights is not None:
+            if random_init:
+                raise ValueError("pass either weights= or random_init=True, not both")
+            try:
+                model = model_cls.from_pretrained(str(weights))
+            except OSError as err:
+                raise ValueError(f"{name}: cannot load weights from {weights!r} ({err})") from err
+        elif random_init:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = model_cls(cls.default_config())
+        else:
+            raise ValueError(
+                f"codec {name!r} needs pretrained weights: pass weights='{cls.hub_id}' (a hub id; needs internet) or a "
+                f"local directory saved from it, or random_init=True for an untrained model (tests, speed runs)"
+            )
+        return cls(
+            model.to(device),
+            name,
+            random_init=weights is None,
+            weights=None if weights is None else str(weights),
+        )
+
+    # -- facts ---------------------------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sampling_rate)
+
+    @property
+    def channels(self) -> int:
+        return int(getattr(self.config, "audio_channels", 1))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.model.state_dict()
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.update(
+            random_init=self.random_init,
+            weights=self.weights or ("random init" if self.random_init else None),
+        )
+        return info
+
+    # -- contract --------------------------------------------------------------------------------------
+    def _padded_item(self, wav: Tensor, length: int) -> Tensor:
+        frames = math.ceil(length / self.hop_length)
+        x = wav[:, :length]
+        return torch.nn.functional.pad(x, (0, frames * self.hop_length - length))[None]
+
+    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
+        wav, lengths = check_audio(wav, lengths, self.channels)
+        n_q = self.check_n_q(n_q)
+        items = []
+        with torch.inference_mode():
+            for b in range(wav.shape[0]):
+                length = int(lengths[b])
+                x = self._padded_item(wav[b].to(self.device, torch.float32), length)
+                codes = self._encode_item(x, n_q)[0, :n_q].long()
+                items.append(codes)
+        return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
+
+    def decode(self, encoded: Encoded | Tensor) -> Tensor:
+        encoded = as_encoded(encoded)
+        out_lengths = self.decode_lengths(encoded)
+        longest = int(out_lengths.max())
+        out = torch.zeros(encoded.batch_size, self.channels, longest)
+        with torch.inference_mode():
+            for b, codes in enumerate(encoded.items()):
+                if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+                    raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+                if not 1 <= codes.shape[0] <= self.num_codebooks:
+                    raise ValueError(
+                        f"codes have {codes.shape[0]} codebooks; {self.name} has {self.num_codebooks}"
+                    )
+                wav = self._decode_item(codes[None].to(self.device)).float().cpu()
+                n = min(int(out_lengths[b]), wav.shape[-1])
+                out[b, :, :n] = wav[0, :, :n]
+        return out
+
+    def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
+        raise NotImplementedError
+
+    def _decode_item(self, codes: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def smallest_setting(options: dict[float, int], n_q: int) -> float:
+    """The setting (e.g. a bandwidth) with the fewest codebooks that still gives at least n_q."""
+    enough = [setting for setting, count in options.items() if count >= n_q]
+    return min(enough, key=lambda s: options[s])
