@@ -7,11 +7,14 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # installing it before anything that depends on torch keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-# Debian packages some features need (peer baselines: ffmpeg with libopus and libcodec2). `make test`
-# installs them when it can (root + apt-get); tests that need a missing one skip and say why.
-SYSDEPS ?= ffmpeg
+# Debian packages some features need: ffmpeg (libopus, libcodec2) for the classic baselines, and the
+# demo corpus's sources. `make test` installs them when it can (root + apt-get); tests that need a
+# missing one skip and say why.
+CORPUS_DEPS := espeak-ng flite festival festvox-kallpc16k fluidsynth fluid-soundfont-gm sonic-pi-samples \
+	klettres-data asterisk-core-sounds-en-wav
+SYSDEPS ?= ffmpeg $(CORPUS_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +44,10 @@ sysdeps:
 test: sysdeps $(VENV)/.dev
 	$(PY) -m pytest -q
 
+corpus: sysdeps $(VENV)/.base
+	$(PIP) install -q -e ".[corpus]"
+	$(VENV)/bin/codeclab corpus demo --out demo-corpus
+
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow
 
@@ -48,4 +55,4 @@ test-all: $(VENV)/.dev
 	$(PY) -m pytest -q -m "slow or not slow"
 
 clean:
-	rm -rf $(VENV) demo-out build *.egg-info .pytest_cache
+	rm -rf $(VENV) demo-out demo-corpus build *.egg-info .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from codeclab.cli import bitstream_cmd, codecs_cmd, demo_cmd, export_cmd, tokenize_cmd
+from codeclab.cli import bitstream_cmd, codecs_cmd, corpus_cmd, demo_cmd, export_cmd, tokenize_cmd, train_cmd
 
 app = typer.Typer(
     name="codeclab",
@@ -18,6 +18,8 @@ demo_cmd.register(app)
 tokenize_cmd.register(app)
 bitstream_cmd.register(app)
 export_cmd.register(app)
+train_cmd.register(app)
+corpus_cmd.register(app)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
   relative to the directory, with '/' separators and its extension ("spk1/utt001.flac").
 - A glob ("data/**/*.wav") gives the files it matches; ids are relative to the glob's fixed prefix.
 - A manifest (.jsonl, .csv or .tsv) lists items: `id`, `path` (relative paths are relative to the
-  manifest), optional `start` / `end` (seconds, for segments of a file) and `text`.
+  manifest), optional `start` / `end` (seconds, for segments of a file), `text` and `split`.
 - A single audio file is one item whose id is its file name.
 
 Ids must be unique across all inputs: a clash is an error that names both sources.
@@ -36,6 +36,7 @@ class AudioItem:
     end: float | None = None
     text: str | None = None
     source: str = ""
+    split: str | None = None  # e.g. "train" / "validation", from a manifest's `split` column
 
     def describe(self) -> str:
         seg = (
@@ -190,4 +191,6 @@ def write_manifest(items: list[AudioItem], path: str | Path) -> None:
                 row["end"] = it.end
             if it.text is not None:
                 row["text"] = it.text
+            if it.split is not None:
+                row["split"] = it.split
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

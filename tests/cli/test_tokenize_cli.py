@@ -135,3 +135,45 @@ def test_export_commands(tmp_path):
         app, ["export", "hf-tokenizer", "--base", str(tmp_path / "base"), "--out", str(tmp_path / "t2")]
     )
     assert result.exit_code == 2 and "--codec" in result.output
+
+
+def test_train_command_runs_and_resumes(tmp_path):
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    args = [
+        "train",
+        "--preset",
+        "codeclab-tiny",
+        "--data",
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--segment-seconds",
+        "0.3",
+        "--device",
+        "cpu",
+        "--set",
+        "num_workers=0",
+        "--set",
+        "disc_width=0.05",
+        "--set",
+        "validate_every=1000",
+    ]
+    result = runner.invoke(app, args + ["--stop-after", "2"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "checkpoints" / "latest.json").is_file() and not (
+        tmp_path / "run" / "codec"
+    ).exists()
+    result = runner.invoke(app, args + ["--resume"])
+    assert result.exit_code == 0, result.output
+    assert "codec saved" in result.output
+    bad = runner.invoke(app, args + ["--set", "nonsense=1"])
+    assert bad.exit_code == 2 and "unknown training setting" in bad.output
+    peer = runner.invoke(
+        app, ["train", "--preset", "mimi", "--data", str(corpus), "--out", str(tmp_path / "x")]
+    )
+    assert peer.exit_code == 2 and "peer codec" in peer.output

@@ -1,0 +1,79 @@
+"""`codeclab train`: train a codec preset on a corpus (one process, or many under torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from codeclab.cli.common import console, fail, setup_logging
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+
+
+def train_command(
+    preset: str = typer.Option(
+        "codeclab-16k-speech", "--preset", help="codeclab preset whose architecture to train."
+    ),
+    data: list[str] = typer.Option(
+        ...,
+        "--data",
+        help="Directory, glob or manifest (repeatable); a `split` column marks validation items.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Run directory (config, metrics.jsonl, checkpoints, samples, codec/)."
+    ),
+    steps: int = typer.Option(None, "--steps", help="Total training steps."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the run directory's latest checkpoint."
+    ),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    segment_seconds: float = typer.Option(None, "--segment-seconds"),
+    device: str = typer.Option(
+        None, "--device", help="cpu, cuda or cuda:N (default: cuda when present; torchrun: cuda:LOCAL_RANK)."
+    ),
+    stop_after: int = typer.Option(
+        None, "--stop-after", help="Stop (with a checkpoint) after this many steps of this run."
+    ),
+    settings: list[str] = typer.Option(
+        None, "--set", help="Any TrainConfig field as key=value (repeatable), e.g. --set adversarial=false."
+    ),
+) -> None:
+    """Train a codec; under torchrun every rank trains on its own batches with DistributedDataParallel."""
+    from codeclab.codecs.registry import get_entry
+    from codeclab.train.config import TrainConfig
+    from codeclab.train.trainer import Trainer
+
+    setup_logging()
+    try:
+        entry = get_entry(preset)
+    except ValueError as err:
+        fail(str(err))
+    if entry.family != "codeclab":
+        fail(
+            f"{preset} is a peer codec; train a codeclab preset ({', '.join(n for n in ['codeclab-16k-speech', 'codeclab-24k-audio'])}, ...)"
+        )
+    overrides = {}
+    for item in settings or []:
+        if "=" not in item:
+            fail(f"--set takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("segment_seconds", segment_seconds)):
+        if value is not None:
+            overrides[key] = str(value)
+    try:
+        config = TrainConfig().with_overrides(overrides)
+        trainer = Trainer(
+            entry.extra["config"](), config, data, out, device=device, resume=resume, name=preset
+        )
+        last = trainer.run(stop_after=stop_after)
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    if trainer.is_main:
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
+        console.print(f"{out}: step {last.get('step')}; {summary}")
+        if (out / "codec").is_dir():
+            console.print(f"codec saved to {out / 'codec'} (codeclab.load_codec('{out / 'codec'}'))")

@@ -1,0 +1,1 @@
+"""Codec training: losses, discriminators, the loss balancer, checkpoints and the trainer (DDP-ready)."""

@@ -1,0 +1,92 @@
+"""Training settings as a typed dataclass (saved as JSON in the run directory)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # schedule
+    steps: int = 100_000
+    batch_size: int = 16
+    segment_seconds: float = 1.0
+    lr: float = 3e-4
+    disc_lr: float = 3e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.1  # cosine decay from lr to lr * min_lr_ratio after warm-up
+    grad_clip: float = 1000.0
+    # losses
+    mel_weight: float = 15.0
+    stft_weight: float = 0.0
+    waveform_weight: float = 0.0
+    adversarial: bool = True
+    adversarial_start: int = 0  # steps of reconstruction-only training before the discriminators join
+    adversarial_loss: str = "hinge"  # or "lsgan"
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    quantizer_weight: float = 1.0
+    discriminators: list[str] = field(default_factory=lambda: ["mpd", "msstft"])
+    disc_width: float = 1.0  # channel multiplier of the discriminators (smaller for quick runs)
+    balancer: bool = (
+        False  # EnCodec's gradient balancer over mel / stft / waveform / adversarial / feature losses
+    )
+    # machinery
+    bf16: bool = True  # autocast on CUDA
+    seed: int = 0
+    num_workers: int = 2
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    validate_every: int = 1000
+    val_items: int = 8
+    val_seconds: float = 5.0
+    val_fraction: float = 0.05
+    samples_to_write: int = 4
+    target_db: float = -20.0
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.segment_seconds <= 0:
+            raise ValueError("steps, batch_size and segment_seconds must be positive")
+        if self.adversarial_loss not in ("hinge", "lsgan"):
+            raise ValueError(f"adversarial_loss must be 'hinge' or 'lsgan', got {self.adversarial_loss!r}")
+        self.betas = tuple(self.betas)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def with_overrides(self, overrides: dict[str, str]) -> TrainConfig:
+        """Apply `key=value` strings (from the CLI), parsed by the field's type."""
+        import json
+
+        data = self.to_dict()
+        for key, text in overrides.items():
+            if key not in data:
+                raise ValueError(f"unknown training setting {key!r}")
+            current = data[key]
+            if isinstance(current, bool):
+                value: Any = text.lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, (int, float)) and not isinstance(current, bool):
+                value = (
+                    type(current)(float(text))
+                    if isinstance(current, int) and "." in text
+                    else type(current)(text)
+                )
+            elif isinstance(current, (list, tuple)):
+                value = json.loads(text) if text.startswith("[") else text.split(",")
+            else:
+                value = text
+            data[key] = value
+        return TrainConfig.from_dict(data)

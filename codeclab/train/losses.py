@@ -1,0 +1,80 @@
+"""Reconstruction and adversarial losses for codec training.
+
+- `MultiScaleMelLoss`: L1 between log mel spectrograms at several window sizes (DAC / HiFi-GAN style).
+- `MultiResolutionSTFTLoss`: auraloss's spectral convergence + log magnitude loss.
+- `waveform_l1`, adversarial losses (hinge or least squares) and feature matching.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from codeclab.train.spectral import default_mel_scales, log_mel
+
+
+class MultiScaleMelLoss(nn.Module):
+    """Mean over scales of |log mel(estimate) - log mel(reference)|; inputs [B, C, T]."""
+
+    def __init__(self, sample_rate: int, scales: list[tuple[int, int]] | None = None) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.scales = scales or default_mel_scales(sample_rate)
+
+    def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        total = estimate.new_zeros((), dtype=torch.float32)
+        for n_fft, n_mels in self.scales:
+            a = log_mel(estimate, self.sample_rate, n_fft, n_mels)
+            b = log_mel(reference, self.sample_rate, n_fft, n_mels)
+            total = total + (a - b).abs().mean()
+        return total / len(self.scales)
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """auraloss's multi-resolution STFT loss (spectral convergence + log magnitude), fp32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import auraloss
+
+        self.loss = auraloss.freq.MultiResolutionSTFTLoss()
+
+    def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        with torch.autocast(device_type=estimate.device.type, enabled=False):
+            return self.loss(estimate.float(), reference.float())
+
+
+def waveform_l1(estimate: Tensor, reference: Tensor) -> Tensor:
+    return F.l1_loss(estimate.float(), reference.float())
+
+
+def discriminator_loss(real: list[Tensor], fake: list[Tensor], kind: str = "hinge") -> Tensor:
+    """Sum over discriminators of the loss on real logits (-> 1) and fake logits (-> -1 / 0)."""
+    total = real[0].new_zeros(())
+    for r, f in zip(real, fake):
+        if kind == "hinge":
+            total = total + F.relu(1 - r).mean() + F.relu(1 + f).mean()
+        elif kind == "lsgan":
+            total = total + (r - 1).pow(2).mean() + f.pow(2).mean()
+        else:
+            raise ValueError(f"unknown adversarial loss {kind!r}; use 'hinge' or 'lsgan'")
+    return total / len(real)
+
+
+def generator_adversarial_loss(fake: list[Tensor], kind: str = "hinge") -> Tensor:
+    total = fake[0].new_zeros(())
+    for f in fake:
+        total = total + (F.relu(1 - f).mean() if kind == "hinge" else (f - 1).pow(2).mean())
+    return total / len(fake)
+
+
+def feature_matching_loss(real_features: list[list[Tensor]], fake_features: list[list[Tensor]]) -> Tensor:
+    """Mean over discriminators and layers of |f(fake) - f(real)| / mean |f(real)| (EnCodec's relative L1)."""
+    total, count = None, 0
+    for rs, fs in zip(real_features, fake_features):
+        for r, f in zip(rs, fs):
+            term = (f - r.detach()).abs().mean() / (r.detach().abs().mean() + 1e-8)
+            total = term if total is None else total + term
+            count += 1
+    return total / max(count, 1)

@@ -1,0 +1,427 @@
+"""Codec training: one process or many (torchrun + DistributedDataParallel).
+
+    trainer = Trainer(codec_config, TrainConfig(steps=20_000), data=["corpus/manifest.jsonl"], run_dir="runs/a")
+    trainer.run()            # resumes from run_dir's latest checkpoint when resume=True
+
+Per step: the codec reconstructs a batch of crops; the generator loss is the weighted sum of multi-scale
+mel L1, multi-resolution STFT, waveform L1, adversarial and feature-matching losses (or EnCodec's balancer
+over them) plus the quantizer's own losses; then the discriminators step on real versus reconstructed audio.
+AdamW with linear warm-up and cosine decay, gradient clipping, bf16 autocast on CUDA.
+
+The run directory holds config.json, metrics.jsonl (one line per logged step and per validation),
+checkpoints/ (everything needed to resume exactly: step, models, optimisers, schedulers, balancer, RNG
+states), samples/step_*/ (validation audio), codec/ (the final codec, loadable with load_codec) and
+ranks/rank*.json (each rank's final weights sha256: they must agree).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from codeclab import __version__
+from codeclab.codecs.neural import CodecConfig, NeuralCodec
+from codeclab.data.audio import write_audio
+from codeclab.data.audio_dataset import AudioDataset, TrainingBatches
+from codeclab.train.balancer import Balancer
+from codeclab.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from codeclab.train.config import TrainConfig
+from codeclab.train.discriminators import Discriminators
+from codeclab.train.losses import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    waveform_l1,
+)
+from codeclab.train.spectral import mel_distance
+
+log = logging.getLogger("codeclab.train")
+
+
+def cosine_schedule(warmup: int, total: int, min_ratio: float):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+class Trainer:
+    def __init__(
+        self,
+        codec_config: CodecConfig,
+        config: TrainConfig,
+        data: list[str],
+        run_dir: str | Path,
+        device: str | None = None,
+        resume: bool = False,
+        name: str = "codeclab-custom",
+        show_progress: bool = True,
+    ) -> None:
+        self.codec_config, self.config, self.data = codec_config, config, list(data)
+        self.run_dir, self.resume, self.name, self.show_progress = Path(run_dir), resume, name, show_progress
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.rank = int(os.environ.get("RANK", 0))
+        if self.world > 1 and not dist.is_initialized():
+            use_cuda = device is None and torch.cuda.is_available() or (device or "").startswith("cuda")
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        if device is None:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.is_main = self.rank == 0
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        codec = NeuralCodec.from_config(self.codec_config, name=self.name).to(self.device)
+        self.codec = codec
+        self.disc = (
+            Discriminators(tuple(cfg.discriminators), width=cfg.disc_width).to(self.device)
+            if cfg.adversarial
+            else None
+        )
+        self.mel_loss = MultiScaleMelLoss(self.codec_config.sample_rate)
+        self.stft_loss = MultiResolutionSTFTLoss() if cfg.stft_weight > 0 else None
+        self.opt_g = torch.optim.AdamW(
+            codec.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+        )
+        schedule = cosine_schedule(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, schedule)
+        if self.disc is not None:
+            self.opt_d = torch.optim.AdamW(
+                self.disc.parameters(), lr=cfg.disc_lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            )
+            self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, schedule)
+        self.balancer = Balancer(self._weights()) if cfg.balancer else None
+        self.start_step = 0
+        if self.resume:
+            checkpoint = latest_checkpoint(self.run_dir)
+            if checkpoint is None:
+                log.info("no checkpoint in %s: starting from scratch", self.run_dir)
+            else:
+                self._load(checkpoint)
+        if self.world > 1:
+            unused = not getattr(self.codec_config.quantizer, "ema", True)
+            self.model = nn.parallel.DistributedDataParallel(
+                codec,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=unused,
+            )
+            if self.disc is not None:
+                self.disc_model = nn.parallel.DistributedDataParallel(
+                    self.disc, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                )
+        else:
+            self.model = codec
+            self.disc_model = self.disc
+
+    def _weights(self) -> dict[str, float]:
+        cfg = self.config
+        return {
+            "mel": cfg.mel_weight,
+            "stft": cfg.stft_weight,
+            "waveform": cfg.waveform_weight,
+            "adv": cfg.adv_weight,
+            "fm": cfg.fm_weight,
+        }
+
+    def _state(self, step: int) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "codec": self.codec.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "rng": rng_state(),
+            "balancer": self.balancer.state_dict() if self.balancer else None,
+            "codeclab_version": __version__,
+        }
+        if self.disc is not None:
+            state.update(
+                disc=self.disc.state_dict(), opt_d=self.opt_d.state_dict(), sched_d=self.sched_d.state_dict()
+            )
+        return state
+
+    def _load(self, path: Path) -> None:
+        step, state = load_checkpoint(path)
+        self.codec.load_state_dict(state["codec"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_d.load_state_dict(state["sched_d"])
+        if self.balancer is not None and state.get("balancer"):
+            self.balancer.load_state_dict(state["balancer"])
+        set_rng_state(state["rng"])
+        self.start_step = step + 1
+        log.info("resumed from %s (next step %d)", path, self.start_step)
+
+    # -- one step ----------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def train_step(self, wav: Tensor, lengths: Tensor, step: int) -> dict[str, float]:
+        cfg = self.config
+        self.model.train()
+        with self._autocast():
+            out = self.model(wav, lengths)
+        recon = out.audio.float()
+        losses: dict[str, Tensor] = {"mel": self.mel_loss(recon, wav)}
+        if self.stft_loss is not None:
+            losses["stft"] = self.stft_loss(recon, wav)
+        if cfg.waveform_weight > 0:
+            losses["waveform"] = waveform_l1(recon, wav)
+        adversarial = self.disc is not None and step >= cfg.adversarial_start
+        if adversarial:
+            with self._autocast():
+                fake_logits, fake_feats = self.disc_model(recon)
+                with torch.no_grad():
+                    _, real_feats = unwrap(self.disc_model)(wav)
+            losses["adv"] = generator_adversarial_loss([x.float() for x in fake_logits], cfg.adversarial_loss)
+            losses["fm"] = feature_matching_loss(real_feats, fake_feats)
+        quantizer_loss = out.quantizer.loss * cfg.quantizer_weight
+        weights = self._weights()
+
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.balancer is not None:
+            combined, _ = self.balancer.combined_gradient(losses, recon)
+            torch.autograd.backward([recon, quantizer_loss], [combined, torch.ones_like(quantizer_loss)])
+            total = sum(weights[k] * v.detach() for k, v in losses.items()) + quantizer_loss.detach()
+        else:
+            total = sum(weights[k] * v for k, v in losses.items()) + quantizer_loss
+            total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.codec.parameters(), cfg.grad_clip)
+        self.opt_g.step()
+        self.sched_g.step()
+
+        metrics = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
+        metrics.update(
+            {
+                "loss/quantizer": float(quantizer_loss.detach()),
+                "loss/total": float(total.detach()),
+                "grad_norm": float(grad_norm),
+                "lr": self.sched_g.get_last_lr()[0],
+            }
+        )
+        usage = out.quantizer.metrics.get("usage")
+        if usage is not None:
+            metrics["codebook_usage"] = float(usage.float().mean())
+        if adversarial:
+            metrics["loss/disc"] = self._discriminator_step(wav, recon.detach())
+        return metrics
+
+    def _discriminator_step(self, real: Tensor, fake: Tensor) -> float:
+        self.opt_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits, _ = self.disc_model(torch.cat([real, fake]))  # one forward: DDP-friendly
+        b = real.shape[0]
+        loss = discriminator_loss(
+            [x[:b].float() for x in logits], [x[b:].float() for x in logits], self.config.adversarial_loss
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.disc.parameters(), self.config.grad_clip)
+        self.opt_d.step()
+        self.sched_d.step()
+        return float(loss.detach())
+
+    # -- validation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, step: int) -> dict[str, float]:
+        codec = self.codec
+        codec.eval()
+        distances = []
+        out_dir = self.run_dir / "samples" / f"step_{step:08d}"
+        for i in range(min(self.config.val_items, len(self.val_set))):
+            wav = self.val_set.full(i, self.config.val_seconds).to(self.device)
+            recon = codec.decode(codec.encode(wav[None]))[0]
+            distances.append(float(mel_distance(wav, recon, codec.sample_rate)))
+            if i < self.config.samples_to_write:
+                write_audio(out_dir / f"{i:02d}_original.wav", wav.cpu().numpy(), codec.sample_rate)
+                write_audio(out_dir / f"{i:02d}_reconstruction.wav", recon.cpu().numpy(), codec.sample_rate)
+        return {"val/mel_distance": sum(distances) / len(distances)}
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def run(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Train until config.steps (or, with `stop_after`, after that many steps of this run, with a
+        checkpoint written first: for time-limited jobs; resume=True continues exactly)."""
+        cfg = self.config
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(
+                json.dumps(
+                    {
+                        "codec": self.codec_config.to_dict(),
+                        "train": cfg.to_dict(),
+                        "data": self.data,
+                        "world_size": self.world,
+                        "codeclab_version": __version__,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+        self._build()
+        sr, ch = self.codec_config.sample_rate, self.codec_config.encoder.channels
+        train_set = AudioDataset(
+            self.data,
+            sr,
+            ch,
+            cfg.segment_seconds,
+            split="train",
+            val_fraction=cfg.val_fraction,
+            target_db=cfg.target_db,
+        )
+        try:
+            self.val_set = AudioDataset(
+                self.data,
+                sr,
+                ch,
+                cfg.segment_seconds,
+                split="validation",
+                val_fraction=cfg.val_fraction,
+                target_db=cfg.target_db,
+            )
+        except ValueError:
+            log.warning("no validation items: validating on training items")
+            self.val_set = train_set
+        self.writer = None
+        if cfg.tensorboard and self.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                log.warning(
+                    "tensorboard is not installed: pip install tensorboard (metrics.jsonl is written anyway)"
+                )
+        batches = TrainingBatches(train_set, cfg.batch_size, cfg.seed, self.start_step, self.rank, cfg.steps)
+        loader = torch.utils.data.DataLoader(
+            batches,
+            batch_size=None,
+            num_workers=cfg.num_workers,
+            prefetch_factor=2 if cfg.num_workers else None,
+            persistent_workers=False,
+            # its own generator: creating the iterator must not draw from the global RNG, which a resumed run
+            # restores from the checkpoint (batches themselves depend only on seed, step and rank)
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        progress = self._progress()
+        last: dict[str, Any] = {}
+        started, audio_seconds, done = time.perf_counter(), 0.0, 0
+        for batch in loader:
+            step = int(batch["step"])
+            wav, lengths = batch["wav"].to(self.device), batch["lengths"].to(self.device)
+            metrics = self.train_step(wav, lengths, step)
+            audio_seconds += cfg.batch_size * cfg.segment_seconds * self.world
+            last = {"step": step, **metrics}
+            if step % cfg.log_every == 0 or step == cfg.steps - 1:
+                elapsed = time.perf_counter() - started
+                self._log(
+                    {
+                        "step": step,
+                        "split": "train",
+                        **metrics,
+                        "audio_seconds_per_second": audio_seconds / max(elapsed, 1e-9),
+                    }
+                )
+            if progress is not None:
+                progress[0].update(progress[1], completed=step + 1, mel=metrics["loss/mel"])
+            if (step + 1) % cfg.validate_every == 0 or step == cfg.steps - 1:
+                if self.is_main:
+                    val = self.validate(step)
+                    self._log({"step": step, "split": "validation", **val})
+                    last.update(val)
+                self._barrier()
+            done += 1
+            stopping = stop_after is not None and done >= stop_after and step < cfg.steps - 1
+            if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1 or stopping:
+                if self.is_main:
+                    save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
+                self._barrier()
+            if stopping:
+                log.info("stopping after %d steps of this run at step %d; resume to continue", done, step)
+                break
+        if progress is not None:
+            progress[0].stop()
+        if stop_after is not None and last and last["step"] < cfg.steps - 1:
+            return last
+        return self._finish(last)
+
+    def _progress(self):
+        if not (self.is_main and self.show_progress):
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("mel {task.fields[mel]:.3f}"),
+            TimeRemainingColumn(),
+        )
+        task = progress.add_task(
+            "train", total=self.config.steps, completed=self.start_step, mel=float("nan")
+        )
+        progress.start()
+        return progress, task
+
+    def _finish(self, last: dict[str, Any]) -> dict[str, Any]:
+        from codeclab.codecs.pretrained import save_pretrained
+        from codeclab.codecs.spec import weights_sha256
+
+        ranks = self.run_dir / "ranks"
+        if self.is_main:
+            ranks.mkdir(parents=True, exist_ok=True)
+        self._barrier()
+        self.codec.eval()
+        (ranks / f"rank{self.rank}.json").write_text(
+            json.dumps({"rank": self.rank, "weights_sha256": weights_sha256(self.codec)}) + "\n"
+        )
+        if self.is_main:
+            save_pretrained(self.codec, self.run_dir / "codec", extra={"trained_steps": self.config.steps})
+        self._barrier()
+        if self.writer is not None:
+            self.writer.close()
+        return last
