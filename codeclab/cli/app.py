@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from codeclab.cli import bitstream_cmd, codecs_cmd, corpus_cmd, demo_cmd, export_cmd, tokenize_cmd, train_cmd
+from codeclab.cli import (
+    bench_cmd,
+    bitstream_cmd,
+    codecs_cmd,
+    corpus_cmd,
+    demo_cmd,
+    export_cmd,
+    tokenize_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="codeclab",
@@ -20,6 +29,7 @@ bitstream_cmd.register(app)
 export_cmd.register(app)
 train_cmd.register(app)
 corpus_cmd.register(app)
+bench_cmd.register(app)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ class AudioItem:
     text: str | None = None
     source: str = ""
     split: str | None = None  # e.g. "train" / "validation", from a manifest's `split` column
+    language: str | None = None  # from a manifest's `language` column (e.g. WER runs on English items)
 
     def describe(self) -> str:
         seg = (

@@ -3,7 +3,8 @@
 Sources (each skipped, with the reason logged, when its tool or package is missing):
 
     espeak        speech synthesised by espeak-ng: sentences written for codeclab in 12 languages, many voice
-                  variants, speaking rates and pitches
+                  variants, speaking rates and pitches; with exact phone alignments (<file>.phones.json,
+                  from libespeak-ng's phoneme events) for the phone probe and the phonetic teacher
     flite         English speech from flite's voices (kal, awb, rms, slt, kal16)
     festival      English speech from festival (text2wave, kal diphone voice)
     klettres      real voices: letters and syllables spoken in ~20 languages (klettres-data)
@@ -242,7 +243,12 @@ class Builder:
 
     # -- synthesised speech ---------------------------------------------------------------------------
     def espeak(self, count: int) -> Iterator[Entry]:
-        if shutil.which("espeak-ng") is None:
+        """Through libespeak-ng when it loads (audio plus a phone-alignment sidecar, <file>.phones.json),
+        else through the espeak-ng command (audio only)."""
+        from codeclab.data import phonemes
+
+        library, _ = phonemes.available()
+        if shutil.which("espeak-ng") is None and not library:
             self.skipped["espeak"] = "espeak-ng is not installed"
             return
         licence = f"espeak-ng ({package_licence('espeak-ng') if Path('/usr/share/doc/espeak-ng/copyright').is_file() else 'GPL-3+'}); {TTS_LICENCE}"
@@ -253,32 +259,27 @@ class Builder:
             variant = self.rng.choice(ESPEAK_VARIANTS)
             rate, pitch = self.rng.randint(120, 220), self.rng.randint(25, 75)
             path = self._dir("espeak") / f"espeak_{i:04d}_{lang}.wav"
-            proc = _run(
-                [
-                    "espeak-ng",
-                    "-v",
-                    f"{lang}+{variant}",
-                    "-s",
-                    str(rate),
-                    "-p",
-                    str(pitch),
-                    "-w",
-                    str(path),
-                    text,
-                ]
-            )
-            if proc.returncode != 0 or not path.is_file():
-                log.warning("espeak-ng failed for %s+%s: %s", lang, variant, proc.stderr.strip()[:200])
-                continue
-            yield Entry(
-                "espeak",
-                path,
-                licence,
-                "espeak-ng",
-                lang,
-                text,
-                {"voice": f"{lang}+{variant}", "rate": rate, "pitch": pitch},
-            )
+            voice = f"{lang}+{variant}"
+            extra = {"voice": voice, "rate": rate, "pitch": pitch}
+            if library:
+                import soundfile as sf
+
+                try:
+                    aligned = phonemes.synthesise(text, voice, rate, pitch)
+                except ValueError as err:
+                    log.warning("espeak-ng failed for %s: %s", voice, err)
+                    continue
+                sf.write(str(path), aligned.audio, aligned.sample_rate, subtype="PCM_16")
+                sidecar = path.with_name(path.name + ".phones.json")
+                sidecar.write_text(json.dumps(aligned.to_json()) + "\n")
+                extra["phones"] = sidecar.relative_to(self.out).as_posix()
+            else:
+                cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), text]
+                proc = _run(cmd)
+                if proc.returncode != 0 or not path.is_file():
+                    log.warning("espeak-ng failed for %s: %s", voice, proc.stderr.strip()[:200])
+                    continue
+            yield Entry("espeak", path, licence, "espeak-ng", lang, text, extra)
 
     def flite(self, count: int) -> Iterator[Entry]:
         if shutil.which("flite") is None:

@@ -177,3 +177,58 @@ def test_train_command_runs_and_resumes(tmp_path):
         app, ["train", "--preset", "mimi", "--data", str(corpus), "--out", str(tmp_path / "x")]
     )
     assert peer.exit_code == 2 and "peer codec" in peer.output
+
+
+def test_bench_commands(tmp_path):
+    import json
+
+    data = tmp_path / "d"
+    data.mkdir()
+    sf.write(
+        data / "a.wav", np.sin(np.arange(16000) / 16000 * 2 * np.pi * 180).astype(np.float32) * 0.4, 16000
+    )
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "recon",
+            "--codec",
+            "codeclab-tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "r"),
+            "--metrics",
+            "si_sdr,mel_distance",
+            "--random-init",
+            "--n-q",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert saved["provenance"]["command"] and saved["provenance"]["machine"]
+    assert [r["n_q"] for r in saved["results"]] == [2]
+    result = runner.invoke(
+        app, ["bench", "recon", "--codec", "codeclab-tiny", "--data", str(data), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "random_init" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "speed",
+            "--codec",
+            "codeclab-tiny",
+            "--random-init",
+            "--seconds",
+            "1",
+            "--batch",
+            "1",
+            "--reps",
+            "1",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert result.exit_code == 0 and (tmp_path / "s" / "speed.md").is_file()

@@ -1,0 +1,256 @@
+"""Token language-model benchmark: how predictable are a codec's tokens?
+
+The same small decoder-only transformer (the body is fixed; the embeddings and heads scale with the
+vocabulary) is trained with the same seed and step budget on each token store, in two patterns:
+
+- flatten: one stream, frame-major (t0q0 t0q1 ... t0q(Q-1) t1q0 ...), one output head;
+- delay: Q parallel streams (MusicGen), the summed embeddings of the Q tokens per step, Q output heads.
+
+The next token's codebook is fixed by the pattern, so each token is scored over the K logits of its own
+codebook: a model of uniformly random codes then reaches exactly log2(K) bits per token, and one of
+constant codes 0. Reported on items held out from training (a fixed hash split): NLL in bits per token,
+bits per second of audio (the figure comparable across frame rates and codebook counts), and per-codebook
+bits and perplexity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from codeclab.data.lm_dataset import PackedTokenDataset, TokenDataset
+from codeclab.data.token_store import TokenStore
+from codeclab.data.vocab import AudioVocab
+from codeclab.eval.report import provenance, write_json, write_table
+
+
+@dataclass
+class LMBenchConfig:
+    dim: int = 128
+    layers: int = 2
+    heads: int = 4
+    context_frames: int = 64  # frames per training sequence (x Q tokens for flatten)
+    steps: int = 400
+    batch_size: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    held_out_percent: int = 10
+    max_eval_sequences: int = 256
+
+
+class StreamLM(nn.Module):
+    """Causal transformer over S parallel streams of tokens: ids [B, S, L] -> logits [B, S, L, V]."""
+
+    def __init__(self, vocab_size: int, streams: int, length: int, cfg: LMBenchConfig) -> None:
+        super().__init__()
+        self.embed = nn.ModuleList(nn.Embedding(vocab_size, cfg.dim) for _ in range(streams))
+        self.position = nn.Embedding(length, cfg.dim)
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.heads, 4 * cfg.dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.body = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.heads = nn.ModuleList(nn.Linear(cfg.dim, vocab_size) for _ in range(streams))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        length = ids.shape[-1]
+        x = sum(embed(ids[:, s]) for s, embed in enumerate(self.embed)) + self.position(
+            torch.arange(length, device=ids.device)
+        )
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=ids.device)
+        h = self.norm(self.body(x, mask=mask, is_causal=True))
+        return torch.stack([head(h) for head in self.heads], dim=1)
+
+
+def _codebook_nll(logits: Tensor, targets: Tensor, vocab: AudioVocab) -> tuple[Tensor, Tensor]:
+    """Per-token NLL (nats) over the K logits of each target's codebook; targets that are not codes
+    (padding, delay pads) are excluded. logits [N, V], targets [N] -> (nll [M], codebook [M])."""
+    keep = vocab.is_audio(targets)
+    targets, logits = targets[keep], logits[keep]
+    q = vocab.codebook_of(targets)
+    k = vocab.codebook_size
+    index = vocab.audio_offset + q[:, None] * k + torch.arange(k, device=targets.device)[None]
+    restricted = logits.gather(1, index)
+    nll = F.cross_entropy(restricted, targets - vocab.audio_offset - q * k, reduction="none")
+    return nll, q
+
+
+def _split(store: TokenStore, percent: int) -> tuple[list[str], list[str]]:
+    ids = store.ids()
+    held = [i for i in ids if zlib.crc32(i.encode()) % 100 < percent]
+    if not held and len(ids) > 1:
+        held = ids[-1:]
+    train = [i for i in ids if i not in set(held)]
+    return train, held
+
+
+def _sequences(
+    store: TokenStore, vocab: AudioVocab, ids: list[str], pattern: str, length: int, seed: int, shuffle: bool
+):
+    dataset = TokenDataset(store, vocab, pattern=pattern, markers=False, bos=False, eos=False, ids=ids)
+    return PackedTokenDataset(
+        dataset, length, allow_split=True, shuffle=shuffle, seed=seed, rank=0, world_size=1
+    )
+
+
+def _batches(packed: PackedTokenDataset, batch_size: int, epoch_start: int = 0):
+    epoch = epoch_start
+    while True:
+        packed.set_epoch(epoch)
+        batch = []
+        for seq in packed:
+            batch.append(seq)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        epoch += 1
+
+
+def _stack(batch: list[dict], streams: int) -> tuple[Tensor, Tensor]:
+    ids = torch.stack([b["input_ids"] for b in batch])
+    mask = torch.stack([b["attention_mask"] for b in batch]).bool()
+    if ids.ndim == 2:
+        ids = ids[:, None]
+    return ids, mask
+
+
+def store_fingerprint(store: TokenStore) -> str:
+    digest = hashlib.sha256()
+    index = store.path / "index.parquet"
+    files = [index] if index.is_file() else sorted((store.path / "data").glob("part-*.parquet"))
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def evaluate_store(store_path: str | Path, pattern: str, cfg: LMBenchConfig) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    store = TokenStore(store_path)
+    vocab = AudioVocab.for_store(store)
+    n_q = vocab.num_codebooks
+    streams = 1 if pattern == "flatten" else n_q
+    length = cfg.context_frames * (n_q if pattern == "flatten" else 1)
+    train_ids, held_ids = _split(store, cfg.held_out_percent)
+    if not train_ids or not held_ids:
+        raise ValueError(f"{store_path}: need at least two items (one held out)")
+    model = StreamLM(vocab.size, streams, length, cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)),
+    )
+    batches = _batches(_sequences(store, vocab, train_ids, pattern, length, cfg.seed, True), cfg.batch_size)
+    losses = []
+    model.train()
+    for _ in range(cfg.steps):
+        ids, mask = _stack(next(batches), streams)
+        logits = model(ids[..., :-1])
+        targets = ids[..., 1:].masked_fill(~mask[:, None, 1:], vocab.pad_id)
+        nll, _ = _codebook_nll(logits.reshape(-1, vocab.size), targets.reshape(-1), vocab)
+        loss = nll.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    model.eval()
+    total = torch.zeros(n_q, dtype=torch.float64)
+    count = torch.zeros(n_q, dtype=torch.float64)
+    evaluated = 0
+    with torch.no_grad():
+        for seq in _sequences(store, vocab, held_ids, pattern, length, cfg.seed, False):
+            if evaluated >= cfg.max_eval_sequences:
+                break
+            ids, mask = _stack([seq], streams)
+            logits = model(ids[..., :-1])
+            targets = ids[..., 1:].masked_fill(~mask[:, None, 1:], vocab.pad_id)
+            nll, q = _codebook_nll(logits.reshape(-1, vocab.size), targets.reshape(-1), vocab)
+            total.index_add_(0, q, nll.double())
+            count.index_add_(0, q, torch.ones_like(nll, dtype=torch.float64))
+            evaluated += 1
+    per_bits = (total / count.clamp_min(1) / math.log(2)).tolist()
+    bits_per_token = float(total.sum() / count.sum().clamp_min(1) / math.log(2))
+    frame_rate = float(store.metadata["frame_rate"])
+    return {
+        "store": str(store_path),
+        "pattern": pattern,
+        "codec": store.metadata["codec"].get("name"),
+        "n_q": n_q,
+        "codebook_size": vocab.codebook_size,
+        "frame_rate": frame_rate,
+        "bits_per_token": bits_per_token,
+        "bits_per_second": float(sum(per_bits) * frame_rate),
+        "log2_codebook_size": math.log2(vocab.codebook_size),
+        "per_codebook_bits": per_bits,
+        "per_codebook_perplexity": [2**b for b in per_bits],
+        "held_out_tokens": int(count.sum()),
+        "held_out_items": len(held_ids),
+        "train_items": len(train_ids),
+        "final_train_loss_bits": losses[-1] / math.log(2),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "body_parameters": sum(p.numel() for p in model.body.parameters()),
+        "store_sha256": store_fingerprint(store),
+        "weights_sha256": store.metadata["codec"].get("weights_sha256"),
+    }
+
+
+def run_lm_bench(
+    stores: list[str],
+    out: str | Path,
+    patterns=("flatten", "delay"),
+    config: LMBenchConfig | None = None,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    cfg = config or LMBenchConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for store in stores:
+        for pattern in patterns:
+            row = evaluate_store(store, pattern, cfg)
+            rows.append(row)
+            log(
+                f"{store} [{pattern}]: {row['bits_per_token']:.3f} bits/token, {row['bits_per_second']:.1f} bits/s"
+            )
+    report = {"provenance": provenance(command, config=asdict(cfg)), "results": rows}
+    write_json(report, out / "lm.json")
+    notes = [
+        f"same model body for every store ({rows[0]['body_parameters'] if rows else 0} parameters), {cfg.steps} steps, "
+        f"batch {cfg.batch_size}, seed {cfg.seed}; held-out items: a fixed {cfg.held_out_percent} % hash split",
+        f"provenance: {report['provenance']['command']}; {report['provenance']['machine']}",
+    ]
+    table_rows = [
+        {**r, "per_codebook_perplexity": " ".join(f"{p:.1f}" for p in r["per_codebook_perplexity"])}
+        for r in rows
+    ]
+    write_table(
+        table_rows,
+        [
+            "store",
+            "codec",
+            "pattern",
+            "n_q",
+            "codebook_size",
+            "frame_rate",
+            "bits_per_token",
+            "log2_codebook_size",
+            "bits_per_second",
+            "per_codebook_perplexity",
+        ],
+        out / "lm",
+        "Token LM benchmark",
+        notes,
+    )
+    return report

@@ -1,0 +1,251 @@
+"""Reconstruction benchmark: codecs x bitrates on one set of audio files.
+
+For every codec (and every n_q of a token codec, or every setting of a classic codec) each item is loaded
+at the codec's own rate, encoded and decoded (or round-tripped), mixed to mono and resampled to the
+evaluation rate, where it is compared with the original item resampled once to that rate. Metrics then
+resample further as they require (see `codeclab.eval.metrics`). Per codec and bitrate the report has the
+mean of each metric over items, the nominal bitrate, the entropy-estimated bitrate (token codecs) or the
+measured bitrate (classic codecs), and per-codebook usage, entropy and dead codes.
+
+Codecs are named as `NAME[:key=value,...]`: `weights=DIR`, `random_init=true`, `seed=N`, `n_q=2+4+8` (token
+codecs), `bitrate=6000` (opus), `mode=1200` (codec2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codeclab.codecs.base import Encoded
+from codeclab.codecs.loading import load_codec
+from codeclab.data.audio import load_audio, resample
+from codeclab.data.corpus import AudioItem, discover
+from codeclab.eval import metrics as M
+from codeclab.eval.report import (
+    codec_fingerprint,
+    data_fingerprint,
+    plot_curves,
+    provenance,
+    write_json,
+    write_table,
+)
+
+
+@dataclass
+class CodecChoice:
+    """A parsed `NAME[:key=value,...]`."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    n_q: list[int] | None = None
+
+    @classmethod
+    def parse(cls, text: str, random_init_default: bool = False) -> CodecChoice:
+        name, _, rest = text.partition(":")
+        options: dict[str, Any] = {}
+        n_q = None
+        for part in filter(None, rest.split(",")):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"codec option {part!r} in {text!r} is not key=value")
+            key = key.strip()
+            if key == "n_q":
+                n_q = [int(v) for v in value.split("+")]
+            elif key in ("random_init",):
+                options[key] = value.lower() in ("1", "true", "yes")
+            elif key in ("seed", "bitrate", "mode", "sample_rate"):
+                options[key] = int(value)
+            elif key in ("weights", "device"):
+                options[key] = value
+            else:
+                raise ValueError(f"unknown codec option {key!r} in {text!r}")
+        if random_init_default and "weights" not in options and "random_init" not in options:
+            options["random_init"] = True
+        return cls(name, options, n_q)
+
+    def series(self) -> str:
+        """The curve this choice belongs to: name plus options, without those that only move it along the
+        bitrate axis (n_q, bitrate, mode)."""
+        kept = [
+            f"{k}={v}"
+            for k, v in sorted(self.options.items())
+            if k not in ("bitrate", "mode", "random_init", "seed")
+        ]
+        return self.name + (":" + ",".join(kept) if kept else "")
+
+    def load(self):
+        from codeclab.codecs.registry import get_entry
+
+        options = dict(self.options)
+        if get_entry(self.name).family == "classic":
+            options.pop("random_init", None)
+        return load_codec(self.name, **options)
+
+
+def default_n_q(num_codebooks: int) -> list[int]:
+    values = {1, num_codebooks}
+    q = 2
+    while q < num_codebooks:
+        values.add(q)
+        q *= 2
+    return sorted(values)
+
+
+def _mono(x: torch.Tensor) -> np.ndarray:
+    return x.float().mean(dim=0).cpu().numpy()
+
+
+def _limit(items: list[AudioItem], max_items: int | None, max_seconds: float | None) -> list[AudioItem]:
+    if max_items is not None:
+        items = items[:max_items]
+    if max_seconds is not None:
+        from dataclasses import replace
+
+        items = [
+            replace(
+                it,
+                end=(it.start or 0.0) + max_seconds
+                if it.end is None
+                else min(it.end, (it.start or 0.0) + max_seconds),
+            )
+            for it in items
+        ]
+    return items
+
+
+def run_recon(
+    codecs: list[str],
+    data: list[str],
+    out: str | Path,
+    metrics: list[str] | None = None,
+    eval_rate: int = 16000,
+    max_items: int | None = None,
+    max_seconds: float | None = None,
+    random_init: bool = False,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Run the benchmark and write results.json, results.csv, results.md and plots/ under `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = metrics or M.DEFAULT_METRICS
+    status = M.metric_status(names)
+    usable = [m for m in names if not status[m]]
+    for metric, reason in status.items():
+        if reason:
+            log(f"skipping {metric}: {reason}")
+    items = _limit(discover(data), max_items, max_seconds)
+    if not items:
+        raise ValueError(f"no audio items in {data}")
+    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
+    reference_cache: dict[str, dict] = {it.id: {} for it in items}
+    rows: list[dict[str, Any]] = []
+    fingerprints: dict[str, Any] = {}
+    for spec in codecs:
+        choice = CodecChoice.parse(spec, random_init)
+        codec = choice.load()
+        classic = hasattr(codec, "roundtrip")
+        fingerprints[spec] = codec_fingerprint(codec)
+        settings = [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks))
+        for n_q in settings:
+            label = spec if classic else f"{choice.name}@{n_q}"
+            per_item: dict[str, list[float]] = {}
+            all_codes, measured = [], []
+            for it in items:
+                x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
+                if classic:
+                    result = codec.roundtrip(x[None])
+                    estimate = result.audio[0]
+                    measured.append(float(result.bitrate[0]))
+                else:
+                    encoded = codec.encode(x[None], n_q=n_q)
+                    all_codes.append(encoded.items()[0].cpu().numpy())
+                    estimate = codec.decode(Encoded(encoded.codes, encoded.lengths, encoded.audio_lengths))[0]
+                est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
+                scores = M.compute(
+                    references[it.id], est, eval_rate, usable, it.text, it.language, reference_cache[it.id]
+                )
+                for key, value in scores.items():
+                    per_item.setdefault(key, []).append(value)
+            row: dict[str, Any] = {
+                "codec": spec,
+                "series": choice.series(),
+                "label": label,
+                "n_q": n_q,
+                "items": len(items),
+            }
+            if classic:
+                row["nominal_kbps"] = codec.bitrate() / 1000
+                row["bitrate_kbps"] = float(np.mean(measured)) / 1000
+            else:
+                row["nominal_kbps"] = codec.bitrate(n_q) / 1000
+                stats = M.codebook_statistics(all_codes, codec.codebook_size, codec.frame_rate)
+                row["bitrate_kbps"] = row["nominal_kbps"]
+                row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
+                row["codebooks"] = stats["per_codebook"]
+            for key, values in per_item.items():
+                finite = [v for v in values if not math.isnan(v)]
+                row[key] = float(np.mean(finite)) if finite else math.nan
+                row[f"{key}_scored"] = len(finite)
+            rows.append(row)
+            log(
+                f"{label}: " + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
+            )
+    report = {
+        "provenance": provenance(
+            command,
+            codecs=fingerprints,
+            data={
+                "inputs": data,
+                "items": len(items),
+                "sha256": data_fingerprint(items),
+                "max_items": max_items,
+                "max_seconds": max_seconds,
+            },
+        ),
+        "eval_rate": eval_rate,
+        "metric_rates": {m: (M.SPECS[m].rate or eval_rate) for m in usable},
+        "skipped_metrics": {m: r for m, r in status.items() if r},
+        "metrics": {
+            m: {"higher_is_better": M.SPECS[m].higher_is_better, "description": M.SPECS[m].description}
+            for m in usable
+        },
+        "results": rows,
+    }
+    write_json(report, out / "results.json")
+    columns = [
+        "label",
+        "nominal_kbps",
+        "bitrate_kbps",
+        "entropy_kbps",
+        *[m for m in usable if m != "f0_corr"],
+    ]
+    if "f0_rmse_cents" in usable:
+        columns.append("f0_corr")
+    if "dnsmos" in usable:
+        columns.append("dnsmos_reference")
+    if "wer" in usable:
+        columns.append("wer_reference")
+    notes = [
+        f"{m}: {M.SPECS[m].description} ({'higher' if M.SPECS[m].higher_is_better else 'lower'} is better; "
+        f"at {M.SPECS[m].rate or eval_rate} Hz)"
+        for m in usable
+    ]
+    notes += [f"skipped {m}: {r}" for m, r in status.items() if r]
+    notes.append(
+        f"provenance: {report['provenance']['command']}; codeclab {report['provenance']['codeclab_version']}; "
+        f"data sha256 {report['provenance']['data']['sha256'][:16]}; {report['provenance']['machine']}"
+    )
+    write_table(rows, columns, out / "results", "Reconstruction benchmark", notes)
+    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description.split(",")[0] for m in usable}}
+    report["plots"] = (
+        [str(p) for p in plot_curves(rows, usable, "bitrate_kbps", "series", out / "plots", labels)]
+        if rows
+        else []
+    )
+    return report

@@ -1,0 +1,149 @@
+"""What every report records so a result can be reproduced and compared: command, version, machine, codec
+weights and data fingerprints; plus writers for JSON, CSV, Markdown tables and quality-versus-bitrate plots."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from codeclab import __version__
+from codeclab.data.corpus import AudioItem
+from codeclab.eval.machine import describe_machine
+
+
+def data_fingerprint(items: list[AudioItem]) -> str:
+    """sha256 over the items evaluated: id, segment and the sha256 of each file's bytes."""
+    digest = hashlib.sha256()
+    file_hashes: dict[str, str] = {}
+    for item in sorted(items, key=lambda it: it.id):
+        if item.path not in file_hashes:
+            h = hashlib.sha256()
+            with open(item.path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            file_hashes[item.path] = h.hexdigest()
+        digest.update(f"{item.id}\t{item.start}\t{item.end}\t{file_hashes[item.path]}\n".encode())
+    return digest.hexdigest()
+
+
+def codec_fingerprint(codec) -> dict[str, Any]:
+    from codeclab.codecs.spec import config_sha256, weights_sha256
+
+    if hasattr(codec, "roundtrip"):  # classic codecs: no weights
+        return {"name": codec.name, "family": "classic", **codec.describe()}
+    return {
+        "name": codec.name,
+        "weights_sha256": weights_sha256(codec),
+        "config_sha256": config_sha256(codec),
+        "random_init": bool(getattr(codec, "random_init", False)),
+    }
+
+
+def provenance(command: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "command": " ".join(command if command is not None else sys.argv),
+        "codeclab_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": describe_machine(),
+        **extra,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def write_table(
+    rows: list[dict[str, Any]], columns: list[str], out: Path, title: str, notes: list[str] | None = None
+) -> None:
+    """rows as CSV (out.csv) and a Markdown table (out.md)."""
+    with open(out.with_suffix(".csv"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    lines = [f"# {title}", ""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    def clean(v):
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    path.write_text(json.dumps(clean(data), indent=2) + "\n")
+
+
+def plot_curves(
+    rows: list[dict[str, Any]], metrics: list[str], x: str, group: str, out_dir: Path, labels: dict[str, str]
+) -> list[Path]:
+    """One PNG per metric: metric against `x` (bitrate), one line per `group` (codec); plus all.png."""
+    from codeclab.eval.optional import require
+
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    groups = sorted({r[group] for r in rows})
+    shown = [m for m in metrics if any(isinstance(r.get(m), float) and not math.isnan(r[m]) for r in rows)]
+    cols = min(3, max(1, len(shown)))
+    grid_rows = max(1, math.ceil(len(shown) / cols))
+    fig_all, axes = plt.subplots(grid_rows, cols, figsize=(5 * cols, 3.6 * grid_rows), squeeze=False)
+    for i, metric in enumerate(shown):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for target in (ax, axes[i // cols][i % cols]):
+            for g in groups:
+                points = sorted(
+                    (r[x], r[metric])
+                    for r in rows
+                    if r[group] == g and isinstance(r.get(metric), float) and not math.isnan(r[metric])
+                )
+                if points:
+                    target.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=g)
+            target.set_xlabel(labels.get(x, x))
+            target.set_ylabel(labels.get(metric, metric))
+            target.set_xscale("log")
+            target.xaxis.set_major_formatter(ScalarFormatter())
+            target.xaxis.set_minor_formatter(NullFormatter())
+            target.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(labels.get(metric, metric))
+        fig.tight_layout()
+        path = out_dir / f"{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    for j in range(len(shown), grid_rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    if shown:
+        axes[0][0].legend(fontsize=7)
+        fig_all.tight_layout()
+        path = out_dir / "all.png"
+        fig_all.savefig(path, dpi=90)
+        written.append(path)
+    plt.close(fig_all)
+    return written

@@ -1,0 +1,124 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codeclab.data.signals import synthetic_speech
+from codeclab.data.token_store import ShardWriter, TokenRecord, merge
+from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
+from codeclab.eval.probe import run_probe
+from codeclab.eval.recon import CodecChoice, run_recon
+
+META = {
+    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "frame_rate": 50.0,
+    "n_q": 2,
+    "codebook_size": 64,
+    "codes_dtype": "int16",
+}
+
+
+def make_store(path, make_codes, items=40):
+    writer = ShardWriter(path, META)
+    for i in range(items):
+        writer.add(TokenRecord(f"u{i:03d}", make_codes(i), "p", "s", 2.0, 16000))
+    writer.finish({})
+    merge(path)
+    return str(path)
+
+
+def test_report_over_two_tiny_codecs_renders_table_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        sf.write(data / f"x{i}.wav", synthetic_speech(1.0, 16000, seed=i).numpy()[0], 16000)
+    report = run_recon(
+        ["codeclab-tiny:n_q=1+4", "codeclab-tiny:seed=1,n_q=2"],
+        [str(data)],
+        tmp_path / "out",
+        metrics=["si_sdr", "mel_distance"],
+        random_init=True,
+        log=lambda *_: None,
+    )
+    rows = report["results"]
+    assert [r["label"] for r in rows] == ["codeclab-tiny@1", "codeclab-tiny@4", "codeclab-tiny@2"]
+    assert all(r["nominal_kbps"] > 0 and r["entropy_kbps"] <= r["nominal_kbps"] + 1e-9 for r in rows)
+    assert len(rows[1]["codebooks"]) == 4 and "dead_codes" in rows[1]["codebooks"][0]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "codeclab-tiny@4" in table and "mel_distance" in table
+    assert (tmp_path / "out" / "plots" / "mel_distance.png").stat().st_size > 1000
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    prov = saved["provenance"]
+    assert (
+        prov["command"] and prov["codeclab_version"] and prov["machine"] and len(prov["data"]["sha256"]) == 64
+    )
+    assert prov["codecs"]["codeclab-tiny:n_q=1+4"]["random_init"] is True
+    assert len(prov["codecs"]["codeclab-tiny:n_q=1+4"]["weights_sha256"]) == 64
+    assert saved["metric_rates"]["si_sdr"] == 16000
+
+
+def test_codec_choice_parsing():
+    choice = CodecChoice.parse("dac-16khz:n_q=2+4,weights=/m", random_init_default=True)
+    assert choice.n_q == [2, 4] and choice.options == {"weights": "/m"}
+    assert CodecChoice.parse("opus:bitrate=6000").series() == "opus"
+    with pytest.raises(ValueError, match="unknown codec option"):
+        CodecChoice.parse("opus:colour=red")
+
+
+def test_lm_bench_random_tokens_cost_log2_k_and_constant_tokens_nothing(tmp_path):
+    rng = np.random.default_rng(0)
+    random_store = make_store(tmp_path / "random", lambda i: rng.integers(0, 64, size=(2, 100)))
+    constant_store = make_store(tmp_path / "constant", lambda i: np.full((2, 100), 7))
+    cfg = LMBenchConfig(steps=120, dim=64, context_frames=32, batch_size=8)
+    report = run_lm_bench([random_store, constant_store], tmp_path / "out", config=cfg, log=lambda *_: None)
+    for row in report["results"]:
+        if row["store"] == random_store:
+            assert abs(row["bits_per_token"] - math.log2(64)) < 0.3, row
+            assert row["bits_per_second"] == pytest.approx(sum(row["per_codebook_bits"]) * 50.0)
+        else:
+            assert row["bits_per_token"] < 0.1, row
+    assert (tmp_path / "out" / "lm.md").is_file()
+
+
+def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
+    """Codebook 1 carries the phone of each frame, codebook 2 is random: the probe must see it."""
+    rng = np.random.default_rng(0)
+    phones = ["a", "b", "c", "d", "sil"]
+    rows, writer = [], ShardWriter(tmp_path / "store", META)
+    for i in range(30):
+        frames = 100
+        labels = rng.integers(0, len(phones), size=frames // 10).repeat(10)
+        codes = np.stack([labels * 3 + rng.integers(0, 3, size=frames), rng.integers(0, 64, size=frames)])
+        segments = [[f / 50, (f + 1) / 50, phones[labels[f]]] for f in range(frames)]
+        (tmp_path / f"u{i:03d}.phones.json").write_text(
+            json.dumps({"sample_rate": 16000, "phones": segments})
+        )
+        writer.add(TokenRecord(f"u{i:03d}", codes, "p", "s", 2.0, 16000))
+        rows.append(
+            {
+                "id": f"u{i:03d}",
+                "path": "x.wav",
+                "phones": f"u{i:03d}.phones.json",
+                "split": "validation" if i % 5 == 0 else "train",
+            }
+        )
+    writer.finish({})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = run_probe(
+        [str(tmp_path / "store")],
+        tmp_path / "manifest.jsonl",
+        tmp_path / "out",
+        steps=200,
+        log=lambda *_: None,
+    )
+    result = report["results"][0]
+    assert result["per_codebook_accuracy"][0] == 1.0
+    assert result["per_codebook_accuracy"][1] < result["majority_baseline"] + 0.15
+    assert result["all_codebooks_accuracy"] > 0.95
+    assert "codebook 1" in (tmp_path / "out" / "probe.md").read_text()

@@ -1,0 +1,115 @@
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from codeclab.data.audio import load_audio
+from codeclab.data.signals import synthetic_speech
+from codeclab.eval import metrics as M
+
+TEXT = "the morning train to the coast leaves at seven fifteen please close the window"
+USABLE = [m for m, reason in M.metric_status(M.DEFAULT_METRICS).items() if not reason]
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Natural-sounding English (flite's slt voice) when flite exists; a synthetic signal otherwise."""
+    if shutil.which("flite"):
+        path = tmp_path_factory.mktemp("speech") / "slt.wav"
+        subprocess.run(
+            [
+                "flite",
+                "-voice",
+                "slt",
+                "-t",
+                "The morning train to the coast leaves at seven fifteen. Please close the window.",
+                "-o",
+                str(path),
+            ],
+            check=True,
+        )
+        return load_audio(path, 16000)[0]
+    return synthetic_speech(4.0, 16000, seed=1).numpy()[0]
+
+
+def noisy(x, snr_db, seed=0):
+    noise = np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32)
+    return x + noise * np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
+
+
+def test_identical_signals_give_perfect_scores(speech):
+    scores = M.compute(speech, speech, 16000, USABLE, TEXT, "en")
+    perfect = {
+        "pesq_wb": 4.64,
+        "pesq_nb": 4.55,
+        "stoi": 1.0,
+        "si_sdr": 100.0,
+        "mel_distance": 0.0,
+        "stft_distance": 0.0,
+        "speaker_sim": 1.0,
+        "f0_rmse_cents": 0.0,
+        "f0_corr": 1.0,
+    }
+    for name, value in perfect.items():
+        if name in scores:
+            assert scores[name] == pytest.approx(value, abs=0.01), name
+    if "dnsmos" in scores:
+        assert scores["dnsmos"] == scores["dnsmos_reference"]
+    if "wer" in scores:
+        assert scores["wer"] == scores["wer_reference"]
+
+
+def test_rising_noise_makes_every_metric_worse(speech):
+    levels = [30, 15, 5, -5]
+    runs = [M.compute(speech, noisy(speech, snr), 16000, [m for m in USABLE if m != "wer"]) for snr in levels]
+    for name in runs[0]:
+        if name.endswith("_reference"):
+            continue
+        values = [r[name] for r in runs]
+        sign = 1 if M.SPECS[name].higher_is_better else -1
+        quality = [sign * v for v in values]
+        assert all(b <= a + 1e-6 for a, b in zip(quality, quality[1:])), (name, values)
+        assert quality[-1] < quality[0], (name, values)
+
+
+@pytest.mark.skipif("wer" not in USABLE or not shutil.which("flite"), reason="needs pocketsphinx and flite")
+def test_word_error_rate_rises_with_noise_in_expectation(speech):
+    """A single decode is a noisy statistic (WER saturates near 1 and fluctuates); its mean over noise draws rises."""
+    means = []
+    for snr in (40, 25, 10, -5):
+        means.append(
+            np.mean(
+                [M.word_error_rate(TEXT, M.transcribe(noisy(speech, snr, seed), 16000)) for seed in range(4)]
+            )
+        )
+    assert all(b >= a for a, b in zip(means, means[1:])) and means[-1] > means[0], means
+
+
+def test_word_error_rate_and_si_sdr_basics():
+    assert M.word_error_rate("the cat sat", "the cat sat") == 0.0
+    assert M.word_error_rate("the cat sat", "a cat sat down") == pytest.approx(2 / 3)
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    assert M.si_sdr(x, 3 * x) == 100.0  # scale-invariant
+
+
+def test_missing_packages_are_skipped_with_a_reason(monkeypatch):
+    from codeclab.eval import optional
+
+    monkeypatch.setattr(
+        M,
+        "available",
+        lambda module: (False, f"{module} is not usable (test); {optional.INSTALL.get(module)}"),
+    )
+    status = M.metric_status(["pesq_wb", "si_sdr"])
+    assert status["si_sdr"] == "" and "pip install pesq" in status["pesq_wb"]
+
+
+def test_codebook_statistics():
+    codes = [np.array([[0, 0, 1, 1]]), np.array([[2, 3, 3, 3]])]
+    stats = M.codebook_statistics(codes, 8, frame_rate=50.0)
+    per = stats["per_codebook"][0]
+    assert per["usage"] == 0.5 and per["dead_codes"] == 4
+    p = np.array([2, 2, 1, 3]) / 8
+    assert per["entropy_bits"] == pytest.approx(float(-(p * np.log2(p)).sum()))
+    assert stats["entropy_bitrate"] == pytest.approx(50 * per["entropy_bits"])
