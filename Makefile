@@ -22,8 +22,15 @@ $(VENV)/.base: pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
+# torchcrepe (pitch metrics) goes in with --no-deps: its metadata pulls torchaudio, whose PyPI build does
+# not import with the CPU torch here, and transformers imports any installed torchaudio (peer codecs then
+# fail). A torchaudio that does not import is removed.
+TORCHCREPE_SPEC ?= torchcrepe==0.0.24
+
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
 	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps "$(TORCHCREPE_SPEC)"
+	$(PY) -c "import torchaudio" >/dev/null 2>&1 || $(PIP) uninstall -y -q torchaudio >/dev/null 2>&1 || true
 	touch $@
 
 venv: $(VENV)/.base

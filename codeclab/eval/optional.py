@@ -13,7 +13,7 @@ INSTALL = {
     "resemblyzer": "pip install resemblyzer 'setuptools<81'",
     "speechmos": "pip install speechmos onnxruntime",
     "onnxruntime": "pip install onnxruntime",
-    "torchcrepe": "pip install torchcrepe",
+    "torchcrepe": "pip install --no-deps torchcrepe librosa resampy scipy tqdm",
     "pocketsphinx": "pip install pocketsphinx",
     "matplotlib": "pip install matplotlib",
 }

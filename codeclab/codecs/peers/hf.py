@@ -31,7 +31,25 @@ def require_transformers():
         import transformers
     except ImportError as err:
         raise ImportError(f"peer codecs need transformers: {PEERS_HINT}") from err
+    _check_torchaudio()
     return transformers
+
+
+def _check_torchaudio() -> None:
+    """transformers imports torchaudio whenever it is installed; a build that does not match the installed
+    torch then fails deep inside a model import. Say so plainly instead."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchaudio") is None:
+        return
+    try:
+        import torchaudio  # noqa: F401
+    except Exception as err:
+        raise ImportError(
+            f"torchaudio is installed but does not import with torch {torch.__version__} "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:120]}); transformers imports it for audio "
+            "models. Install the torchaudio build that matches torch, or `pip uninstall torchaudio`."
+        ) from err
 
 
 class TransformersCodec(AudioCodec):
