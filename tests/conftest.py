@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from tests.aligned import aligned_corpus, phone_teacher  # noqa: F401 (shared fixtures)
+
 
 @pytest.fixture(autouse=True)
 def _seed():

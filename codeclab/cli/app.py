@@ -11,6 +11,7 @@ from codeclab.cli import (
     corpus_cmd,
     demo_cmd,
     export_cmd,
+    teacher_cmd,
     tokenize_cmd,
     train_cmd,
 )
@@ -30,6 +31,7 @@ export_cmd.register(app)
 train_cmd.register(app)
 corpus_cmd.register(app)
 bench_cmd.register(app)
+teacher_cmd.register(app)
 
 
 def main() -> None:

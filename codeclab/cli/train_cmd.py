@@ -40,6 +40,24 @@ def train_command(
     settings: list[str] = typer.Option(
         None, "--set", help="Any TrainConfig field as key=value (repeatable), e.g. --set adversarial=false."
     ),
+    semantic: str = typer.Option(
+        None,
+        "--semantic",
+        help="Distil a teacher into codebook 1: a phone-teacher directory (codeclab teacher train) or a "
+        "transformers HuBERT/WavLM/wav2vec2/w2v-BERT directory or hub id, optionally :LAYER (int or avg).",
+    ),
+    semantic_loss: str = typer.Option(
+        "cosine",
+        "--semantic-loss",
+        help="cosine (SpeechTokenizer D-axis), tsim (T-axis), mse (X-Codec), split (Mimi).",
+    ),
+    semantic_weight: float = typer.Option(1.0, "--semantic-weight", help="Weight of the distillation loss."),
+    semantic_codebooks: int = typer.Option(
+        1, "--semantic-codebooks", help="How many leading codebooks the semantic head reads."
+    ),
+    semantic_hidden: int = typer.Option(
+        0, "--semantic-hidden", help="0: linear head; N: a conv layer of N channels before the projection."
+    ),
 ) -> None:
     """Train a codec; under torchrun every rank trains on its own batches with DistributedDataParallel."""
     from codeclab.codecs.registry import get_entry
@@ -66,11 +84,28 @@ def train_command(
             overrides[key] = str(value)
     try:
         config = TrainConfig().with_overrides(overrides)
-        trainer = Trainer(
-            entry.extra["config"](), config, data, out, device=device, resume=resume, name=preset
-        )
+        codec_config = entry.extra["config"]()
+        if semantic is not None:
+            from codeclab.codecs.semantic import SemanticConfig
+            from codeclab.teachers import load_teacher
+
+            teacher = load_teacher(semantic)
+            codec_config = codec_config.with_semantic(
+                SemanticConfig(
+                    teacher=semantic,
+                    teacher_dim=teacher.dim,
+                    codebooks=semantic_codebooks,
+                    loss=semantic_loss,
+                    weight=semantic_weight,
+                    hidden=semantic_hidden,
+                )
+            )
+            console.print(
+                f"distilling {teacher.name} ({teacher.dim}-dim, {teacher.frame_rate:g} Hz) with {semantic_loss}"
+            )
+        trainer = Trainer(codec_config, config, data, out, device=device, resume=resume, name=preset)
         last = trainer.run(stop_after=stop_after)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         fail(str(err))
     if trainer.is_main:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))

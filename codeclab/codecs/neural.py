@@ -13,11 +13,13 @@ from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
+from codeclab.codecs.semantic import SemanticConfig, SemanticHead
 from codeclab.quantizers import (
     QUANTIZERS,
     Quantizer,
     QuantizerOutput,
     RVQConfig,
+    SplitConfig,
     build_quantizer,
     quantizer_config,
 )
@@ -33,12 +35,14 @@ def quantizer_kind(config: Any) -> str:
 
 @dataclass
 class CodecConfig:
-    """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights."""
+    """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights. `semantic`, when set,
+    adds a training-only distillation head and records how the codec was distilled."""
 
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
     decoder: SEANetConfig = field(default_factory=SEANetConfig)
     quantizer: Any = field(default_factory=RVQConfig)
+    semantic: SemanticConfig | None = None
 
     def __post_init__(self) -> None:
         enc, dec = self.encoder, self.decoder
@@ -52,6 +56,19 @@ class CodecConfig:
             )
         if self.sample_rate < 1:
             raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.semantic is not None:
+            kind = quantizer_kind(self.quantizer)
+            if kind not in ("vq", "rvq", "split"):
+                raise ValueError(f"semantic distillation needs a vq, rvq or split quantizer, not {kind}")
+            if (kind == "split") != (self.semantic.loss == "split"):
+                raise ValueError(
+                    "the split recipe and the split quantizer go together (semantic loss 'split')"
+                )
+            if self.semantic.codebooks > getattr(self.quantizer, "num_quantizers", 1):
+                raise ValueError(
+                    f"the semantic head reads {self.semantic.codebooks} codebooks; the quantizer has "
+                    f"{getattr(self.quantizer, 'num_quantizers', 1)}"
+                )
 
     @property
     def hop_length(self) -> int:
@@ -61,13 +78,26 @@ class CodecConfig:
     def causal(self) -> bool:
         return self.encoder.causal and self.decoder.causal
 
+    def with_semantic(self, semantic: SemanticConfig | None) -> CodecConfig:
+        """A copy distilled with `semantic` (None removes it). The "split" recipe turns an RVQ into a split
+        quantizer with the same settings and number of codebooks (so the same bitrate)."""
+        quantizer = self.quantizer
+        if semantic is not None and semantic.loss == "split" and type(quantizer) is RVQConfig:
+            quantizer = SplitConfig(**asdict(quantizer))
+        if semantic is None and type(quantizer) is SplitConfig:
+            quantizer = RVQConfig(**asdict(quantizer))
+        return CodecConfig(self.sample_rate, self.encoder, self.decoder, quantizer, semantic)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "sample_rate": self.sample_rate,
             "encoder": asdict(self.encoder),
             "decoder": asdict(self.decoder),
             "quantizer": {"kind": quantizer_kind(self.quantizer), "params": asdict(self.quantizer)},
         }
+        if self.semantic is not None:
+            data["semantic"] = asdict(self.semantic)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
@@ -78,6 +108,7 @@ class CodecConfig:
                 encoder=SEANetConfig(**data["encoder"]),
                 decoder=SEANetConfig(**data["decoder"]),
                 quantizer=quantizer_config(quant["kind"], quant["params"]),
+                semantic=SemanticConfig(**data["semantic"]) if data.get("semantic") else None,
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"invalid codec config: {err}") from err
@@ -86,12 +117,15 @@ class CodecConfig:
 @dataclass
 class CodecOutput:
     """Training forward. audio: [B, C, T] reconstruction (zero past each length); quantizer: its output
-    (codes, losses, metrics); latent: [B, D, F] encoder output; lengths: [B] valid samples."""
+    (codes, losses, metrics); latent: [B, D, F] encoder output; lengths: [B] valid samples; frames: [B]
+    valid frames; semantic: [B, F, D_t] the semantic head's output (codecs with `config.semantic`)."""
 
     audio: Tensor
     quantizer: QuantizerOutput
     latent: Tensor
     lengths: Tensor
+    frames: Tensor | None = None
+    semantic: Tensor | None = None
 
 
 class NeuralCodec(nn.Module, AudioCodec):
@@ -111,6 +145,7 @@ class NeuralCodec(nn.Module, AudioCodec):
         self.decoder = decoder
         self.config = config
         self.name = name
+        self.semantic_head = SemanticHead(quantizer.dim, config.semantic) if config.semantic else None
         self.weights_sha256: str | None = None  # sha256 of the weights file it was loaded from
         self.random_init = False  # True for an untrained preset (load_codec(..., random_init=True))
 
@@ -197,9 +232,11 @@ class NeuralCodec(nn.Module, AudioCodec):
         padded, frames = self._pad(wav, lengths, 1)
         latent = self.encoder(padded, frames * self.hop_length)
         mask = torch.arange(latent.shape[-1], device=latent.device)[None, :] < frames[:, None]
-        qout = self.quantizer(latent, n_q=n_q, mask=mask)
+        head = self.semantic_head
+        qout = self.quantizer(latent, n_q=n_q, mask=mask, prefix=head.config.codebooks if head else None)
         audio = self.decoder(qout.quantized, frames)[..., :t]
-        return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths)
+        semantic = head(qout.prefix) if head is not None else None
+        return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths, frames, semantic)
 
     @torch.no_grad()
     def calibrate(self, wav: Tensor) -> None:
@@ -214,13 +251,18 @@ class NeuralCodec(nn.Module, AudioCodec):
         def count(module: nn.Module) -> int:
             return sum(p.numel() for p in module.parameters())
 
-        return {
+        counts = {
             "encoder": count(self.encoder),
             "quantizer": count(self.quantizer) + sum(b.numel() for b in self.quantizer.buffers()),
             "decoder": count(self.decoder),
         }
+        if self.semantic_head is not None:
+            counts["semantic_head (training only)"] = count(self.semantic_head)
+        return counts
 
     def describe(self) -> dict:
         info = super().describe()
         info.update(causal=self.causal, weights_sha256=self.weights_sha256, random_init=self.random_init)
+        if self.config.semantic is not None:
+            info["semantic"] = asdict(self.config.semantic)
         return info

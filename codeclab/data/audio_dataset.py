@@ -113,9 +113,15 @@ class AudioDataset:
     def crop(self, generator: torch.Generator, attempts: int = 20) -> tuple[Tensor, int]:
         """A random crop [channels, segment] (zero-padded) and its valid length. Files that fail now are
         skipped (logged) and another is drawn."""
+        wav, n, _, _ = self.located_crop(generator, attempts)
+        return wav, n
+
+    def located_crop(self, generator: torch.Generator, attempts: int = 20) -> tuple[Tensor, int, int, float]:
+        """`crop`, plus where it came from: the clip index and the offset (seconds) into the clip."""
         segment = int(round(self.segment_seconds * self.sample_rate))
         for _ in range(attempts):
-            clip = self.clips[int(torch.multinomial(self.weights, 1, generator=generator))]
+            index = int(torch.multinomial(self.weights, 1, generator=generator))
+            clip = self.clips[index]
             room = max(0.0, clip.duration - self.segment_seconds)
             offset = float(torch.rand((), generator=generator, dtype=torch.float64)) * room
             try:
@@ -126,7 +132,7 @@ class AudioDataset:
             out = torch.zeros(self.channels, segment)
             n = min(segment, x.shape[1])
             out[:, :n] = torch.from_numpy(x[:, :n])
-            return out, n
+            return out, n, index, offset
         raise RuntimeError(f"{attempts} crops in a row failed to decode; is the corpus still readable?")
 
     def full(self, index: int, max_seconds: float) -> Tensor:
@@ -140,7 +146,8 @@ def batch_seed(seed: int, step: int, rank: int) -> int:
 
 
 class TrainingBatches(torch.utils.data.IterableDataset):
-    """Batches for steps start_step, start_step + 1, ...: {"step", "wav" [B, C, S], "lengths" [B]}."""
+    """Batches for steps start_step, start_step + 1, ...: {"step", "wav" [B, C, S], "lengths" [B],
+    "clips" [B] (clip indices into the dataset), "offsets" [B] (seconds into each clip, float64)}."""
 
     def __init__(
         self,
@@ -162,11 +169,13 @@ class TrainingBatches(torch.utils.data.IterableDataset):
 
     def batch(self, step: int) -> dict:
         gen = torch.Generator().manual_seed(batch_seed(self.seed, step, self.rank))
-        crops = [self.dataset.crop(gen) for _ in range(self.batch_size)]
+        crops = [self.dataset.located_crop(gen) for _ in range(self.batch_size)]
         return {
             "step": step,
-            "wav": torch.stack([c for c, _ in crops]),
-            "lengths": torch.tensor([n for _, n in crops]),
+            "wav": torch.stack([c[0] for c in crops]),
+            "lengths": torch.tensor([c[1] for c in crops]),
+            "clips": torch.tensor([c[2] for c in crops]),
+            "offsets": torch.tensor([c[3] for c in crops], dtype=torch.float64),
         }
 
     def __iter__(self):

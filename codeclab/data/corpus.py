@@ -114,9 +114,16 @@ def _row_item(row: dict, manifest: Path, line: int) -> AudioItem:
     end = _number(row.get("end"), manifest, line, "end")
     if start is not None and end is not None and end <= start:
         raise ManifestError(f"{manifest}:{line}: end ({end}) must be after start ({start})")
-    text = row.get("text")
+    text, split, language = row.get("text"), row.get("split"), row.get("language")
     return AudioItem(
-        str(item_id), str(full), start, end, None if text in (None, "") else str(text), source=str(manifest)
+        str(item_id),
+        str(full),
+        start,
+        end,
+        None if text in (None, "") else str(text),
+        source=str(manifest),
+        split=None if split in (None, "") else str(split),
+        language=None if language in (None, "") else str(language),
     )
 
 
@@ -194,4 +201,6 @@ def write_manifest(items: list[AudioItem], path: str | Path) -> None:
                 row["text"] = it.text
             if it.split is not None:
                 row["split"] = it.split
+            if it.language is not None:
+                row["language"] = it.language
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

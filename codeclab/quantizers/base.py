@@ -23,12 +23,15 @@ class QuantizerOutput:
     codes: [B, n_q, T] int64; stages dropped by quantizer dropout hold -1 (training only).
     losses: named scalar losses, already weighted: their sum is the quantizer's training loss.
     metrics: `usage` [n_q] (fraction of codes used in the batch), `perplexity` [n_q], and others.
+    prefix: [B, D, T] output of the first `prefix` stages alone (straight-through, so gradients reach the
+        input), when `forward(..., prefix=n)` asked for it; what a semantic head reads.
     """
 
     quantized: Tensor
     codes: Tensor
     losses: dict[str, Tensor] = field(default_factory=dict)
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    prefix: Tensor | None = None
 
     @property
     def loss(self) -> Tensor:
@@ -47,8 +50,15 @@ class Quantizer(nn.Module, ABC):
     codebook_size: int
 
     @abstractmethod
-    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
-        """Quantize `z [B, D, T]`; `mask [B, T]` (bool, True = valid frame) limits statistics and losses."""
+    def forward(
+        self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None, prefix: int | None = None
+    ) -> QuantizerOutput:
+        """Quantize `z [B, D, T]`; `mask [B, T]` (bool, True = valid frame) limits statistics and losses;
+        `prefix` = n also returns the first n stages' output (`QuantizerOutput.prefix`)."""
+
+    def check_prefix(self, prefix: int | None, n_q: int) -> None:
+        if prefix is not None and not 1 <= prefix <= n_q:
+            raise ValueError(f"prefix must lie in [1, {n_q}] (the stages in use), got {prefix}")
 
     @abstractmethod
     def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:

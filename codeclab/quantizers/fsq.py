@@ -83,7 +83,14 @@ class FSQ(Quantizer):
         self.check_latent(z)
         standardize_projection(self.fsq.project_in, z)
 
-    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+    def forward(
+        self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None, prefix: int | None = None
+    ) -> QuantizerOutput:
+        if prefix is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not expose a stage prefix; semantic distillation needs a vq, rvq "
+                "or split quantizer"
+            )
         self.check_latent(z)
         self.check_n_q(n_q)
         out, indices = self.fsq(rearrange(z, "b d t -> b t d"))
@@ -127,7 +134,14 @@ class ResidualFSQ(Quantizer):
         self.check_latent(z)
         standardize_projection(self.rfsq.project_in, z)
 
-    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+    def forward(
+        self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None, prefix: int | None = None
+    ) -> QuantizerOutput:
+        if prefix is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not expose a stage prefix; semantic distillation needs a vq, rvq "
+                "or split quantizer"
+            )
         self.check_latent(z)
         n_q = self.check_n_q(n_q)
         if n_q < self.num_quantizers and not self.training:

@@ -8,6 +8,7 @@ from typing import Any
 from codeclab.quantizers.base import Quantizer
 from codeclab.quantizers.fsq import FSQ, FSQConfig, ResidualFSQ, ResidualFSQConfig
 from codeclab.quantizers.rvq import ResidualVQ, RVQConfig
+from codeclab.quantizers.split import SplitConfig, SplitRVQ
 from codeclab.quantizers.vq import VectorQuantizer, VQConfig
 
 QUANTIZERS: dict[str, tuple[type, type[Quantizer]]] = {}
@@ -23,6 +24,7 @@ register_quantizer("vq", VQConfig, VectorQuantizer)
 register_quantizer("rvq", RVQConfig, ResidualVQ)
 register_quantizer("fsq", FSQConfig, FSQ)
 register_quantizer("rfsq", ResidualFSQConfig, ResidualFSQ)
+register_quantizer("split", SplitConfig, SplitRVQ)
 
 
 def quantizer_config(kind: str, params: dict[str, Any]):

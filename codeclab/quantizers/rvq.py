@@ -70,9 +70,12 @@ class ResidualVQ(Quantizer):
             counts[drop] = torch.randint(1, n_q + 1, (int(drop.sum()),), device=device)
         return counts
 
-    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+    def forward(
+        self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None, prefix: int | None = None
+    ) -> QuantizerOutput:
         self.check_latent(z)
         n_q = self.check_n_q(n_q)
+        self.check_prefix(prefix, n_q)
         b, _, t = z.shape
         rows = rearrange(z, "b d t -> (b t) d")
         valid = None if mask is None else rearrange(mask.bool(), "b t -> (b t)")
@@ -84,6 +87,7 @@ class ResidualVQ(Quantizer):
         codes = torch.full((rows.shape[0], n_q), -1, dtype=torch.long, device=z.device)
         commitment = z.new_zeros(())
         codebook_loss = z.new_zeros(())
+        prefix_rows = None
         for q in range(n_q):
             active = row_counts > q
             rows_used = active if valid is None else active & valid
@@ -96,15 +100,20 @@ class ResidualVQ(Quantizer):
             codes[:, q] = torch.where(active, res.codes, torch.full_like(res.codes, -1))
             commitment = commitment + res.commitment
             codebook_loss = codebook_loss + res.codebook
+            if prefix is not None and q + 1 == prefix:
+                prefix_rows = quantized
 
         quantized = rearrange(quantized, "(b t) d -> b d t", b=b, t=t)
         codes = rearrange(codes, "(b t) q -> b q t", b=b, t=t)
+        if prefix is not None and prefix_rows is None:  # every item dropped the prefix's later stages
+            prefix_rows = rearrange(quantized, "b d t -> (b t) d")
         losses = {"commitment": commitment}
         if not self.config.ema:
             losses["codebook"] = codebook_loss
         metrics = codebook_metrics(codes, self.codebook_size, mask)
         metrics["active_stages"] = stage_counts.float().mean()
-        return QuantizerOutput(quantized, codes, losses, metrics)
+        prefix_out = None if prefix_rows is None else rearrange(prefix_rows, "(b t) d -> b d t", b=b, t=t)
+        return QuantizerOutput(quantized, codes, losses, metrics, prefix_out)
 
     @torch.no_grad()
     def initialize(self, z: Tensor) -> None:

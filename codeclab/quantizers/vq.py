@@ -210,9 +210,12 @@ class VectorQuantizer(Quantizer):
         return StageResult(self.out_proj(q_low), codes, commitment, codebook_loss)
 
     # -- Quantizer contract -----------------------------------------------------------------------
-    def forward(self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None) -> QuantizerOutput:
+    def forward(
+        self, z: Tensor, n_q: int | None = None, mask: Tensor | None = None, prefix: int | None = None
+    ) -> QuantizerOutput:
         self.check_latent(z)
         self.check_n_q(n_q)
+        self.check_prefix(prefix, 1)
         b, _, t = z.shape
         rows = rearrange(z, "b d t -> (b t) d")
         valid = None if mask is None else rearrange(mask, "b t -> (b t)")
@@ -222,7 +225,8 @@ class VectorQuantizer(Quantizer):
         losses = {"commitment": res.commitment}
         if not self.config.ema:
             losses["codebook"] = res.codebook
-        return QuantizerOutput(quantized, codes, losses, codebook_metrics(codes, self.codebook_size, mask))
+        metrics = codebook_metrics(codes, self.codebook_size, mask)
+        return QuantizerOutput(quantized, codes, losses, metrics, quantized if prefix else None)
 
     @torch.no_grad()
     def encode(self, z: Tensor, n_q: int | None = None) -> Tensor:

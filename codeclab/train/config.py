@@ -48,6 +48,9 @@ class TrainConfig:
     samples_to_write: int = 4
     target_db: float = -20.0
     tensorboard: bool = False
+    # semantic distillation (codecs whose config has `semantic`): where teacher features are cached;
+    # empty = RUN_DIR/teacher-cache. Point several runs at one directory to run the teacher once.
+    teacher_cache: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.segment_seconds <= 0:

@@ -5,7 +5,9 @@
 
 Per step: the codec reconstructs a batch of crops; the generator loss is the weighted sum of multi-scale
 mel L1, multi-resolution STFT, waveform L1, adversarial and feature-matching losses (or EnCodec's balancer
-over them) plus the quantizer's own losses; then the discriminators step on real versus reconstructed audio.
+over them) plus the quantizer's own losses, plus, for a codec with `config.semantic`, the distillation loss
+between its semantic head and the teacher's features at the crop's frame times (read from the teacher
+cache, filled before the first step); then the discriminators step on real versus reconstructed audio.
 AdamW with linear warm-up and cosine decay, gradient clipping, bf16 autocast on CUDA.
 
 The run directory holds config.json, metrics.jsonl (one line per logged step and per validation),
@@ -31,6 +33,7 @@ from torch import Tensor, nn
 
 from codeclab import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
+from codeclab.codecs.semantic import semantic_loss
 from codeclab.data.audio import write_audio
 from codeclab.data.audio_dataset import AudioDataset, TrainingBatches
 from codeclab.train.balancer import Balancer
@@ -120,6 +123,7 @@ class Trainer:
             )
             self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, schedule)
         self.balancer = Balancer(self._weights()) if cfg.balancer else None
+        self.teacher_cache = self._teacher_cache()
         self.start_step = 0
         if self.resume:
             checkpoint = latest_checkpoint(self.run_dir)
@@ -141,6 +145,51 @@ class Trainer:
         else:
             self.model = codec
             self.disc_model = self.disc
+
+    def _teacher_cache(self):
+        semantic = self.codec_config.semantic
+        if semantic is None:
+            return None
+        from codeclab.teachers import load_teacher
+        from codeclab.teachers.cache import TeacherCache
+
+        teacher = load_teacher(semantic.teacher, device=str(self.device))
+        if teacher.dim != semantic.teacher_dim:
+            raise ValueError(
+                f"teacher {semantic.teacher} gives {teacher.dim}-dim features; the codec's semantic head "
+                f"expects {semantic.teacher_dim}"
+            )
+        root = (
+            Path(self.config.teacher_cache) if self.config.teacher_cache else self.run_dir / "teacher-cache"
+        )
+        return TeacherCache(root, teacher, self.config.target_db)
+
+    def _fill_teacher_cache(self, dataset: AudioDataset) -> None:
+        """Teacher features for every training file, each rank computing its share, before step one."""
+        paths = sorted({clip.item.path for clip in dataset.clips})
+        computed = self.teacher_cache.fill(paths[self.rank :: self.world])
+        self._barrier()
+        if self.is_main:
+            log.info(
+                "teacher features for %d files in %s (%d computed now)",
+                len(paths),
+                self.teacher_cache.dir,
+                computed,
+            )
+
+    def semantic_targets(self, clips: Tensor, offsets: Tensor, frames: int) -> Tensor:
+        """Teacher features at the codec frame times of each crop: [B, frames, D_t]."""
+        from codeclab.teachers import codec_frame_times, features_at
+
+        teacher = self.teacher_cache.teacher
+        frame_rate = self.codec_config.sample_rate / self.codec_config.hop_length
+        out = []
+        for c, offset in zip(clips.tolist(), offsets.tolist()):
+            clip = self.train_set.clips[int(c)]
+            features = self.teacher_cache.get(clip.item.path)
+            times = codec_frame_times(frames, frame_rate, clip.start + float(offset))
+            out.append(features_at(features, teacher.frame_rate, times))
+        return torch.stack(out).to(self.device)
 
     def _weights(self) -> dict[str, float]:
         cfg = self.config
@@ -188,7 +237,16 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def train_step(self, wav: Tensor, lengths: Tensor, step: int) -> dict[str, float]:
+    def train_step(
+        self,
+        wav: Tensor,
+        lengths: Tensor,
+        step: int,
+        clips: Tensor | None = None,
+        offsets: Tensor | None = None,
+    ) -> dict[str, float]:
+        """One generator (and discriminator) step on wav [B, C, T]; `clips` / `offsets` [B] locate the
+        crops in the training set (needed for semantic distillation)."""
         cfg = self.config
         self.model.train()
         with self._autocast():
@@ -208,15 +266,26 @@ class Trainer:
             losses["adv"] = generator_adversarial_loss([x.float() for x in fake_logits], cfg.adversarial_loss)
             losses["fm"] = feature_matching_loss(real_feats, fake_feats)
         quantizer_loss = out.quantizer.loss * cfg.quantizer_weight
+        aux_loss, semantic_value = quantizer_loss, None  # losses on the codec's internals, not on recon
+        if out.semantic is not None:
+            if clips is None or offsets is None:
+                raise ValueError(
+                    "a semantic codec needs the crops' clips and offsets for its teacher targets"
+                )
+            semantic = self.codec_config.semantic
+            target = self.semantic_targets(clips, offsets, out.semantic.shape[1])
+            mask = torch.arange(out.semantic.shape[1], device=self.device)[None, :] < out.frames[:, None]
+            semantic_value = semantic_loss(semantic.loss, out.semantic, target, mask)
+            aux_loss = quantizer_loss + semantic.weight * semantic_value
         weights = self._weights()
 
         self.opt_g.zero_grad(set_to_none=True)
         if self.balancer is not None:
             combined, _ = self.balancer.combined_gradient(losses, recon)
-            torch.autograd.backward([recon, quantizer_loss], [combined, torch.ones_like(quantizer_loss)])
-            total = sum(weights[k] * v.detach() for k, v in losses.items()) + quantizer_loss.detach()
+            torch.autograd.backward([recon, aux_loss], [combined, torch.ones_like(aux_loss)])
+            total = sum(weights[k] * v.detach() for k, v in losses.items()) + aux_loss.detach()
         else:
-            total = sum(weights[k] * v for k, v in losses.items()) + quantizer_loss
+            total = sum(weights[k] * v for k, v in losses.items()) + aux_loss
             total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.codec.parameters(), cfg.grad_clip)
         self.opt_g.step()
@@ -231,6 +300,8 @@ class Trainer:
                 "lr": self.sched_g.get_last_lr()[0],
             }
         )
+        if semantic_value is not None:
+            metrics["loss/semantic"] = float(semantic_value.detach())
         usage = out.quantizer.metrics.get("usage")
         if usage is not None:
             metrics["codebook_usage"] = float(usage.float().mean())
@@ -326,6 +397,9 @@ class Trainer:
         except ValueError:
             log.warning("no validation items: validating on training items")
             self.val_set = train_set
+        self.train_set = train_set
+        if self.teacher_cache is not None:
+            self._fill_teacher_cache(train_set)
         self.writer = None
         if cfg.tensorboard and self.is_main:
             try:
@@ -353,7 +427,7 @@ class Trainer:
         for batch in loader:
             step = int(batch["step"])
             wav, lengths = batch["wav"].to(self.device), batch["lengths"].to(self.device)
-            metrics = self.train_step(wav, lengths, step)
+            metrics = self.train_step(wav, lengths, step, batch["clips"], batch["offsets"])
             audio_seconds += cfg.batch_size * cfg.segment_seconds * self.world
             last = {"step": step, **metrics}
             if step % cfg.log_every == 0 or step == cfg.steps - 1:

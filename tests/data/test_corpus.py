@@ -40,6 +40,26 @@ def test_jsonl_and_csv_manifests(good_corpus, tmp_path):
     assert rows[0].start is None and rows[1].end == 0.5 and rows[1].text == "hi there"
 
 
+def test_split_and_language_columns_are_read_and_written(good_corpus, tmp_path):
+    from codeclab.data.audio_dataset import split_of
+    from codeclab.data.corpus import write_manifest
+
+    jsonl = tmp_path / "m.jsonl"
+    rows = [
+        {"id": "a", "path": str(good_corpus / "clip0.wav"), "split": "validation", "language": "de"},
+        {"id": "b", "path": str(good_corpus / "clip6.wav"), "split": "train"},
+    ]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = read_manifest(jsonl)
+    assert [(it.split, it.language) for it in items] == [("validation", "de"), ("train", None)]
+    assert [split_of(it, 0.5) for it in items] == ["validation", "train"]
+    write_manifest(items, tmp_path / "again.jsonl")
+    again = read_manifest(tmp_path / "again.jsonl")
+    assert [(it.id, it.path, it.split, it.language) for it in again] == [
+        (it.id, it.path, it.split, it.language) for it in items
+    ]
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -1,0 +1,39 @@
+import shutil
+
+import numpy as np
+import torch
+
+from codeclab.data.audio import load_audio
+from codeclab.data.audio_dataset import normalise_loudness
+from codeclab.teachers.cache import TeacherCache
+
+
+def test_cached_features_equal_freshly_computed_ones(phone_teacher, aligned_corpus, tmp_path):
+    _, teacher = phone_teacher
+    path = aligned_corpus / "u2.wav"
+    cache = TeacherCache(tmp_path / "cache", teacher)
+    first = cache.get(path)
+    wav = torch.from_numpy(normalise_loudness(load_audio(path, 16000, 1), -20.0))[0]
+    fresh = teacher.item_features(wav)
+    assert torch.equal(first, fresh)
+    assert cache.computed == 1 and len(list(cache.dir.rglob("*.safetensors"))) == 1
+
+    again = TeacherCache(tmp_path / "cache", teacher)  # a new run: read from disk, teacher not run
+    assert torch.equal(again.get(path), fresh) and again.computed == 0
+
+    copy = tmp_path / "renamed.wav"  # same bytes, other name: same shard
+    shutil.copy(path, copy)
+    assert torch.equal(again.get(copy), fresh) and again.computed == 0
+
+
+def test_edited_audio_misses_the_cache(phone_teacher, aligned_corpus, tmp_path):
+    import soundfile as sf
+
+    _, teacher = phone_teacher
+    x, sr = sf.read(aligned_corpus / "u3.wav", dtype="float32")
+    sf.write(tmp_path / "a.wav", x, sr)
+    cache = TeacherCache(tmp_path / "cache", teacher)
+    before = cache.get(tmp_path / "a.wav")
+    sf.write(tmp_path / "a.wav", np.concatenate([np.flip(x), np.zeros(160, np.float32)]), sr)
+    after = cache.get(tmp_path / "a.wav")
+    assert cache.computed == 2 and not torch.equal(before, after)
