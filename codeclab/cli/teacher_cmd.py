@@ -101,12 +101,9 @@ def teacher_cache_command(
         paths = sorted({item.path for item in discover(data)})
     except (ValueError, ImportError, FileNotFoundError) as err:
         fail(str(err))
-    failed = []
-    for path in paths:
-        try:
-            store.get(path)
-        except ValueError as err:  # AudioError: unreadable file; named, the rest go on
-            failed.append(f"{path}: {err}")
-    console.print(f"{store.dir}: {len(paths) - len(failed)} files ({store.computed} computed now)")
-    for line in failed:
-        console.print(f"[yellow]skipped[/] {line}")
+    computed, failed = store.fill(paths)
+    console.print(f"{store.dir}: {len(paths) - len(failed)} files ({computed} computed now)")
+    for path, reason in failed:
+        console.print(f"[yellow]skipped[/] {path}: {reason}")
+    if failed:
+        raise typer.Exit(1)

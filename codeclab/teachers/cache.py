@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from codeclab.data.audio import load_audio
+from codeclab.data.audio import AudioError, load_audio
 from codeclab.data.audio_dataset import normalise_loudness
 from codeclab.teachers.base import Teacher
 
@@ -100,11 +100,16 @@ class TeacherCache:
             self._memory.popitem(last=False)
         return features
 
-    def fill(self, paths: list[str], log_every: int = 100) -> int:
-        """Make sure every file in `paths` has a shard; returns how many were computed now."""
-        before = self.computed
+    def fill(self, paths: list[str], log_every: int = 100) -> tuple[int, list[tuple[str, str]]]:
+        """Make sure every file in `paths` has a shard. Returns (how many were computed now, [(path,
+        reason)] for files that could not be read: logged and left out, the rest go on)."""
+        before, failed = self.computed, []
         for i, path in enumerate(paths):
-            self.get(path)
+            try:
+                self.get(path)
+            except AudioError as err:
+                log.warning("no teacher features for %s: %s", path, err.reason)
+                failed.append((str(path), err.reason))
             if (i + 1) % log_every == 0:
                 log.info("teacher features: %d / %d files", i + 1, len(paths))
-        return self.computed - before
+        return self.computed - before, failed

@@ -167,7 +167,7 @@ class Trainer:
     def _fill_teacher_cache(self, dataset: AudioDataset) -> None:
         """Teacher features for every training file, each rank computing its share, before step one."""
         paths = sorted({clip.item.path for clip in dataset.clips})
-        computed = self.teacher_cache.fill(paths[self.rank :: self.world])
+        computed, _ = self.teacher_cache.fill(paths[self.rank :: self.world])  # failures are logged
         self._barrier()
         if self.is_main:
             log.info(

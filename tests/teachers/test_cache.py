@@ -37,3 +37,12 @@ def test_edited_audio_misses_the_cache(phone_teacher, aligned_corpus, tmp_path):
     sf.write(tmp_path / "a.wav", np.concatenate([np.flip(x), np.zeros(160, np.float32)]), sr)
     after = cache.get(tmp_path / "a.wav")
     assert cache.computed == 2 and not torch.equal(before, after)
+
+
+def test_fill_names_unreadable_files_and_goes_on(phone_teacher, aligned_corpus, tmp_path):
+    _, teacher = phone_teacher
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF but not really a wave file")
+    cache = TeacherCache(tmp_path / "cache", teacher)
+    computed, failed = cache.fill([str(aligned_corpus / "u4.wav"), str(bad)])
+    assert computed == 1 and [p for p, _ in failed] == [str(bad)] and failed[0][1]
