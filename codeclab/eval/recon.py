@@ -79,9 +79,14 @@ class CodecChoice:
         return self.name + (":" + ",".join(kept) if kept else "")
 
     def load(self):
+        from pathlib import Path
+
         from codeclab.codecs.registry import get_entry
 
         options = dict(self.options)
+        if Path(self.name).is_dir():  # a codec directory (save_pretrained, codeclab train's RUN/codec)
+            options.pop("random_init", None)
+            return load_codec(self.name, **options)
         if get_entry(self.name).family == "classic":
             options.pop("random_init", None)
         return load_codec(self.name, **options)

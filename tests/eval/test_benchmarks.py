@@ -71,6 +71,15 @@ def test_codec_choice_parsing():
         CodecChoice.parse("opus:colour=red")
 
 
+def test_codec_choice_loads_a_codec_directory(tiny_codec, tmp_path):
+    from codeclab.codecs.pretrained import save_pretrained
+
+    save_pretrained(tiny_codec, tmp_path / "codec")
+    choice = CodecChoice.parse(str(tmp_path / "codec"), random_init_default=True)
+    loaded = choice.load()
+    assert loaded.config == tiny_codec.config and loaded.weights_sha256 is not None
+
+
 def test_lm_bench_random_tokens_cost_log2_k_and_constant_tokens_nothing(tmp_path):
     rng = np.random.default_rng(0)
     random_store = make_store(tmp_path / "random", lambda i: rng.integers(0, 64, size=(2, 100)))
