@@ -132,6 +132,13 @@ def info_command(
             ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())
             + f" (total {sum(counts.values()) / 1e6:.2f} M)",
         )
+        semantic = codec.config.semantic
+        if semantic is not None:
+            table.add_row(
+                "distilled",
+                f"{semantic.loss} loss (weight {semantic.weight:g}) from {semantic.teacher} into "
+                f"{semantic.codebooks} codebook(s)",
+            )
     if not Path(name).is_dir():
         table.add_row("source", entry.source)
     table.add_row("weights", weights)

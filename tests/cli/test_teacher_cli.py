@@ -63,6 +63,8 @@ def test_teacher_train_cache_and_distilled_codec_training(aligned_corpus, tmp_pa
     assert "distilling" in trained.output
     saved = json.loads((tmp_path / "run" / "codec" / "config.json").read_text())["config"]
     assert saved["quantizer"]["kind"] == "split" and saved["semantic"]["teacher"] == str(teacher)
+    shown = runner.invoke(app, ["info", str(tmp_path / "run" / "codec")])
+    assert shown.exit_code == 0 and "split loss" in shown.output and "distilled" in shown.output
     assert len(list(cache.rglob("*.safetensors"))) == 11  # the run read the cache; nothing recomputed
 
     bad = runner.invoke(app, args[:-4] + ["--semantic", str(tmp_path / "nowhere")])
