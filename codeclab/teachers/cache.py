@@ -1,6 +1,7 @@
 """Teacher features cached on disk, so codec training runs each teacher once per file, ever.
 
-Layout: `ROOT/<teacher fingerprint[:16]>/<sha[:2]>/<sha>.safetensors`, one shard per audio file keyed by
+Layout: `ROOT/<key>/<sha[:2]>/<sha>.safetensors` (key: sha256 of the teacher fingerprint and the
+loudness target, 16 hex digits), one shard per audio file keyed by
 the sha256 of the file's bytes (renamed or copied files hit the cache; an edited file misses it), holding
 `features` [T_t, D] at the teacher's frame rate for the whole file. `teacher.json` beside the shards
 describes the teacher. Shards are written through a temporary file and a rename: an interrupted run never
@@ -43,7 +44,9 @@ class TeacherCache:
         self, root: str | Path, teacher: Teacher, target_db: float = -20.0, memory_items: int = 4096
     ) -> None:
         self.teacher, self.target_db = teacher, target_db
-        self.dir = Path(root) / teacher.fingerprint()[:16]
+        # the features depend on the teacher and on the loudness its input is normalised to
+        key = hashlib.sha256(f"{teacher.fingerprint()}|{float(target_db)}".encode()).hexdigest()
+        self.dir = Path(root) / key[:16]
         self.dir.mkdir(parents=True, exist_ok=True)
         info = self.dir / "teacher.json"
         if not info.exists():

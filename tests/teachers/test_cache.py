@@ -46,3 +46,9 @@ def test_fill_names_unreadable_files_and_goes_on(phone_teacher, aligned_corpus, 
     cache = TeacherCache(tmp_path / "cache", teacher)
     computed, failed = cache.fill([str(aligned_corpus / "u4.wav"), str(bad)])
     assert computed == 1 and [p for p, _ in failed] == [str(bad)] and failed[0][1]
+
+
+def test_another_loudness_target_uses_another_directory(phone_teacher, tmp_path):
+    _, teacher = phone_teacher
+    assert TeacherCache(tmp_path, teacher, -20.0).dir != TeacherCache(tmp_path, teacher, -26.0).dir
+    assert TeacherCache(tmp_path, teacher, -20.0).dir == TeacherCache(tmp_path, teacher, -20.0).dir
