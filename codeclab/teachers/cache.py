@@ -19,19 +19,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codeclab.codecs.pretrained import atomic_write_bytes, sha256_file
 from codeclab.data.audio import AudioError, load_audio
 from codeclab.data.audio_dataset import normalise_loudness
 from codeclab.teachers.base import Teacher
 
 log = logging.getLogger("codeclab.teachers")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TeacherCache:
@@ -66,7 +59,7 @@ class TeacherCache:
         stat = Path(path).stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._sha:
-            self._sha[key] = file_sha256(path)
+            self._sha[key] = sha256_file(path)
         return self._sha[key]
 
     def shard(self, sha: str) -> Path:
@@ -90,8 +83,6 @@ class TeacherCache:
         if shard.exists():
             features = load_file(str(shard))["features"]
         else:
-            from codeclab.codecs.pretrained import atomic_write_bytes
-
             features = self.compute(path)
             shard.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(

@@ -89,8 +89,36 @@ class ClassicCodec:
         self.name = name
         self.sample_rate = sample_rate
 
+    ffmpeg: str  # set by subclasses (require_ffmpeg)
+
     def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         raise NotImplementedError
+
+    def _pcm_input(self) -> list[str]:
+        """ffmpeg arguments reading mono float32 PCM at `sample_rate` from stdin."""
+        rate = str(self.sample_rate)
+        return [
+            self.ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "f32le",
+            "-ar",
+            rate,
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+        ]
+
+    def _pcm_output(self, container: str) -> list[str]:
+        """ffmpeg arguments decoding `container` from stdin to mono float32 PCM at `sample_rate` on stdout."""
+        rate = str(self.sample_rate)
+        return [
+            *[self.ffmpeg, "-hide_banner", "-loglevel", "error", "-f", container, "-i", "pipe:0"],
+            *["-f", "f32le", "-ar", rate, "-ac", "1", "pipe:1"],
+        ]
 
     def roundtrip(self, wav: Tensor, lengths: Tensor | None = None) -> RoundTrip:
         wav, lengths = check_audio(wav, lengths, self.channels)
@@ -143,21 +171,9 @@ class OpusCodec(ClassicCodec):
         return float(self.requested)
 
     def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        sr = str(self.sample_rate)
         encoded = _run(
             [
-                self.ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-f",
-                "f32le",
-                "-ar",
-                sr,
-                "-ac",
-                "1",
-                "-i",
-                "pipe:0",
+                *self._pcm_input(),
                 "-c:a",
                 "libopus",
                 "-b:a",
@@ -174,23 +190,7 @@ class OpusCodec(ClassicCodec):
         )
         total, headers = ogg_packet_bytes(encoded)
         decoded = _run(
-            [
-                self.ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-f",
-                "ogg",
-                "-i",
-                "pipe:0",
-                "-f",
-                "f32le",
-                "-ar",
-                sr,
-                "-ac",
-                "1",
-                "pipe:1",
-            ],
+            self._pcm_output("ogg"),
             encoded,
         )
         return np.frombuffer(decoded, dtype=np.float32), total - headers
@@ -214,21 +214,9 @@ class Codec2Codec(ClassicCodec):
         return float(self.mode)
 
     def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        sr = str(self.sample_rate)
         encoded = _run(
             [
-                self.ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-f",
-                "f32le",
-                "-ar",
-                sr,
-                "-ac",
-                "1",
-                "-i",
-                "pipe:0",
+                *self._pcm_input(),
                 "-ar",
                 "8000",
                 "-c:a",
@@ -245,23 +233,7 @@ class Codec2Codec(ClassicCodec):
             raise ClassicCodecError("unexpected Codec 2 stream from ffmpeg")
         decoded = np.frombuffer(
             _run(
-                [
-                    self.ffmpeg,
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-f",
-                    "codec2",
-                    "-i",
-                    "pipe:0",
-                    "-f",
-                    "f32le",
-                    "-ar",
-                    sr,
-                    "-ac",
-                    "1",
-                    "pipe:1",
-                ],
+                self._pcm_output("codec2"),
                 encoded,
             ),
             dtype=np.float32,
