@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
 from codeclab.quantizers.search import residual_decode, residual_encode
-from codeclab.quantizers.vq import VectorQuantizer, VQConfig
+from codeclab.quantizers.vq import VectorQuantizer, VQConfig, stage_health
 
 
 @dataclass
@@ -112,6 +112,8 @@ class ResidualVQ(Quantizer):
             losses["codebook"] = codebook_loss
         metrics = codebook_metrics(codes, self.codebook_size, mask)
         metrics["active_stages"] = stage_counts.float().mean()
+        if self.training:
+            metrics.update(stage_health(list(self.layers)))
         prefix_out = None if prefix_rows is None else rearrange(prefix_rows, "(b t) d -> b d t", b=b, t=t)
         return QuantizerOutput(quantized, codes, losses, metrics, prefix_out)
 

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
 from codeclab.quantizers.rvq import ResidualVQ, RVQConfig
-from codeclab.quantizers.vq import VectorQuantizer
+from codeclab.quantizers.vq import VectorQuantizer, stage_health
 
 
 @dataclass
@@ -75,6 +75,8 @@ class SplitRVQ(Quantizer):
         codes = torch.cat(parts, dim=1)
         metrics = codebook_metrics(codes, self.codebook_size, mask)
         metrics["active_stages"] = active
+        if self.training:
+            metrics.update(stage_health([self.semantic, *self.acoustic.layers]))
         prefix_out = None
         if prefix is not None:
             prefix_out = sem.quantized if acoustic_prefix is None else sem.quantized + acoustic_prefix

@@ -33,8 +33,18 @@ class VQConfig:
 
     dim: input dimension D. codebook_size: K. codebook_dim: factorized code dimension (DAC: 8); None
     means D, no projection. l2norm: cosine lookup (both sides l2-normalised). ema: EMA codebook updates
-    (EnCodec) instead of a codebook learned by a codebook loss (DAC). dead_code_threshold: codes whose
-    EMA use count falls below it are replaced by vectors of the current batch (0 disables).
+    (EnCodec) instead of a codebook learned by a codebook loss (DAC).
+
+    Codebook health, independent of the batch size (docs/quantizers.md):
+    dead_code_ratio: a code is dead when its EMA share of the assignments falls below
+        dead_code_ratio / codebook_size, i.e. below that fraction of uniform use (0 disables). A share,
+        not an absolute count, so batch 8 and batch 64 call the same codes dead.
+    replacement_rows: rows of earlier training batches kept (a ring buffer, `replacement_rows` x
+        codebook_size rows) to replace dead codes after the lookup and update of a step, so that no
+        batch is ever matched against copies of its own rows.
+    kmeans_rows: k-means initialisation waits until `kmeans_rows` x codebook_size rows have been seen
+        (the first steps quantize against those rows' own k-means when fewer have arrived), so that
+        a small batch does not fit 1,024 centroids to 400 frames.
     """
 
     dim: int = 128
@@ -46,7 +56,9 @@ class VQConfig:
     epsilon: float = 1e-5
     kmeans_init: bool = True
     kmeans_iters: int = 10
-    dead_code_threshold: float = 2.0
+    dead_code_ratio: float = 0.1
+    replacement_rows: int = 4
+    kmeans_rows: int = 2
     commitment_weight: float = 1.0
     codebook_weight: float = 1.0
 
@@ -57,6 +69,10 @@ class VQConfig:
             raise ValueError(f"codebook_dim must be positive, got {self.codebook_dim}")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"decay must lie in [0, 1), got {self.decay}")
+        if not 0.0 <= self.dead_code_ratio < 1.0:
+            raise ValueError(f"dead_code_ratio must lie in [0, 1), got {self.dead_code_ratio}")
+        if self.replacement_rows < 1 or self.kmeans_rows < 0:
+            raise ValueError("replacement_rows must be >= 1 and kmeans_rows >= 0")
 
 
 @dataclass
@@ -75,6 +91,15 @@ def _masked_mse(a: Tensor, b: Tensor, valid: Tensor | None) -> Tensor:
     if a.numel() == 0:
         return a.new_zeros(())
     return F.mse_loss(a, b)
+
+
+def stage_health(stages: list[VectorQuantizer]) -> dict[str, Tensor]:
+    """Training-time codebook health per stage: `ema_perplexity` [n] (of the EMA use shares) and
+    `replaced` [n] (dead codes moved onto earlier rows in the last step)."""
+    return {
+        "ema_perplexity": torch.stack([s.ema_perplexity() for s in stages]),
+        "replaced": torch.tensor([float(s.last_dead) for s in stages]),
+    }
 
 
 class VectorQuantizer(Quantizer):
@@ -100,9 +125,13 @@ class VectorQuantizer(Quantizer):
             self.register_buffer("embed_sum", init.clone())
         else:
             self.codebook = nn.Parameter(init)
-        # EMA of how often each code is chosen; drives dead-code replacement in both modes.
+        # EMA of how often each code is chosen; its shares drive dead-code replacement in both modes.
         self.register_buffer("cluster_size", torch.ones(config.codebook_size))
         self.register_buffer("initted", torch.tensor(not config.kmeans_init))
+        # Rows of earlier training steps [R, code_dim]: dead-code replacements and delayed k-means come
+        # from here. Training-time scratch, not part of the weights (persistent=False).
+        self.register_buffer("recent_rows", torch.zeros(0, self.code_dim), persistent=False)
+        self.last_dead = 0  # codes replaced in the last training step
 
     # -- lookup ------------------------------------------------------------------------------------
     def effective_codebook(self) -> Tensor:
@@ -125,8 +154,9 @@ class VectorQuantizer(Quantizer):
 
     # -- training-time codebook maintenance ---------------------------------------------------------
     @torch.no_grad()
-    def _kmeans_init(self, x_low: Tensor) -> None:
-        centroids, counts = kmeans(x_low, self.codebook_size, self.config.kmeans_iters, self.config.l2norm)
+    def _kmeans_init(self, x_low: Tensor, iters: int | None = None) -> None:
+        iters = self.config.kmeans_iters if iters is None else iters
+        centroids, counts = kmeans(x_low, self.codebook_size, iters, self.config.l2norm)
         broadcast(centroids)
         broadcast(counts)
         self.codebook.data.copy_(centroids)
@@ -162,21 +192,44 @@ class VectorQuantizer(Quantizer):
             smoothed = (self.cluster_size + cfg.epsilon) / (total + self.codebook_size * cfg.epsilon) * total
             self.codebook.copy_(self.embed_sum / smoothed[:, None])
 
+    def ema_perplexity(self) -> Tensor:
+        """Perplexity of the EMA code-use distribution (a scalar): exp(entropy of the shares). It does not
+        depend on the batch size, unlike a batch histogram's (which cannot exceed the rows per step)."""
+        share = self.cluster_size / self.cluster_size.sum().clamp_min(1e-12)
+        return torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
+
+    def dead_codes(self) -> Tensor:
+        """[K] bool: codes whose EMA share of assignments is below dead_code_ratio / K."""
+        share = self.cluster_size / self.cluster_size.sum().clamp_min(1e-12)
+        return share < self.config.dead_code_ratio / self.codebook_size
+
     @torch.no_grad()
-    def _replace_dead_codes(self, x_low: Tensor) -> None:
-        threshold = self.config.dead_code_threshold
-        if threshold <= 0 or x_low.shape[0] == 0:
+    def _remember(self, rows: Tensor) -> None:
+        """Append rows [n, code_dim] to the ring buffer of recent rows (capacity replacement_rows x K)."""
+        capacity = self.config.replacement_rows * self.codebook_size
+        rows = rows.detach().float()
+        self.recent_rows = torch.cat([self.recent_rows, rows])[-capacity:]
+
+    @torch.no_grad()
+    def _replace_dead_codes(self) -> None:
+        """Move dead codes onto rows of earlier batches (the ring buffer), after this step's lookup and
+        update: no batch is matched against its own rows. A replaced code starts at uniform use, which
+        gives it about log(ratio) / log(decay) steps to be chosen before it counts as dead again."""
+        self.last_dead = 0
+        if self.config.dead_code_ratio <= 0 or self.recent_rows.shape[0] == 0:
             return
-        dead = self.cluster_size < threshold
+        dead = self.dead_codes()
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
-        fresh = sample_rows(x_low.float(), n_dead).contiguous()
+        fresh = sample_rows(self.recent_rows, n_dead).contiguous()
         broadcast(fresh)
+        mean_count = self.cluster_size.sum() / self.codebook_size
         self.codebook.data[dead] = fresh
-        self.cluster_size[dead] = threshold
+        self.cluster_size[dead] = mean_count
         if self.config.ema:
-            self.embed_sum[dead] = fresh * threshold
+            self.embed_sum[dead] = fresh * mean_count
+        self.last_dead = n_dead
 
     @torch.no_grad()
     def initialize(self, z: Tensor) -> None:
@@ -189,12 +242,17 @@ class VectorQuantizer(Quantizer):
         """Quantize rows x [N, D]; `valid` [N] bool selects rows for statistics and losses."""
         x_low = self.project(x)
         if self.training:
-            # EnCodec's order: initialise, then replace codes that died in earlier steps, then look up.
             rows = x_low.detach() if valid is None else x_low.detach()[valid]
             if not bool(self.initted) and rows.shape[0] > 0:
-                self._kmeans_init(rows)
-            self._replace_dead_codes(rows)
-        if self.training:
+                self._remember(rows)
+                # until enough rows have arrived for a batch-size independent fit, a one-pass fit on what
+                # has (refitted on the next steps' rows); then the full k-means
+                enough = self.recent_rows.shape[0] >= self.config.kmeans_rows * self.codebook_size
+                self._kmeans_init(self.recent_rows, None if enough else 1)
+                self.initted.fill_(enough)
+                rows = rows[:0]  # already remembered
+            # Order: look up against the codebook as it stands, update the EMA statistics, then move
+            # dead codes onto rows of earlier batches and remember this batch for later steps.
             codes, counts, sums = self._assign(x_low, valid)
         else:
             codes = self.lookup(x_low)
@@ -206,6 +264,8 @@ class VectorQuantizer(Quantizer):
             codebook_loss = _masked_mse(q_low, x_low.detach(), valid) * self.config.codebook_weight
         if self.training:
             self._update(counts, sums)
+            self._replace_dead_codes()
+            self._remember(rows)
             q_low = x_low + (q_low - x_low).detach()  # straight-through estimator
         return StageResult(self.out_proj(q_low), codes, commitment, codebook_loss)
 
@@ -226,6 +286,8 @@ class VectorQuantizer(Quantizer):
         if not self.config.ema:
             losses["codebook"] = res.codebook
         metrics = codebook_metrics(codes, self.codebook_size, mask)
+        if self.training:
+            metrics.update(stage_health([self]))
         return QuantizerOutput(quantized, codes, losses, metrics, quantized if prefix else None)
 
     @torch.no_grad()

@@ -54,7 +54,7 @@ def test_ema_and_dead_codes_lower_error_and_use_codes():
     dim, k = 16, 128
     centers = torch.randn(512, dim)
     # no k-means: the codebook starts far from the data, so only EMA and dead-code replacement can fix it
-    cfg = VQConfig(dim=dim, codebook_size=k, kmeans_init=False, decay=0.9, dead_code_threshold=1.0)
+    cfg = VQConfig(dim=dim, codebook_size=k, kmeans_init=False, decay=0.9, dead_code_ratio=0.5)
     vq = VectorQuantizer(cfg)
     with torch.no_grad():
         vq.codebook.mul_(0.01).add_(10.0)
@@ -102,7 +102,7 @@ def test_metrics_report_usage_and_perplexity():
 
 def test_mask_limits_statistics():
     vq = VectorQuantizer(
-        VQConfig(dim=4, codebook_size=8, kmeans_init=False, decay=0.0, dead_code_threshold=0)
+        VQConfig(dim=4, codebook_size=8, kmeans_init=False, decay=0.0, dead_code_ratio=0)
     ).train()
     z = torch.randn(1, 4, 10)
     mask = torch.zeros(1, 10, dtype=torch.bool)
@@ -121,3 +121,44 @@ def test_bad_arguments():
         vq.decode(torch.full((1, 1, 3), 8))
     with pytest.raises(ValueError):
         VQConfig(dim=4, codebook_size=1)
+
+
+def test_dead_code_replacement_never_hands_a_batch_its_own_rows():
+    """Replacing dead codes with rows of the current batch before looking that batch up makes those rows
+    find themselves: zero residual, and later RVQ stages learn codebooks of zeros. Replacements must come
+    from rows the current lookup never sees."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VQConfig(dim=8, codebook_size=64, kmeans_init=False)).train()
+    vq(torch.randn(1, 8, 200))  # an earlier batch fills the replacement buffer
+    with torch.no_grad():
+        vq.cluster_size.zero_()
+        vq.cluster_size[0] = 1.0  # every code but one is dead
+    x = torch.randn(1, 8, 300)
+    out = vq(x)
+    residual = (x - out.quantized).detach().abs().sum(1)
+    assert bool((residual > 1e-6).all()), "some rows were quantized to themselves"
+
+
+def test_dead_codes_are_a_share_of_use_not_a_batch_size_count():
+    """The same use shares give the same dead codes whatever the batch size."""
+    small = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1))
+    large = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1))
+    shares = torch.rand(100) ** 4
+    small.cluster_size.copy_(shares * 4)  # about 400 rows per step
+    large.cluster_size.copy_(shares * 48)  # about 4,800 rows per step
+    assert int(small.dead_codes().sum()) > 0
+    assert torch.equal(small.dead_codes(), large.dead_codes())
+
+
+def test_kmeans_waits_for_enough_rows():
+    """A first batch smaller than the codebook does not fix k-means: init completes once
+    kmeans_rows x codebook_size rows have been seen, over several steps."""
+    vq = VectorQuantizer(VQConfig(dim=6, codebook_size=64, kmeans_rows=2)).train()
+    vq(torch.randn(1, 6, 50))
+    assert not bool(vq.initted)
+    vq(torch.randn(1, 6, 50))
+    assert not bool(vq.initted)
+    vq(torch.randn(1, 6, 50))
+    assert bool(vq.initted)  # 150 >= 128 rows
+    # the codebook was fitted on the buffered rows: codes are spread over the codebook
+    assert vq.encode(torch.randn(1, 6, 500)).unique().numel() > 32
