@@ -11,6 +11,7 @@ from torch.nn.utils import parametrize
 
 from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
+from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from codeclab.codecs.semantic import SemanticConfig, SemanticHead
@@ -33,6 +34,21 @@ def quantizer_kind(config: Any) -> str:
     raise ValueError(f"{type(config).__name__} is not a registered quantizer config")
 
 
+# decoder kind -> (config class, module class); "seanet" is the default of configs that name none
+DECODERS: dict[str, tuple[type, type]] = {
+    "seanet": (SEANetConfig, SEANetDecoder),
+    "istft": (ISTFTDecoderConfig, ISTFTDecoder),
+}
+
+
+def decoder_kind(config: Any) -> str:
+    """Registry name of a decoder config instance ("seanet", "istft")."""
+    for kind, (config_cls, _) in DECODERS.items():
+        if type(config) is config_cls:
+            return kind
+    raise ValueError(f"{type(config).__name__} is not a known decoder config")
+
+
 @dataclass
 class CodecConfig:
     """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights. `semantic`, when set,
@@ -40,14 +56,16 @@ class CodecConfig:
 
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
-    decoder: SEANetConfig = field(default_factory=SEANetConfig)
+    decoder: SEANetConfig | ISTFTDecoderConfig = field(default_factory=SEANetConfig)
     quantizer: Any = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
 
     def __post_init__(self) -> None:
         enc, dec = self.encoder, self.decoder
-        if list(enc.ratios) != list(dec.ratios):
+        if isinstance(dec, SEANetConfig) and list(enc.ratios) != list(dec.ratios):
             raise ValueError(f"encoder ratios {enc.ratios} and decoder ratios {dec.ratios} differ")
+        if enc.hop_length != dec.hop_length:
+            raise ValueError(f"encoder hop {enc.hop_length} and decoder hop {dec.hop_length} differ")
         if enc.channels != dec.channels:
             raise ValueError("encoder and decoder disagree on the number of audio channels")
         if not enc.dimension == dec.dimension == self.quantizer.dim:
@@ -93,6 +111,7 @@ class CodecConfig:
             "sample_rate": self.sample_rate,
             "encoder": asdict(self.encoder),
             "decoder": asdict(self.decoder),
+            "decoder_kind": decoder_kind(self.decoder),
             "quantizer": {"kind": quantizer_kind(self.quantizer), "params": asdict(self.quantizer)},
         }
         if self.semantic is not None:
@@ -106,7 +125,7 @@ class CodecConfig:
             return cls(
                 sample_rate=int(data["sample_rate"]),
                 encoder=SEANetConfig(**data["encoder"]),
-                decoder=SEANetConfig(**data["decoder"]),
+                decoder=DECODERS[data.get("decoder_kind", "seanet")][0](**data["decoder"]),
                 quantizer=quantizer_config(quant["kind"], quant["params"]),
                 semantic=SemanticConfig(**data["semantic"]) if data.get("semantic") else None,
             )
@@ -152,7 +171,8 @@ class NeuralCodec(nn.Module, AudioCodec):
     @classmethod
     def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
         quantizer = build_quantizer(quantizer_kind(config.quantizer), asdict(config.quantizer))
-        return cls(SEANetEncoder(config.encoder), quantizer, SEANetDecoder(config.decoder), config, name)
+        decoder = DECODERS[decoder_kind(config.decoder)][1](config.decoder)
+        return cls(SEANetEncoder(config.encoder), quantizer, decoder, config, name)
 
     # -- contract properties ------------------------------------------------------------------------
     @property

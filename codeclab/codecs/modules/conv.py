@@ -39,11 +39,14 @@ class Conv1d(nn.Module):
         causal: bool = False,
         norm: bool = True,
         bias: bool = True,
+        groups: int = 1,
     ) -> None:
         super().__init__()
         if kernel_size < stride:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= stride ({stride})")
-        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
+        conv = nn.Conv1d(
+            in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias, groups=groups
+        )
         self.conv = weight_norm(conv) if norm else conv
         self.stride = stride
         self.span = dilation * (kernel_size - 1)  # input steps one output reads, minus one
