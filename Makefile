@@ -12,9 +12,12 @@ TORCH_SPEC ?= torch==2.13.0
 # missing one skip and say why.
 CORPUS_DEPS := espeak-ng flite festival festvox-kallpc16k fluidsynth fluid-soundfont-gm sonic-pi-samples \
 	klettres-data asterisk-core-sounds-en-wav
+# Real human speech for training and held-out evaluation (codeclab corpus speech; see docs/training.md).
+SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 \
+	asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 ktuberling-data klettres-data
 SYSDEPS ?= ffmpeg $(CORPUS_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +57,10 @@ test: sysdeps $(VENV)/.dev
 corpus: sysdeps $(VENV)/.base
 	$(PIP) install -q -e ".[corpus]"
 	$(VENV)/bin/codeclab corpus demo --out demo-corpus
+
+speech-corpus: $(VENV)/.base
+	$(MAKE) sysdeps SYSDEPS="ffmpeg $(SPEECH_DEPS)"
+	$(VENV)/bin/codeclab corpus speech --out speech-corpus
 
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow

@@ -46,3 +46,34 @@ def demo_corpus_command(
         f"{out / 'manifest.jsonl'}: {summary['items']} files, {summary['seconds'] / 60:.1f} min ({parts}); "
         f"{summary['validation']} in the validation split"
     )
+
+
+@corpus_app.command("speech")
+def speech_corpus_command(
+    out: Path = typer.Option(..., "--out", help="Output directory (audio/, train.jsonl, heldout.jsonl)."),
+    sources: list[str] = typer.Option(
+        None, "--source", help="asterisk-g722, ktuberling, klettres (repeatable; default: all)."
+    ),
+    limit_per_speaker: int = typer.Option(None, help="At most this many files per speaker."),
+    val_percent: int = typer.Option(3, help="Percent of training speakers' files in the validation split."),
+    workers: int = typer.Option(2, help="ffmpeg processes at once."),
+) -> None:
+    """Real human speech from Debian packages, with held-out speakers; `make speech-corpus` installs them."""
+    from codeclab.corpora.speech import build_speech_corpus
+
+    setup_logging()
+    try:
+        summary = build_speech_corpus(out, sources, limit_per_speaker, val_percent, workers)
+    except (RuntimeError, ValueError) as err:
+        fail(str(err))
+    for source, reason in summary["skipped"].items():
+        console.print(f"[yellow]skipped {source}:[/] {reason}")
+    for path, reason in summary["failed"].items():
+        console.print(f"[red]could not decode {path}:[/] {reason}")
+    if not summary["train_items"]:
+        fail("no speech found; run `make speech-corpus` to install the Debian packages")
+    console.print(
+        f"{out / 'train.jsonl'}: {summary['train_items']} files, {summary['train_seconds'] / 60:.1f} min, "
+        f"{summary['train_speakers']} speakers; {out / 'heldout.jsonl'}: {summary['heldout_items']} files, "
+        f"{summary['heldout_seconds'] / 60:.1f} min ({', '.join(summary['heldout_speakers'])})"
+    )
