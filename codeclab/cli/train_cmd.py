@@ -17,8 +17,14 @@ def train_command(
     preset: str = typer.Option(
         "codeclab-16k-speech", "--preset", help="codeclab preset whose architecture to train."
     ),
+    recipe: Path = typer.Option(
+        None,
+        "--recipe",
+        help="JSON recipe: {\"preset\": NAME, \"codec\": {codec config}, \"train\": {TrainConfig fields}, "
+        "\"data\": [...]}; command-line options override it.",
+    ),
     data: list[str] = typer.Option(
-        ...,
+        None,
         "--data",
         help="Directory, glob or manifest (repeatable); a `split` column marks validation items.",
     ),
@@ -65,6 +71,23 @@ def train_command(
     from codeclab.train.trainer import Trainer
 
     setup_logging()
+    plan: dict = {}
+    if recipe is not None:
+        import json
+
+        try:
+            plan = json.loads(recipe.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            fail(f"{recipe}: cannot read the recipe: {err}")
+        unknown = set(plan) - {"preset", "codec", "train", "data", "comment"}
+        if unknown:
+            fail(f"{recipe}: unknown recipe keys {sorted(unknown)}")
+        if preset == "codeclab-16k-speech" and plan.get("preset"):
+            preset = plan["preset"]
+        if not data:
+            data = [str((recipe.parent / d) if not Path(d).is_absolute() and (recipe.parent / d).exists() else d) for d in plan.get("data", [])]
+    if not data:
+        fail("no training data: pass --data (or a recipe with \"data\")")
     try:
         entry = get_entry(preset)
     except ValueError as err:
@@ -73,7 +96,7 @@ def train_command(
         fail(
             f"{preset} is a peer codec; train a codeclab preset ({', '.join(n for n in ['codeclab-16k-speech', 'codeclab-24k-audio'])}, ...)"
         )
-    overrides = {}
+    overrides = {key: _setting_text(value) for key, value in plan.get("train", {}).items()}
     for item in settings or []:
         if "=" not in item:
             fail(f"--set takes key=value, got {item!r}")
@@ -85,6 +108,10 @@ def train_command(
     try:
         config = TrainConfig().with_overrides(overrides)
         codec_config = entry.extra["config"]()
+        if plan.get("codec"):
+            from codeclab.codecs.neural import CodecConfig
+
+            codec_config = CodecConfig.from_dict(plan["codec"])
         if semantic is not None:
             from codeclab.codecs.semantic import SemanticConfig
             from codeclab.teachers import load_teacher
@@ -112,3 +139,12 @@ def train_command(
         console.print(f"{out}: step {last.get('step')}; {summary}")
         if (out / "codec").is_dir():
             console.print(f"codec saved to {out / 'codec'} (codeclab.load_codec('{out / 'codec'}'))")
+
+
+def _setting_text(value: object) -> str:
+    """A recipe's JSON value as the key=value text `TrainConfig.with_overrides` parses."""
+    import json
+
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value))
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -19,6 +19,7 @@ class TrainConfig:
     warmup_steps: int = 1000
     min_lr_ratio: float = 0.1  # cosine decay from lr to lr * min_lr_ratio after warm-up
     grad_clip: float = 1000.0
+    max_seconds: float = 0.0  # > 0: end the run after this much wall time (checkpoint + final codec)
     # losses
     mel_weight: float = 15.0
     stft_weight: float = 0.0
@@ -34,6 +35,8 @@ class TrainConfig:
     balancer: bool = (
         False  # EnCodec's gradient balancer over mel / stft / waveform / adversarial / feature losses
     )
+    # codebook health: warn when a stage's EMA perplexity falls below this fraction of its codebook size
+    min_perplexity_fraction: float = 0.05
     # machinery
     bf16: bool = True  # autocast on CUDA
     seed: int = 0

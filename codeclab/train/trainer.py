@@ -69,8 +69,46 @@ def cosine_schedule(warmup: int, total: int, min_ratio: float):
     return factor
 
 
+def codebook_health(quantizer_metrics: dict[str, Tensor]) -> dict[str, float]:
+    """Per-stage codebook health for metrics.jsonl: `q{i}/usage` (fraction of the codebook used in the
+    batch), `q{i}/perplexity` (of the batch's codes), `q{i}/ema_perplexity` (of the EMA use shares: the
+    batch-size independent figure the warning watches) and `q{i}/replaced` (dead codes moved this step),
+    plus `codebook_usage`, the mean usage over stages."""
+    out: dict[str, float] = {}
+    usage = quantizer_metrics.get("usage")
+    if usage is not None:
+        out["codebook_usage"] = float(usage.float().mean())
+    for key in ("usage", "perplexity", "ema_perplexity", "replaced"):
+        values = quantizer_metrics.get(key)
+        if values is None:
+            continue
+        for i, value in enumerate(values.reshape(-1).tolist()):
+            out[f"q{i}/{key}"] = float(value)
+    return out
+
+
+def weak_stages(metrics: dict[str, float], codebook_size: int, min_fraction: float) -> list[int]:
+    """Stages whose EMA perplexity is below min_fraction x codebook_size."""
+    weak = []
+    i = 0
+    while f"q{i}/ema_perplexity" in metrics:
+        if metrics[f"q{i}/ema_perplexity"] < min_fraction * codebook_size:
+            weak.append(i)
+        i += 1
+    return weak
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def _perplexities(metrics: dict[str, float]) -> str:
+    """Per-stage EMA perplexities for the progress line, e.g. "612/480/301/150"."""
+    values, i = [], 0
+    while f"q{i}/ema_perplexity" in metrics:
+        values.append(f"{metrics[f'q{i}/ema_perplexity']:.0f}")
+        i += 1
+    return "/".join(values) or "-"
 
 
 class Trainer:
@@ -209,6 +247,10 @@ class Trainer:
             "rng": rng_state(),
             "balancer": self.balancer.state_dict() if self.balancer else None,
             "codeclab_version": __version__,
+            # training scratch outside the weights (the quantizers' rows of earlier batches)
+            "scratch": {
+                name: buf for name, buf in self.codec.named_buffers() if name.endswith("recent_rows")
+            },
         }
         if self.disc is not None:
             state.update(
@@ -227,6 +269,10 @@ class Trainer:
             self.sched_d.load_state_dict(state["sched_d"])
         if self.balancer is not None and state.get("balancer"):
             self.balancer.load_state_dict(state["balancer"])
+        buffers = dict(self.codec.named_buffers())
+        for name, value in (state.get("scratch") or {}).items():
+            module_name, _, attr = name.rpartition(".")
+            setattr(self.codec.get_submodule(module_name), attr, value.to(buffers[name].device))
         set_rng_state(state["rng"])
         self.start_step = step + 1
         log.info("resumed from %s (next step %d)", path, self.start_step)
@@ -302,9 +348,7 @@ class Trainer:
         )
         if semantic_value is not None:
             metrics["loss/semantic"] = float(semantic_value.detach())
-        usage = out.quantizer.metrics.get("usage")
-        if usage is not None:
-            metrics["codebook_usage"] = float(usage.float().mean())
+        metrics.update(codebook_health(out.quantizer.metrics))
         if adversarial:
             metrics["loss/disc"] = self._discriminator_step(wav, recon.detach())
         return metrics
@@ -349,6 +393,14 @@ class Trainer:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key != "step":
                     self.writer.add_scalar(key, value, record["step"])
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every rank when rank 0 says so (wall clocks differ between ranks)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.broadcast(value, 0)
+        return bool(value.item())
 
     def _barrier(self) -> None:
         if self.world > 1:
@@ -441,7 +493,20 @@ class Trainer:
                     }
                 )
             if progress is not None:
-                progress[0].update(progress[1], completed=step + 1, mel=metrics["loss/mel"])
+                progress[0].update(
+                    progress[1], completed=step + 1, mel=metrics["loss/mel"], ppl=_perplexities(metrics)
+                )
+            if step % cfg.log_every == 0 and self.is_main:
+                weak = weak_stages(metrics, self.codec.codebook_size, cfg.min_perplexity_fraction)
+                if weak and step >= cfg.warmup_steps // 2:
+                    log.warning(
+                        "step %d: codebook stage(s) %s use few codes (EMA perplexity below %.0f%% of %d): "
+                        "they may be collapsing",
+                        step,
+                        ", ".join(str(i + 1) for i in weak),
+                        100 * cfg.min_perplexity_fraction,
+                        self.codec.codebook_size,
+                    )
             if (step + 1) % cfg.validate_every == 0 or step == cfg.steps - 1:
                 if self.is_main:
                     val = self.validate(step)
@@ -450,6 +515,18 @@ class Trainer:
                 self._barrier()
             done += 1
             stopping = stop_after is not None and done >= stop_after and step < cfg.steps - 1
+            out_of_time = cfg.max_seconds > 0 and time.perf_counter() - started >= cfg.max_seconds
+            out_of_time = self._agree(out_of_time)
+            if out_of_time and not stopping and step < cfg.steps - 1:
+                if self.is_main and (step + 1) % cfg.validate_every != 0:
+                    val = self.validate(step)
+                    self._log({"step": step, "split": "validation", **val})
+                    last.update(val)
+                if self.is_main:
+                    save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
+                self._barrier()
+                log.info("max_seconds reached at step %d: finishing the run", step)
+                break
             if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1 or stopping:
                 if self.is_main:
                     save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
@@ -473,10 +550,11 @@ class Trainer:
             BarColumn(),
             TextColumn("step {task.completed}/{task.total}"),
             TextColumn("mel {task.fields[mel]:.3f}"),
+            TextColumn("ppl {task.fields[ppl]}"),
             TimeRemainingColumn(),
         )
         task = progress.add_task(
-            "train", total=self.config.steps, completed=self.start_step, mel=float("nan")
+            "train", total=self.config.steps, completed=self.start_step, mel=float("nan"), ppl="-"
         )
         progress.start()
         return progress, task
@@ -494,7 +572,7 @@ class Trainer:
             json.dumps({"rank": self.rank, "weights_sha256": weights_sha256(self.codec)}) + "\n"
         )
         if self.is_main:
-            save_pretrained(self.codec, self.run_dir / "codec", extra={"trained_steps": self.config.steps})
+            save_pretrained(self.codec, self.run_dir / "codec", extra={"trained_steps": int(last.get("step", self.config.steps - 1)) + 1})
         self._barrier()
         if self.writer is not None:
             self.writer.close()
