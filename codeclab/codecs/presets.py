@@ -1,17 +1,22 @@
 """codeclab's own codec presets.
 
 Design rule: tokenizing a corpus runs only the encoder, so encoders are light (16-24 base filters, one
-residual unit per stage) and capacity sits in the decoder (Snake activations, three dilated residual
-units per stage). No trained weights are released yet: presets build with `random_init=True` or load
-weights you trained (`weights=DIR`).
+residual unit per stage) and capacity sits in the decoder.
+
+Weights: a preset with a directory under `codeclab/codecs/weights/<name>/` (safetensors + config.json with
+its sha256) loads it by default; `random_init=True` builds an untrained one; `weights=DIR` loads weights
+you trained. Each preset has a version (PRESET_VERSIONS), bumped when its architecture changes, so that
+weights made for another version are refused with a message saying so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.registry import register_codec
@@ -19,6 +24,26 @@ from codeclab.quantizers import FSQConfig, RVQConfig
 
 CODE_LICENCE = "Apache-2.0"
 NO_WEIGHTS = "n/a"
+BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
+# Bumped when a preset's architecture changes: weights saved for another version are refused.
+PRESET_VERSIONS: dict[str, int] = {"codeclab-16k-speech": 2}
+# Licence and model card of bundled weights.
+WEIGHTS_INFO: dict[str, dict[str, str]] = {
+    "codeclab-16k-speech": {
+        "licence": "CC-BY-SA-3.0 (trained on CC-BY-SA-3.0 and GPL-2+ recordings; see the card)",
+        "card": "docs/models/codeclab-16k-speech.md",
+    }
+}
+
+
+def preset_version(name: str) -> int:
+    return PRESET_VERSIONS.get(name, 1)
+
+
+def bundled_weights(name: str) -> Path | None:
+    """The directory of the weights shipped in the package for preset `name`, or None."""
+    directory = BUNDLED_WEIGHTS / name
+    return directory if (directory / "config.json").is_file() else None
 
 
 def _encoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal: bool) -> SEANetConfig:
@@ -50,11 +75,13 @@ def _decoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal:
 
 
 def speech_16k() -> CodecConfig:
+    """Version 2: SEANet encoder, RVQ 8 x 1024, frame-rate ConvNeXt decoder with an inverse-STFT head
+    (chosen by the equal-wall-time comparison in docs/training.md). Version 1 had a SEANet decoder."""
     ratios = [2, 4, 5, 8]  # hop 320: 50 frames/s at 16 kHz
     return CodecConfig(
         sample_rate=16000,
         encoder=_encoder(1, 128, 16, ratios, causal=True),
-        decoder=_decoder(1, 128, 32, ratios, causal=True),
+        decoder=ISTFTDecoderConfig(dimension=128, hop=320, width=384, blocks=8, causal=True),
         quantizer=RVQConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
     )
 
@@ -121,18 +148,33 @@ def build_preset(
     codebooks k-means-calibrated on a fixed synthetic signal."""
     from codeclab.codecs.pretrained import load_pretrained
 
+    if weights is None and not random_init:
+        weights = bundled_weights(name)
     if weights is not None:
+        from codeclab.codecs.pretrained import read_config
+
+        meta = read_config(weights)
+        saved, current = meta.get("preset_version", 1), preset_version(name)
+        if meta.get("preset") == name and saved != current:
+            raise ValueError(
+                f"{weights}: these weights were made for version {saved} of the {name} preset; this codeclab "
+                f"builds version {current} (its architecture changed). Retrain (docs/training.md) or use "
+                "the codeclab release that made them."
+            )
         codec = load_pretrained(weights, device=device)
         expected = make_config().to_dict()
         saved = codec.config.to_dict()
         saved.pop("semantic", None)  # a distilled codec is still its preset (the head is training-only)
         if saved != expected:
-            raise ValueError(f"{weights}: the saved config is not the {name} preset's config")
+            raise ValueError(
+                f"{weights}: the saved config is not the {name} preset's config (version "
+                f"{preset_version(name)}); weights made for an earlier version of the preset need retraining"
+            )
         codec.name = name
         return codec
     if not random_init:
         raise ValueError(
-            f"codec {name!r} has no released weights yet: pass weights=DIR (a directory written by "
+            f"codec {name!r} has no bundled weights: pass weights=DIR (a directory written by "
             "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec"
         )
     from codeclab.data.signals import calibration_signal
@@ -153,6 +195,8 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
     def factory(weights: str | None = None, random_init: bool = False, device="cpu", seed: int = 0):
         return build_preset(name, make_config, weights, random_init, device, seed)
 
+    bundled = bundled_weights(name)
+    info = WEIGHTS_INFO.get(name, {})
     register_codec(
         name=name,
         family="codeclab",
@@ -164,9 +208,10 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
         codebook_size=_codebook_size(config),
         source="codeclab",
         code_licence=CODE_LICENCE,
-        weights_licence=NO_WEIGHTS,
+        weights_licence=info.get("licence", NO_WEIGHTS) if bundled else NO_WEIGHTS,
+        weights=f"bundled ({bundled})" if bundled else None,
         causal=config.causal,
-        extra={"config": make_config},
+        extra={"config": make_config, "card": info.get("card") if bundled else None, "version": preset_version(name)},
     )(factory)
 
 
@@ -180,7 +225,11 @@ def _codebook_size(config: CodecConfig) -> int:
     return q.codebook_size
 
 
-_preset("codeclab-16k-speech", speech_16k, "16 kHz mono speech, causal, 50 Hz, RVQ 8 x 1024 (0.5-4 kbps)")
+_preset(
+    "codeclab-16k-speech",
+    speech_16k,
+    "16 kHz mono speech, causal, 50 Hz, RVQ 8 x 1024 (0.5-4 kbps), inverse-STFT decoder",
+)
 _preset(
     "codeclab-24k-audio",
     audio_24k,

@@ -46,14 +46,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_pretrained(codec: NeuralCodec, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_pretrained(
+    codec: NeuralCodec,
+    directory: str | Path,
+    extra: dict[str, Any] | None = None,
+    storage_dtype: torch.dtype | None = None,
+) -> Path:
     """Write `codec` to `directory` (created if needed); returns the directory. Files are written
-    atomically, weights first, so an interrupted save never leaves a config pointing at bad weights."""
+    atomically, weights first, so an interrupted save never leaves a config pointing at bad weights.
+    `storage_dtype` (e.g. torch.float16) stores floating tensors in that type to halve the file; they are
+    loaded back into the codec's own (fp32) parameters."""
     from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    state = {}
+    for key, value in codec.state_dict().items():
+        value = value.detach().cpu()
+        if storage_dtype is not None and value.is_floating_point():
+            value = value.to(storage_dtype)
+        state[key] = value.contiguous()
     blob = save(state, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     atomic_write_bytes(directory / WEIGHTS_FILE, blob)
     digest = hashlib.sha256(blob).hexdigest()
@@ -65,6 +77,7 @@ def save_pretrained(codec: NeuralCodec, directory: str | Path, extra: dict[str, 
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": digest,
         "config": codec.config.to_dict(),
+        "storage_dtype": str(storage_dtype or torch.float32).removeprefix("torch."),
         **(extra or {}),
     }
     atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
@@ -105,7 +118,10 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     weights_path = directory / meta.get("weights_file", WEIGHTS_FILE)
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: weights file missing")
-    blob = weights_path.read_bytes()
+    try:
+        blob = weights_path.read_bytes()
+    except OSError as err:
+        raise FileNotFoundError(f"{weights_path}: cannot read the weights ({err})") from err
     digest = hashlib.sha256(blob).hexdigest()
     expected = meta.get("weights_sha256")
     if digest != expected:

@@ -17,7 +17,8 @@ writes two manifests:
     out/heldout.jsonl  every file of the held-out speakers (HELDOUT): speakers no training row has. Pass
                        only train.jsonl to `codeclab train`; evaluate on heldout.jsonl.
     out/heldout-eval.jsonl  a fixed subset for quick benchmarks: per held-out speaker, the
-                       `eval_per_speaker` files of at least 1.5 s that come first in crc32-of-id order.
+                       `eval_per_speaker` files of at least 1.5 s that come first in crc32-of-id order,
+                       or, for speakers of single words, clips of six words joined (`heldout_subset`).
 
 Each row: id, path, duration, sample_rate, source, speaker, language, licence (package, version and
 copyright file), split.
@@ -210,7 +211,7 @@ def build_speech_corpus(
             "split": split,
         }
         (heldout_rows if heldout else train_rows).append(row)
-    eval_rows = heldout_subset(heldout_rows, eval_per_speaker)
+    eval_rows = heldout_subset(out, heldout_rows, eval_per_speaker)
     for name, rows in (
         ("train.jsonl", train_rows),
         ("heldout.jsonl", heldout_rows),
@@ -237,12 +238,41 @@ def build_speech_corpus(
     return summary
 
 
-def heldout_subset(rows: list[dict], per_speaker: int, min_seconds: float = 1.5) -> list[dict]:
-    """A fixed evaluation subset: per speaker, the first `per_speaker` rows of at least `min_seconds`
-    in crc32-of-id order (stable across machines and rebuilds)."""
+def heldout_subset(
+    out: Path, rows: list[dict], per_speaker: int = 12, min_seconds: float = 1.5, words_per_clip: int = 6
+) -> list[dict]:
+    """A fixed evaluation subset of held-out rows: per speaker, the first `per_speaker` files of at least
+    `min_seconds` in crc32-of-id order (stable across machines and rebuilds). A speaker with fewer such
+    files (ktuberling's single words) gets clips of `words_per_clip` of their files joined with 0.25 s
+    of silence, written to out/audio/heldout-eval/."""
+    import numpy as np
+    import soundfile as sf
+
     chosen: list[dict] = []
     for speaker in sorted({r["speaker"] for r in rows}):
-        mine = [r for r in rows if r["speaker"] == speaker and r["duration"] >= min_seconds]
-        mine.sort(key=lambda r: zlib.crc32(r["id"].encode()))
-        chosen.extend(mine[:per_speaker])
+        mine = sorted((r for r in rows if r["speaker"] == speaker), key=lambda r: zlib.crc32(r["id"].encode()))
+        long_enough = [r for r in mine if r["duration"] >= min_seconds]
+        if len(long_enough) >= per_speaker:
+            chosen.extend(long_enough[:per_speaker])
+            continue
+        gap = np.zeros(SAMPLE_RATE // 4, dtype=np.float32)
+        for i in range(min(per_speaker, len(mine) // words_per_clip)):
+            group = mine[i * words_per_clip : (i + 1) * words_per_clip]
+            parts = []
+            for r in group:
+                audio, _ = sf.read(str(out / r["path"]), dtype="float32")
+                parts += [audio, gap]
+            dest = out / "audio" / "heldout-eval" / f"{speaker.replace('/', '__')}__{i:02d}.wav"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            audio = np.concatenate(parts[:-1])
+            sf.write(str(dest), audio, SAMPLE_RATE, subtype="PCM_16")
+            chosen.append(
+                {
+                    **group[0],
+                    "id": dest.relative_to(out / "audio").as_posix(),
+                    "path": dest.relative_to(out).as_posix(),
+                    "duration": round(len(audio) / SAMPLE_RATE, 4),
+                    "original": [r["original"] for r in group],
+                }
+            )
     return sorted(chosen, key=lambda r: r["id"])

@@ -123,6 +123,46 @@ def _limit(items: list[AudioItem], max_items: int | None, max_seconds: float | N
     return items
 
 
+SCALING_METRICS = ("mel_distance", "stoi", "pesq_wb")
+
+
+def bitrate_flags(
+    rows: list[dict[str, Any]], higher_is_better: dict[str, bool], tolerance: float = 0.005
+) -> list[str]:
+    """Token codecs whose quality stops improving as n_q grows (codebooks that carry nothing).
+
+    For each codec series with several n_q, and each of mel distance, STOI and PESQ-WB that was scored, a
+    step from one n_q to the next larger one that does not improve the metric by more than `tolerance`
+    (relative) is flagged. Returns one sentence per codec and metric.
+    """
+    flags = []
+    by_codec: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("n_q") is not None:
+            by_codec.setdefault(row["codec"], []).append(row)
+    for codec, series in by_codec.items():
+        series = sorted(series, key=lambda r: r["n_q"])
+        if len(series) < 2:
+            continue
+        for metric in SCALING_METRICS:
+            if metric not in higher_is_better:
+                continue
+            sign = 1.0 if higher_is_better[metric] else -1.0
+            stalled = []
+            for a, b in zip(series, series[1:]):
+                va, vb = a.get(metric), b.get(metric)
+                if not isinstance(va, float) or not isinstance(vb, float) or math.isnan(va) or math.isnan(vb):
+                    continue
+                if sign * (vb - va) <= tolerance * max(abs(va), 1e-9):
+                    stalled.append(f"{a['n_q']}->{b['n_q']} ({va:.3f} -> {vb:.3f})")
+            if stalled:
+                flags.append(
+                    f"{codec}: {metric} does not improve with more codebooks at n_q {', '.join(stalled)}: "
+                    "those codebooks carry little (collapsed or unused)"
+                )
+    return flags
+
+
 def run_recon(
     codecs: list[str],
     data: list[str],
@@ -201,7 +241,11 @@ def run_recon(
             log(
                 f"{label}: " + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
             )
+    flags = bitrate_flags(rows, {m: M.SPECS[m].higher_is_better for m in usable})
+    for flag in flags:
+        log(f"warning: {flag}")
     report = {
+        "flags": flags,
         "provenance": provenance(
             command,
             codecs=fingerprints,
@@ -242,6 +286,7 @@ def run_recon(
         for m in usable
     ]
     notes += [f"skipped {m}: {r}" for m, r in status.items() if r]
+    notes += [f"WARNING: {flag}" for flag in flags]
     notes.append(
         f"provenance: {report['provenance']['command']}; codeclab {report['provenance']['codeclab_version']}; "
         f"data sha256 {report['provenance']['data']['sha256'][:16]}; {report['provenance']['machine']}"

@@ -39,6 +39,10 @@ class VQConfig:
     dead_code_ratio: a code is dead when its EMA share of the assignments falls below
         dead_code_ratio / codebook_size, i.e. below that fraction of uniform use (0 disables). A share,
         not an absolute count, so batch 8 and batch 64 call the same codes dead.
+    dead_code_rows: a code is also dead when none of the last dead_code_rows x codebook_size training
+        rows chose it (0 disables): counted in rows, not steps, so it is batch-size independent, and
+        it reacts within a few steps when the encoder's latents move away from part of the codebook
+        (the EMA share takes hundreds of steps to notice).
     replacement_rows: rows of earlier training batches kept (a ring buffer, `replacement_rows` x
         codebook_size rows) to replace dead codes after the lookup and update of a step, so that no
         batch is ever matched against copies of its own rows.
@@ -57,6 +61,7 @@ class VQConfig:
     kmeans_init: bool = True
     kmeans_iters: int = 10
     dead_code_ratio: float = 0.1
+    dead_code_rows: float = 8.0
     replacement_rows: int = 4
     kmeans_rows: int = 2
     commitment_weight: float = 1.0
@@ -71,6 +76,8 @@ class VQConfig:
             raise ValueError(f"decay must lie in [0, 1), got {self.decay}")
         if not 0.0 <= self.dead_code_ratio < 1.0:
             raise ValueError(f"dead_code_ratio must lie in [0, 1), got {self.dead_code_ratio}")
+        if self.dead_code_rows < 0:
+            raise ValueError(f"dead_code_rows must be >= 0, got {self.dead_code_rows}")
         if self.replacement_rows < 1 or self.kmeans_rows < 0:
             raise ValueError("replacement_rows must be >= 1 and kmeans_rows >= 0")
 
@@ -128,6 +135,8 @@ class VectorQuantizer(Quantizer):
         # EMA of how often each code is chosen; its shares drive dead-code replacement in both modes.
         self.register_buffer("cluster_size", torch.ones(config.codebook_size))
         self.register_buffer("initted", torch.tensor(not config.kmeans_init))
+        # Training rows seen since each code was last chosen (training-time scratch).
+        self.register_buffer("rows_since_use", torch.zeros(config.codebook_size), persistent=False)
         # Rows of earlier training steps [R, code_dim]: dead-code replacements and delayed k-means come
         # from here. Training-time scratch, not part of the weights (persistent=False).
         self.register_buffer("recent_rows", torch.zeros(0, self.code_dim), persistent=False)
@@ -161,6 +170,7 @@ class VectorQuantizer(Quantizer):
         broadcast(counts)
         self.codebook.data.copy_(centroids)
         self.cluster_size.copy_(counts)
+        self.rows_since_use.zero_()
         if self.config.ema:
             self.embed_sum.copy_(centroids * counts[:, None])
         self.initted.fill_(True)
@@ -184,6 +194,7 @@ class VectorQuantizer(Quantizer):
         """EMA statistics (and, with `ema`, the codebook) from the valid rows' counts [K] and sums [K, d]."""
         cfg = self.config
         all_reduce_sum(counts)
+        self.rows_since_use.add_(counts.sum()).masked_fill_(counts > 0, 0.0)
         self.cluster_size.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
         if cfg.ema:
             all_reduce_sum(sums)
@@ -199,9 +210,14 @@ class VectorQuantizer(Quantizer):
         return torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
 
     def dead_codes(self) -> Tensor:
-        """[K] bool: codes whose EMA share of assignments is below dead_code_ratio / K."""
+        """[K] bool: codes whose EMA share of assignments is below dead_code_ratio / K, or that none of
+        the last dead_code_rows x K training rows chose."""
+        cfg = self.config
         share = self.cluster_size / self.cluster_size.sum().clamp_min(1e-12)
-        return share < self.config.dead_code_ratio / self.codebook_size
+        dead = share < cfg.dead_code_ratio / self.codebook_size
+        if cfg.dead_code_rows > 0:
+            dead = dead | (self.rows_since_use >= cfg.dead_code_rows * self.codebook_size)
+        return dead
 
     @torch.no_grad()
     def _remember(self, rows: Tensor) -> None:
@@ -216,7 +232,8 @@ class VectorQuantizer(Quantizer):
         update: no batch is matched against its own rows. A replaced code starts at uniform use, which
         gives it about log(ratio) / log(decay) steps to be chosen before it counts as dead again."""
         self.last_dead = 0
-        if self.config.dead_code_ratio <= 0 or self.recent_rows.shape[0] == 0:
+        disabled = self.config.dead_code_ratio <= 0 and self.config.dead_code_rows <= 0
+        if disabled or self.recent_rows.shape[0] == 0:
             return
         dead = self.dead_codes()
         n_dead = int(dead.sum())
@@ -227,6 +244,7 @@ class VectorQuantizer(Quantizer):
         mean_count = self.cluster_size.sum() / self.codebook_size
         self.codebook.data[dead] = fresh
         self.cluster_size[dead] = mean_count
+        self.rows_since_use[dead] = 0.0
         if self.config.ema:
             self.embed_sum[dead] = fresh * mean_count
         self.last_dead = n_dead

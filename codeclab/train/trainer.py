@@ -249,7 +249,7 @@ class Trainer:
             "codeclab_version": __version__,
             # training scratch outside the weights (the quantizers' rows of earlier batches)
             "scratch": {
-                name: buf for name, buf in self.codec.named_buffers() if name.endswith("recent_rows")
+                name: buf for name, buf in self.codec.named_buffers() if name.endswith(("recent_rows", "rows_since_use"))
             },
         }
         if self.disc is not None:
@@ -572,7 +572,11 @@ class Trainer:
             json.dumps({"rank": self.rank, "weights_sha256": weights_sha256(self.codec)}) + "\n"
         )
         if self.is_main:
-            save_pretrained(self.codec, self.run_dir / "codec", extra={"trained_steps": int(last.get("step", self.config.steps - 1)) + 1})
+            from codeclab.codecs.presets import preset_version
+
+            extra = {"trained_steps": int(last.get("step", self.config.steps - 1)) + 1, "preset": self.name}
+            extra["preset_version"] = preset_version(self.name)
+            save_pretrained(self.codec, self.run_dir / "codec", extra=extra)
         self._barrier()
         if self.writer is not None:
             self.writer.close()

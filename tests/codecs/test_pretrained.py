@@ -23,7 +23,8 @@ def test_trained_state_survives(tmp_path, tiny_codec):
     from codeclab.codecs import NeuralCodec
 
     codec = NeuralCodec.from_config(tiny_codec.config).train()
-    codec(torch.randn(2, 1, 4000) * 0.2)  # k-means init changes codebooks and buffers
+    for _ in range(8):  # k-means init (once 2 x K rows have arrived) changes codebooks and buffers
+        codec(torch.randn(2, 1, 4000) * 0.2)
     codec.eval()
     save_pretrained(codec, tmp_path)
     loaded = load_pretrained(tmp_path)
@@ -61,4 +62,32 @@ def test_preset_weights_must_match_the_preset(tmp_path, tiny_codec):
     loaded = codeclab.load_codec("codeclab-tiny", weights=tmp_path)
     assert loaded.name == "codeclab-tiny"
     with pytest.raises(ValueError, match="not the codeclab-16k-speech preset"):
+        codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)
+
+
+def test_fp16_storage_halves_the_file_and_loads_into_fp32(tmp_path, tiny_codec):
+    save_pretrained(tiny_codec, tmp_path / "fp32")
+    save_pretrained(tiny_codec, tmp_path / "fp16", storage_dtype=torch.float16)
+    size32 = (tmp_path / "fp32" / "model.safetensors").stat().st_size
+    size16 = (tmp_path / "fp16" / "model.safetensors").stat().st_size
+    assert size16 < 0.6 * size32
+    loaded = load_pretrained(tmp_path / "fp16")
+    assert json.loads((tmp_path / "fp16" / "config.json").read_text())["storage_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert bool(loaded.quantizer.layers[0].initted)  # non-float buffers keep their type
+
+
+def test_missing_weights_file_is_named(tmp_path, tiny_codec):
+    save_pretrained(tiny_codec, tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_pretrained(tmp_path)
+
+
+def test_weights_of_another_preset_version_are_refused(tmp_path):
+    from codeclab.codecs.presets import preset_version
+
+    codec = codeclab.load_codec("codeclab-16k-speech", random_init=True)
+    save_pretrained(codec, tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 1})
+    with pytest.raises(ValueError, match=f"version 1 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}"):
         codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)

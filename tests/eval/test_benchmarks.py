@@ -131,3 +131,18 @@ def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
     assert result["per_codebook_accuracy"][1] < result["majority_baseline"] + 0.15
     assert result["all_codebooks_accuracy"] > 0.95
     assert "codebook 1" in (tmp_path / "out" / "probe.md").read_text()
+
+
+def test_bitrate_flags_name_a_codec_whose_quality_stalls_with_n_q():
+    from codeclab.eval.recon import bitrate_flags
+
+    better = {"mel_distance": False, "stoi": True}
+    rows = [
+        {"codec": "good", "n_q": q, "mel_distance": 1.0 / q, "stoi": 0.5 + 0.05 * q} for q in (1, 2, 4, 8)
+    ] + [
+        {"codec": "collapsed", "n_q": q, "mel_distance": 0.6 if q > 1 else 0.7, "stoi": 0.6} for q in (1, 2, 4, 8)
+    ]
+    flags = bitrate_flags(rows, better)
+    assert not any(f.startswith("good") for f in flags)
+    assert any(f.startswith("collapsed: mel_distance") and "2->4" in f and "1->2" not in f for f in flags)
+    assert any(f.startswith("collapsed: stoi") and "1->2" in f for f in flags)

@@ -102,7 +102,7 @@ def test_metrics_report_usage_and_perplexity():
 
 def test_mask_limits_statistics():
     vq = VectorQuantizer(
-        VQConfig(dim=4, codebook_size=8, kmeans_init=False, decay=0.0, dead_code_ratio=0)
+        VQConfig(dim=4, codebook_size=8, kmeans_init=False, decay=0.0, dead_code_ratio=0, dead_code_rows=0)
     ).train()
     z = torch.randn(1, 4, 10)
     mask = torch.zeros(1, 10, dtype=torch.bool)
@@ -141,8 +141,8 @@ def test_dead_code_replacement_never_hands_a_batch_its_own_rows():
 
 def test_dead_codes_are_a_share_of_use_not_a_batch_size_count():
     """The same use shares give the same dead codes whatever the batch size."""
-    small = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1))
-    large = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1))
+    small = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1, dead_code_rows=0))
+    large = VectorQuantizer(VQConfig(dim=4, codebook_size=100, dead_code_ratio=0.1, dead_code_rows=0))
     shares = torch.rand(100) ** 4
     small.cluster_size.copy_(shares * 4)  # about 400 rows per step
     large.cluster_size.copy_(shares * 48)  # about 4,800 rows per step
@@ -162,3 +162,19 @@ def test_kmeans_waits_for_enough_rows():
     assert bool(vq.initted)  # 150 >= 128 rows
     # the codebook was fitted on the buffered rows: codes are spread over the codebook
     assert vq.encode(torch.randn(1, 6, 500)).unique().numel() > 32
+
+
+def test_codes_unused_for_a_number_of_rows_are_dead_whatever_the_batch():
+    """Counted in rows: 2 steps of 64 rows and 16 steps of 8 rows retire the same unused codes."""
+    for batch, steps in ((64, 2), (8, 16)):
+        vq = VectorQuantizer(VQConfig(dim=4, codebook_size=16, kmeans_init=False, dead_code_ratio=0, dead_code_rows=8))
+        with torch.no_grad():
+            vq.codebook.copy_(torch.randn(16, 4))
+            vq.codebook[5] = 1e3  # far from the data: never chosen
+        vq.train()
+        for step in range(steps):
+            if step == steps - 1:
+                assert bool(vq.dead_codes()[5]) is False
+                before = vq.codebook[5].clone()
+            vq(torch.randn(1, 4, batch))
+        assert not torch.equal(vq.codebook[5], before), f"batch {batch}: unused code 5 was not replaced"
