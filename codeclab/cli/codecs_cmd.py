@@ -15,6 +15,7 @@ from codeclab.cli.common import console, fail, format_bitrate
 def register(app: typer.Typer) -> None:
     app.command("list")(list_command)
     app.command("info")(info_command)
+    app.command("bundle")(bundle_command)
 
 
 def list_command(
@@ -144,3 +145,21 @@ def info_command(
     table.add_row("weights", weights)
     table.add_row("licence", licence)
     console.print(table)
+
+
+def bundle_command(
+    source: Path = typer.Argument(..., help="Trained codec directory (e.g. RUN/codec from codeclab train)."),
+    preset: str = typer.Option("codeclab-16k-speech", "--preset", help="Preset whose bundled weights these become."),
+    fp32: bool = typer.Option(False, "--fp32", help="Store fp32 (default: fp16, half the size)."),
+) -> None:
+    """Make trained weights the package's bundled default for a preset (codeclab/codecs/weights/NAME)."""
+    import torch
+
+    from codeclab.codecs.presets import bundle_weights
+
+    try:
+        target = bundle_weights(source, preset, None if fp32 else torch.float16)
+    except (OSError, ValueError) as err:
+        fail(str(err))
+    size = (target / "model.safetensors").stat().st_size / 1e6
+    console.print(f"{target}: {size:.1f} MB; load_codec('{preset}') now loads these weights")

@@ -244,3 +244,25 @@ _preset(
     "small 16 kHz speech codec, causal, 50 Hz, RVQ 4 x 256 (0.4-1.6 kbps), for CPU training experiments",
 )
 _preset("codeclab-tiny", tiny, "tiny 16 kHz causal codec (RVQ 4 x 64) for tests and pipeline smoke runs")
+
+
+def bundle_weights(source: str | Path, name: str, storage_dtype: torch.dtype | None = torch.float16) -> Path:
+    """Copy trained weights (a directory written by save_pretrained, e.g. RUN/codec) into the package as
+    preset `name`'s bundled weights, stored as `storage_dtype`, training-only buffers kept. Checks that
+    the weights are the preset's architecture first. Returns the bundled directory."""
+    from codeclab.codecs.pretrained import load_pretrained, read_config, save_pretrained
+
+    codec = build_preset(name, _config_of(name), weights=str(source))
+    meta = read_config(source)
+    extra = {k: meta[k] for k in ("trained_steps",) if k in meta}
+    extra.update(preset=name, preset_version=preset_version(name), source_sha256=meta.get("weights_sha256"))
+    target = BUNDLED_WEIGHTS / name
+    save_pretrained(codec, target, extra=extra, storage_dtype=storage_dtype)
+    load_pretrained(target)  # the bundled copy loads and its sha256 checks
+    return target
+
+
+def _config_of(name: str) -> Callable[[], CodecConfig]:
+    from codeclab.codecs.registry import get_entry
+
+    return get_entry(name).extra["config"]

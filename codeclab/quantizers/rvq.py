@@ -13,6 +13,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
+from codeclab.quantizers.distributed import all_reduce_sum
 from codeclab.quantizers.search import residual_decode, residual_encode
 from codeclab.quantizers.vq import VectorQuantizer, VQConfig, stage_health
 
@@ -20,10 +21,16 @@ from codeclab.quantizers.vq import VectorQuantizer, VQConfig, stage_health
 @dataclass
 class RVQConfig(VQConfig):
     """`VQConfig` for every stage plus the stack. quantizer_dropout: probability that a training item
-    uses a random number of stages, 1..num_quantizers (SoundStream / DAC), instead of all of them."""
+    uses a random number of stages, 1..num_quantizers (SoundStream / DAC), instead of all of them.
+    center: quantize z - m, where m [D] is an EMA (decay `center_decay` per step) of the latent's mean
+    over training frames, and add m back after decoding. Early in training an encoder's latents are a
+    large constant plus a small varying part, and the constant moves faster per step than the varying
+    part is wide: uncentred, every frame then falls on one or two codes (docs/quantizers.md)."""
 
     num_quantizers: int = 8
     quantizer_dropout: float = 0.0
+    center: bool = True
+    center_decay: float = 0.9
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -31,9 +38,12 @@ class RVQConfig(VQConfig):
             raise ValueError(f"num_quantizers must be >= 1, got {self.num_quantizers}")
         if not 0.0 <= self.quantizer_dropout <= 1.0:
             raise ValueError(f"quantizer_dropout must lie in [0, 1], got {self.quantizer_dropout}")
+        if not 0.0 <= self.center_decay < 1.0:
+            raise ValueError(f"center_decay must lie in [0, 1), got {self.center_decay}")
 
     def stage(self) -> VQConfig:
-        fields = {k: v for k, v in asdict(self).items() if k not in ("num_quantizers", "quantizer_dropout")}
+        stack_only = ("num_quantizers", "quantizer_dropout", "center", "center_decay")
+        fields = {k: v for k, v in asdict(self).items() if k not in stack_only}
         return VQConfig(**fields)
 
 
@@ -48,6 +58,32 @@ class ResidualVQ(Quantizer):
         self.num_quantizers = config.num_quantizers
         self.codebook_size = config.codebook_size
         self.layers = nn.ModuleList(VectorQuantizer(config.stage()) for _ in range(config.num_quantizers))
+        # EMA of the latent's mean [D] (used when config.center), set from the first training batch
+        self.register_buffer("latent_mean", torch.zeros(config.dim))
+        self.register_buffer("mean_initted", torch.tensor(False))
+
+    def _offset(self) -> Tensor:
+        """[D]: what is subtracted before the stages and added back after them."""
+        if not self.config.center:
+            return self.latent_mean.new_zeros(self.dim)
+        return self.latent_mean
+
+    @torch.no_grad()
+    def _track_mean(self, rows: Tensor, valid: Tensor | None) -> None:
+        """Update the latent mean from the valid rows [N, D] of a training step (summed over DDP ranks)."""
+        if not self.config.center:
+            return
+        used = rows.detach().float() if valid is None else rows.detach().float()[valid]
+        stats = torch.cat([used.sum(0), used.new_tensor([used.shape[0]])])
+        all_reduce_sum(stats)
+        if float(stats[-1]) == 0:
+            return
+        batch_mean = stats[:-1] / stats[-1]
+        if bool(self.mean_initted):
+            self.latent_mean.mul_(self.config.center_decay).add_(batch_mean, alpha=1 - self.config.center_decay)
+        else:
+            self.latent_mean.copy_(batch_mean)
+            self.mean_initted.fill_(True)
 
     @property
     def plain(self) -> bool:
@@ -82,7 +118,10 @@ class ResidualVQ(Quantizer):
         stage_counts = self._stage_counts(b, n_q, z.device)
         row_counts = stage_counts.repeat_interleave(t)
 
-        residual = rows
+        if self.training:
+            self._track_mean(rows, valid)
+        offset = self._offset().to(rows.dtype)
+        residual = rows - offset
         quantized = torch.zeros_like(rows)
         codes = torch.full((rows.shape[0], n_q), -1, dtype=torch.long, device=z.device)
         commitment = z.new_zeros(())
@@ -103,8 +142,10 @@ class ResidualVQ(Quantizer):
             if prefix is not None and q + 1 == prefix:
                 prefix_rows = quantized
 
-        quantized = rearrange(quantized, "(b t) d -> b d t", b=b, t=t)
+        quantized = rearrange(quantized + offset, "(b t) d -> b d t", b=b, t=t)
         codes = rearrange(codes, "(b t) q -> b q t", b=b, t=t)
+        if prefix_rows is not None:
+            prefix_rows = prefix_rows + offset
         if prefix is not None and prefix_rows is None:  # every item dropped the prefix's later stages
             prefix_rows = rearrange(quantized, "b d t -> (b t) d")
         losses = {"commitment": commitment}
@@ -122,6 +163,10 @@ class ResidualVQ(Quantizer):
         """k-means initialisation of every stage on the residual it sees, z [B, D, T]."""
         self.check_latent(z)
         residual = rearrange(z, "b d t -> (b t) d").float()
+        if self.config.center:
+            self.latent_mean.copy_(residual.mean(0))
+            self.mean_initted.fill_(True)
+            residual = residual - self.latent_mean
         for layer in self.layers:
             layer._kmeans_init(layer.project(residual))
             residual = residual - layer.embed(layer.lookup(layer.project(residual)))
@@ -131,7 +176,7 @@ class ResidualVQ(Quantizer):
         self.check_latent(z)
         n_q = self.check_n_q(n_q)
         b, _, t = z.shape
-        rows = rearrange(z, "b d t -> (b t) d").float()
+        rows = rearrange(z, "b d t -> (b t) d").float() - self._offset().float()
         if self.plain:
             codes = residual_encode(rows, self.codebooks, n_q=n_q)
         else:
@@ -153,4 +198,5 @@ class ResidualVQ(Quantizer):
             out = torch.zeros(flat.shape[0], self.dim, device=codes.device)
             for q in range(n_q):
                 out = out + self.layers[q].embed(flat[:, q])
+        out = out + self._offset().to(out.dtype)
         return rearrange(out, "(b t) d -> b d t", b=b, t=t)

@@ -48,6 +48,11 @@ class TrainConfig:
     val_items: int = 8
     val_seconds: float = 5.0
     val_fraction: float = 0.05
+    # held-out audio scored at every validation (mel distance, STOI) for the learning curve: never
+    # trained on, never used to choose anything during the run
+    eval_data: list[str] = field(default_factory=list)
+    eval_items: int = 16
+    eval_seconds: float = 8.0
     samples_to_write: int = 4
     target_db: float = -20.0
     tensorboard: bool = False

@@ -381,7 +381,30 @@ class Trainer:
             if i < self.config.samples_to_write:
                 write_audio(out_dir / f"{i:02d}_original.wav", wav.cpu().numpy(), codec.sample_rate)
                 write_audio(out_dir / f"{i:02d}_reconstruction.wav", recon.cpu().numpy(), codec.sample_rate)
-        return {"val/mel_distance": sum(distances) / len(distances)}
+        result = {"val/mel_distance": sum(distances) / len(distances)}
+        if self.eval_set is not None:
+            result.update(self.score_heldout(codec))
+        return result
+
+    @torch.no_grad()
+    def score_heldout(self, codec: NeuralCodec) -> dict[str, float]:
+        """Mean mel distance and STOI (when pystoi is installed) over the held-out items (`eval_data`)."""
+        try:
+            import pystoi
+        except ImportError:
+            pystoi = None
+        distances, stois = [], []
+        for i in range(min(self.config.eval_items, len(self.eval_set))):
+            wav = self.eval_set.full(i, self.config.eval_seconds).to(self.device)
+            recon = codec.decode(codec.encode(wav[None]))[0]
+            distances.append(float(mel_distance(wav, recon, codec.sample_rate)))
+            if pystoi is not None:
+                ref, est = wav[0].cpu().double().numpy(), recon[0].cpu().double().numpy()
+                stois.append(float(pystoi.stoi(ref, est, codec.sample_rate, extended=False)))
+        out = {"heldout/mel_distance": sum(distances) / len(distances)}
+        if stois:
+            out["heldout/stoi"] = sum(stois) / len(stois)
+        return out
 
     # -- the loop --------------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
@@ -450,6 +473,11 @@ class Trainer:
             log.warning("no validation items: validating on training items")
             self.val_set = train_set
         self.train_set = train_set
+        self.eval_set = None
+        if cfg.eval_data:
+            self.eval_set = AudioDataset(
+                cfg.eval_data, sr, ch, cfg.segment_seconds, split=None, target_db=cfg.target_db
+            )
         if self.teacher_cache is not None:
             self._fill_teacher_cache(train_set)
         self.writer = None
@@ -490,6 +518,7 @@ class Trainer:
                         "split": "train",
                         **metrics,
                         "audio_seconds_per_second": audio_seconds / max(elapsed, 1e-9),
+                        "wall_seconds": elapsed,
                     }
                 )
             if progress is not None:
@@ -510,7 +539,8 @@ class Trainer:
             if (step + 1) % cfg.validate_every == 0 or step == cfg.steps - 1:
                 if self.is_main:
                     val = self.validate(step)
-                    self._log({"step": step, "split": "validation", **val})
+                    wall = time.perf_counter() - started
+                    self._log({"step": step, "split": "validation", "wall_seconds": wall, **val})
                     last.update(val)
                 self._barrier()
             done += 1
@@ -520,7 +550,8 @@ class Trainer:
             if out_of_time and not stopping and step < cfg.steps - 1:
                 if self.is_main and (step + 1) % cfg.validate_every != 0:
                     val = self.validate(step)
-                    self._log({"step": step, "split": "validation", **val})
+                    wall = time.perf_counter() - started
+                    self._log({"step": step, "split": "validation", "wall_seconds": wall, **val})
                     last.update(val)
                 if self.is_main:
                     save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
