@@ -22,15 +22,16 @@ from codeclab.quantizers.vq import VectorQuantizer, VQConfig, stage_health
 class RVQConfig(VQConfig):
     """`VQConfig` for every stage plus the stack. quantizer_dropout: probability that a training item
     uses a random number of stages, 1..num_quantizers (SoundStream / DAC), instead of all of them.
-    center: quantize z - m, where m [D] is an EMA (decay `center_decay` per step) of the latent's mean
-    over training frames, and add m back after decoding. Early in training an encoder's latents are a
-    large constant plus a small varying part, and the constant moves faster per step than the varying
-    part is wide: uncentred, every frame then falls on one or two codes (docs/quantizers.md)."""
+    center: quantize z - m and add m back after the stages, m [D] being the latent's mean: in training
+    the mean of the step's valid frames, in inference an EMA of those means (decay `center_decay` per
+    step). Early in training an encoder's latents are a large constant plus a small varying part, and
+    the constant moves further per step than the varying part is wide: uncentred (or centred on a
+    lagging average), every frame then falls on one or two codes (docs/quantizers.md)."""
 
     num_quantizers: int = 8
     quantizer_dropout: float = 0.0
     center: bool = True
-    center_decay: float = 0.9
+    center_decay: float = 0.99
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,21 +70,23 @@ class ResidualVQ(Quantizer):
         return self.latent_mean
 
     @torch.no_grad()
-    def _track_mean(self, rows: Tensor, valid: Tensor | None) -> None:
-        """Update the latent mean from the valid rows [N, D] of a training step (summed over DDP ranks)."""
+    def _track_mean(self, rows: Tensor, valid: Tensor | None) -> Tensor | None:
+        """The mean [D] of the valid rows [N, D] of a training step (over all DDP ranks), also folded into
+        the EMA used in inference; None when there are no valid rows."""
         if not self.config.center:
-            return
+            return None
         used = rows.detach().float() if valid is None else rows.detach().float()[valid]
         stats = torch.cat([used.sum(0), used.new_tensor([used.shape[0]])])
         all_reduce_sum(stats)
         if float(stats[-1]) == 0:
-            return
+            return None
         batch_mean = stats[:-1] / stats[-1]
         if bool(self.mean_initted):
             self.latent_mean.mul_(self.config.center_decay).add_(batch_mean, alpha=1 - self.config.center_decay)
         else:
             self.latent_mean.copy_(batch_mean)
             self.mean_initted.fill_(True)
+        return batch_mean
 
     @property
     def plain(self) -> bool:
@@ -118,9 +121,8 @@ class ResidualVQ(Quantizer):
         stage_counts = self._stage_counts(b, n_q, z.device)
         row_counts = stage_counts.repeat_interleave(t)
 
-        if self.training:
-            self._track_mean(rows, valid)
-        offset = self._offset().to(rows.dtype)
+        batch_mean = self._track_mean(rows, valid) if self.training else None
+        offset = (self._offset() if batch_mean is None else batch_mean).to(rows.dtype)
         residual = rows - offset
         quantized = torch.zeros_like(rows)
         codes = torch.full((rows.shape[0], n_q), -1, dtype=torch.long, device=z.device)
