@@ -17,7 +17,7 @@ SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asteris
 	asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 ktuberling-data klettres-data
 SYSDEPS ?= ffmpeg $(CORPUS_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ corpus: sysdeps $(VENV)/.base
 speech-corpus: $(VENV)/.base
 	$(MAKE) sysdeps SYSDEPS="ffmpeg $(SPEECH_DEPS)"
 	$(VENV)/bin/codeclab corpus speech --out speech-corpus
+
+# Reproduce the bundled codeclab-16k-speech weights (about 95 minutes on 2 CPU cores; see the model card).
+WEIGHTS_RUN ?= runs/codeclab-16k-speech
+weights: speech-corpus $(VENV)/.dev
+	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-speech.json --out $(WEIGHTS_RUN)
+	$(VENV)/bin/codeclab bundle $(WEIGHTS_RUN)/codec --preset codeclab-16k-speech
+	$(PY) benchmarks/learning_curve.py $(WEIGHTS_RUN) --out docs/images/codeclab-16k-speech-curve.png
 
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow

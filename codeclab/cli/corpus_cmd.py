@@ -70,6 +70,8 @@ def speech_corpus_command(
         console.print(f"[yellow]skipped {source}:[/] {reason}")
     for path, reason in summary["failed"].items():
         console.print(f"[red]could not decode {path}:[/] {reason}")
+    for path in summary["too_short"]:
+        console.print(f"[yellow]left out {path}:[/] under 100 ms once decoded")
     if not summary["train_items"]:
         fail("no speech found; run `make speech-corpus` to install the Debian packages")
     console.print(

@@ -1,5 +1,5 @@
-"""`codeclab demo`: the main jobs on generated audio, offline: encode/decode a test signal, write a .clab
-bitstream, and tokenize a small generated corpus into a token store."""
+"""`codeclab demo`: the main jobs, offline: encode/decode a real speech clip shipped in the package (and
+score the result), write a .clab bitstream, and tokenize a small generated corpus into a token store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from codeclab.cli.common import console, format_bitrate
 
 DEFAULT_CODEC = "codeclab-16k-speech"
+SPEECH_CLIP = Path(__file__).resolve().parent.parent / "assets" / "speech" / "it_IT_m_Carlo__vm-intro.flac"
 
 
 def register(app: typer.Typer) -> None:
@@ -39,10 +40,10 @@ def _write_corpus(root: Path, clips: int, sample_rates: tuple[int, ...] = (16000
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Directory for the demo's outputs."),
     codec_name: str = typer.Option(DEFAULT_CODEC, "--codec", help="Codec name or saved directory."),
-    seconds: float = typer.Option(4.0, help="Length of the generated test signal."),
+    seconds: float = typer.Option(7.0, help="At most this much of the speech clip."),
     clips: int = typer.Option(12, help="Clips in the generated corpus."),
 ) -> None:
-    """Encode/decode a test signal, write a .clab file and tokenize a generated corpus."""
+    """Encode/decode a real speech clip, write a .clab file and tokenize a generated corpus."""
     import shutil
 
     import torch
@@ -59,23 +60,30 @@ def demo_command(
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None
     spec = CodecSpec(codec_name, random_init=random_init)
     codec = spec.load()
-    note = (
-        " [yellow](random init: no trained weights released yet; the output is not meant to sound right)[/]"
-    )
+    note = " [yellow](random init: no trained weights found; the output is not meant to sound right)[/]"
     console.print(f"codec [bold]{codec_name}[/]" + (note if random_init else ""))
     out.mkdir(parents=True, exist_ok=True)
 
-    # 1. encode and decode one signal
-    wav = synthetic_speech(seconds, codec.sample_rate)[None]  # [1, 1, T]
+    # 1. encode and decode a real speech clip (held-out speaker; see codeclab/assets/speech/README.md)
+    from codeclab.data.audio import load_audio
+
+    if SPEECH_CLIP.is_file():
+        audio = load_audio(SPEECH_CLIP, codec.sample_rate, codec.channels)
+        wav = torch.as_tensor(audio[..., : int(seconds * codec.sample_rate)])[None]
+        source = f"real speech ({SPEECH_CLIP.name}, CC-BY-SA-3.0)"
+    else:
+        wav = synthetic_speech(seconds, codec.sample_rate)[None]  # [1, 1, T]
+        source = "a synthetic speech-like signal (the bundled clip is missing)"
+    seconds = wav.shape[-1] / codec.sample_rate
     start = time.perf_counter()
     encoded = codec.encode(wav)
     encode_s = time.perf_counter() - start
     decoded = codec.decode(encoded)
     write_audio(out / "input.wav", wav[0].numpy(), codec.sample_rate)
     write_audio(out / "output.wav", decoded[0].numpy(), codec.sample_rate)
-    console.print(
-        f"\n[bold]1. encode / decode[/] {seconds:g} s at {codec.sample_rate} Hz -> {out / 'input.wav'}, {out / 'output.wav'}"
-    )
+    console.print(f"\n[bold]1. encode / decode[/] {seconds:.1f} s of {source} at {codec.sample_rate} Hz")
+    console.print(f"listen: original {out / 'input.wav'}, decoded {out / 'output.wav'}")
+    console.print(_scores(wav[0], decoded[0], codec.sample_rate))
     console.print(
         f"codes: shape {tuple(encoded.codes.shape)} \\[batch, codebooks, frames], dtype {encoded.codes.dtype}"
     )
@@ -110,3 +118,21 @@ def demo_command(
     console.print(
         f"read it back: python -c \"import codeclab; s = codeclab.TokenStore('{store}'); print(len(s), s.ids()[:3])\""
     )
+
+
+def _scores(reference, estimate, sample_rate: int) -> str:
+    """One line of figures for the decoded clip: mel distance, and STOI / PESQ-WB when installed."""
+    from codeclab.train.spectral import mel_distance
+
+    n = min(reference.shape[-1], estimate.shape[-1])
+    ref, est = reference[..., :n], estimate[..., :n]
+    parts = [f"mel distance {float(mel_distance(ref, est, sample_rate)):.3f} (lower is better)"]
+    try:
+        from codeclab.eval.metrics import pesq_score, stoi_score
+
+        r, e = ref[0].double().numpy(), est[0].double().numpy()
+        parts.append(f"STOI {stoi_score(r, e, sample_rate):.3f}")
+        parts.append(f"PESQ-WB {pesq_score(r, e, sample_rate, 'wb'):.2f}")
+    except ImportError:
+        parts.append("(pip install codeclab[bench] for STOI and PESQ)")
+    return "quality: " + ", ".join(parts)

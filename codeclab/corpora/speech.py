@@ -151,7 +151,8 @@ def build_speech_corpus(
     """Decode the sources into out/ and write train.jsonl and heldout.jsonl; returns a summary.
 
     Files already decoded (from an interrupted build) are kept, not decoded again. A file ffmpeg cannot
-    decode is named in the log and in the summary's `failed`, and the build goes on.
+    decode is named in the log and in the summary's `failed`, one that decodes to under 100 ms in
+    `too_short`, and the build goes on.
     """
     import soundfile as sf
 
@@ -182,7 +183,7 @@ def build_speech_corpus(
         reasons = list(pool.map(work, todo))
 
     licences: dict[str, tuple[list, str]] = {}
-    train_rows, heldout_rows, failed = [], [], {}
+    train_rows, heldout_rows, failed, too_short = [], [], {}, []
     for (src, dest), reason in zip(todo, reasons):
         if reason is not None:
             log.warning("%s: %s", src.path, reason)
@@ -190,6 +191,7 @@ def build_speech_corpus(
             continue
         info = sf.info(str(dest))
         if info.frames < SAMPLE_RATE // 10:  # under 100 ms: nothing to learn or score
+            too_short.append(str(src.path))
             continue
         item_id = dest.relative_to(out / "audio").as_posix()
         heldout = src.speaker_id in HELDOUT
@@ -233,6 +235,7 @@ def build_speech_corpus(
         "heldout_eval_seconds": seconds(eval_rows),
         "skipped": skipped,
         "failed": failed,
+        "too_short": too_short,
     }
     (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
