@@ -40,6 +40,7 @@ def list_command(
                 "code_licence": e.code_licence,
                 "weights": e.weights,
                 "weights_licence": e.weights_licence,
+                "model_card": e.extra.get("card"),
                 "description": e.description,
             }
             for e in rows
@@ -65,7 +66,9 @@ def list_command(
             f"{e.num_codebooks} x {e.codebook_size}" if e.num_codebooks else "none (waveform)",
             bitrate,
             "-" if e.causal is None else ("yes" if e.causal else "no"),
-            e.weights or ("n/a" if e.family == "classic" else "none"),
+            ("bundled" if e.weights.startswith("bundled") else e.weights)
+            if e.weights
+            else ("n/a" if e.family == "classic" else "none"),
             f"{e.code_licence} / {e.weights_licence}",
         )
     console.print(table)
@@ -111,7 +114,11 @@ def info_command(
             )
         licence = f"code {entry.code_licence}; weights {entry.weights_licence}"
         description = entry.description
-        codec = entry.factory(random_init=True) if entry.family == "codeclab" else None
+        codec = None
+        if entry.family == "codeclab":
+            codec = entry.factory(random_init=entry.weights is None)
+            if entry.weights is not None:
+                weights = f"{entry.weights}, sha256 {codec.weights_sha256}"
     table.add_row("name", name)
     table.add_row("description", description)
     table.add_row("sample rate", f"{facts['sample_rate']} Hz")
@@ -144,6 +151,11 @@ def info_command(
         table.add_row("source", entry.source)
     table.add_row("weights", weights)
     table.add_row("licence", licence)
+    if not Path(name).is_dir():
+        if entry.extra.get("version"):
+            table.add_row("preset version", str(entry.extra["version"]))
+        if entry.extra.get("card"):
+            table.add_row("model card", entry.extra["card"])
     console.print(table)
 
 

@@ -46,7 +46,7 @@ def test_unknown_name_and_missing_weights():
     with pytest.raises(ValueError, match="unknown codec"):
         codeclab.load_codec("no-such-codec")
     with pytest.raises(ValueError, match="random_init=True"):
-        codeclab.load_codec("codeclab-16k-speech")
+        codeclab.load_codec("codeclab-16k-fsq")
 
 
 def test_import_has_no_heavy_side_effects():

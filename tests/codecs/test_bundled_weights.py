@@ -1,0 +1,75 @@
+"""The weights shipped in the package for codeclab-16k-speech: they load with no flags, their sha256 is
+checked, they code real held-out speech far better than random weights, and batching stays exact."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import codeclab
+from codeclab.codecs.pretrained import sha256_file
+from codeclab.codecs.presets import bundled_weights
+from codeclab.data.audio import load_audio
+
+NAME = "codeclab-16k-speech"
+# Carlo is a held-out speaker: no training step of the bundled weights read his voice.
+CLIP = Path(__file__).resolve().parent.parent / "assets" / "speech" / "it_IT_m_Carlo__vm-intro.flac"
+# Random weights reach about 0.45 on this clip; the bundled ones measured STOI_MEASURED.
+STOI_FLOOR = 0.70
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return codeclab.load_codec(NAME)
+
+
+def test_bundled_weights_load_with_no_flags_and_their_sha256_is_checked(codec):
+    directory = bundled_weights(NAME)
+    assert directory is not None, "codeclab/codecs/weights/codeclab-16k-speech is missing"
+    meta = json.loads((directory / "config.json").read_text())
+    assert codec.weights_sha256 == meta["weights_sha256"] == sha256_file(directory / "model.safetensors")
+    assert not codec.random_init
+    assert (directory / "model.safetensors").stat().st_size < 30e6
+
+
+def test_a_corrupted_or_missing_weight_file_is_named(tmp_path):
+    copy = tmp_path / "weights"
+    shutil.copytree(bundled_weights(NAME), copy)
+    weights = copy / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="model.safetensors: sha256 mismatch"):
+        codeclab.load_codec(NAME, weights=copy)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        codeclab.load_codec(NAME, weights=copy)
+
+
+def test_held_out_speech_is_intelligible_after_coding(codec):
+    from pystoi import stoi
+
+    wav = torch.as_tensor(load_audio(CLIP, 16000, 1))[None]
+    with torch.no_grad():
+        out = codec.decode(codec.encode(wav))
+    ref, est = wav[0, 0].double().numpy(), out[0, 0, : wav.shape[-1]].double().numpy()
+    score = stoi(ref, est, 16000, extended=False)
+    random = codeclab.load_codec(NAME, random_init=True)
+    with torch.no_grad():
+        noise = random.decode(random.encode(wav))[0, 0, : wav.shape[-1]].double().numpy()
+    assert stoi(ref, noise, 16000, extended=False) < STOI_FLOOR - 0.15  # the floor means something
+    assert score > STOI_FLOOR, f"STOI {score:.3f}: are the bundled weights broken or not loaded?"
+
+
+def test_exact_batching_holds_for_the_trained_codec(codec):
+    clips = sorted(CLIP.parent.glob("*.flac"))[:4]
+    items = [torch.as_tensor(load_audio(p, 16000, 1))[..., :40000] for p in clips]
+    lengths = [x.shape[-1] for x in items]
+    batch = torch.zeros(len(items), 1, max(lengths))
+    for i, x in enumerate(items):
+        batch[i, :, : x.shape[-1]] = x
+    enc = codec.encode(batch, lengths=torch.tensor(lengths))
+    for i, x in enumerate(items):
+        assert torch.equal(enc.items()[i], codec.encode(x[None]).codes[0])
