@@ -17,7 +17,7 @@ import time
 import torch
 
 from codeclab.codecs.loading import load_codec
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.signals import synthetic_speech
 from codeclab.eval.machine import describe_machine
 
 

@@ -19,8 +19,8 @@ import soundfile as sf
 import torch
 
 from codeclab.codecs.spec import CodecSpec
-from codeclab.data.signals import synthetic_speech
-from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+from codeclab.audio.signals import synthetic_speech
+from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 from codeclab.eval.machine import describe_machine
 
 FORMATS = [(16000, "wav", 1), (44100, "flac", 2), (48000, "wav", 1)]

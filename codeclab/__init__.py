@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from codeclab._version import __version__
 
 _LAZY = {
     "load_codec": "codeclab.codecs.loading",
@@ -15,7 +15,7 @@ _LAZY = {
     "codec_info": "codeclab.codecs.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
-    "TokenStore": "codeclab.data.token_store",
+    "TokenStore": "codeclab.tokens.store",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -23,7 +23,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from codeclab.codecs.base import AudioCodec, Encoded  # noqa: F401
     from codeclab.codecs.loading import codec_info, list_codecs, load_codec  # noqa: F401
-    from codeclab.data.token_store import TokenStore  # noqa: F401
+    from codeclab.tokens.store import TokenStore  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

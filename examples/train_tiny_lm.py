@@ -20,10 +20,10 @@ from torch import nn
 
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import open_recorded_codec
-from codeclab.data.audio import write_audio
-from codeclab.data.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens
-from codeclab.data.token_store import TokenStore
-from codeclab.data.vocab import AudioVocab
+from codeclab.audio.io import write_audio
+from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens
+from codeclab.tokens.store import TokenStore
+from codeclab.tokens.vocab import AudioVocab
 
 
 class TinyGPT(nn.Module):

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from tests.aligned import aligned_corpus, phone_teacher  # noqa: F401 (shared fixtures)
+from tests.corpus_files import good_corpus, mixed_corpus  # noqa: F401 (shared fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -27,8 +27,8 @@ def encode_command(
 ) -> None:
     """Encode one audio file to a .clab bitstream."""
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.data.audio import AudioError
-    from codeclab.data.clab_io import encode_file
+    from codeclab.audio.io import AudioError
+    from codeclab.pipelines.clab_files import encode_file
 
     try:
         size, seconds, n_q_used, codec_obj = encode_file(
@@ -51,8 +51,8 @@ def decode_command(
 ) -> None:
     """Decode a .clab bitstream to audio."""
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.data.bitstream import ClabFormatError
-    from codeclab.data.clab_io import decode_file
+    from codeclab.tokens.clab import ClabFormatError
+    from codeclab.pipelines.clab_files import decode_file
 
     override = CodecSpec(codec, weights, random_init) if codec else None
     try:

@@ -31,7 +31,7 @@ def demo_corpus_command(
     seed: int = typer.Option(0),
 ) -> None:
     """Build an offline demo corpus; `make corpus` installs what it needs."""
-    from codeclab.data.demo_corpus import build_demo_corpus
+    from codeclab.corpora.demo import build_demo_corpus
 
     setup_logging()
     summary = build_demo_corpus(

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def _write_corpus(root: Path, clips: int, sample_rates: tuple[int, ...] = (16000, 44100, 48000)) -> float:
     import soundfile as sf
 
-    from codeclab.data.signals import synthetic_speech
+    from codeclab.audio.signals import synthetic_speech
 
     root.mkdir(parents=True, exist_ok=True)
     total = 0.0
@@ -50,11 +50,11 @@ def demo_command(
 
     from codeclab.codecs.registry import entries
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.data.audio import write_audio
-    from codeclab.data.clab_io import encode_file
-    from codeclab.data.signals import synthetic_speech
-    from codeclab.data.token_store import TokenStore
-    from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.audio.io import write_audio
+    from codeclab.pipelines.clab_files import encode_file
+    from codeclab.audio.signals import synthetic_speech
+    from codeclab.tokens.store import TokenStore
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
     registered = entries().get(codec_name)
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None
@@ -65,7 +65,7 @@ def demo_command(
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. encode and decode a real speech clip (held-out speaker; see codeclab/assets/speech/README.md)
-    from codeclab.data.audio import load_audio
+    from codeclab.audio.io import load_audio
 
     if SPEECH_CLIP.is_file():
         audio = load_audio(SPEECH_CLIP, codec.sample_rate, codec.channels)
@@ -122,7 +122,7 @@ def demo_command(
 
 def _scores(reference, estimate, sample_rate: int) -> str:
     """One line of figures for the decoded clip: mel distance, and STOI / PESQ-WB when installed."""
-    from codeclab.train.spectral import mel_distance
+    from codeclab.audio.spectral import mel_distance
 
     n = min(reference.shape[-1], estimate.shape[-1])
     ref, est = reference[..., :n], estimate[..., :n]

@@ -24,9 +24,9 @@ def hf_tokenizer_command(
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to include (default: all)."),
 ) -> None:
     """Add audio tokens to a tokenizer: AutoTokenizer.from_pretrained(OUT) then encodes text and audio."""
-    from codeclab.data.export import export_hf_tokenizer
-    from codeclab.data.token_store import StoreError, TokenStore
-    from codeclab.data.vocab import VocabError
+    from codeclab.tokens.export import export_hf_tokenizer
+    from codeclab.tokens.store import StoreError, TokenStore
+    from codeclab.tokens.vocab import VocabError
 
     try:
         if store is not None:
@@ -51,8 +51,8 @@ def hf_tokenizer_command(
 
 
 def _parquet(store: Path, out: Path, rows_per_file: int, pattern: str | None, n_q: int | None) -> None:
-    from codeclab.data.export import export_parquet
-    from codeclab.data.token_store import StoreError
+    from codeclab.tokens.export import export_parquet
+    from codeclab.tokens.store import StoreError
 
     try:
         files = export_parquet(store, out, rows_per_file=rows_per_file, pattern=pattern, n_q=n_q)

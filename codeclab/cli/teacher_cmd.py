@@ -91,7 +91,7 @@ def teacher_cache_command(
     ),
 ) -> None:
     """Compute and store teacher features for every file of a corpus ahead of training."""
-    from codeclab.data.corpus import discover
+    from codeclab.corpora.manifest import discover
     from codeclab.teachers import load_teacher
     from codeclab.teachers.cache import TeacherCache
 

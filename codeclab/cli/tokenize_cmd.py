@@ -62,9 +62,9 @@ def tokenize_command(
 ) -> None:
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.data.corpus import ManifestError
-    from codeclab.data.token_store import StoreError, merge
-    from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.corpora.manifest import ManifestError
+    from codeclab.tokens.store import StoreError, merge
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
     setup_logging()
     if merge_only:
@@ -160,8 +160,8 @@ def detokenize_command(
 ) -> None:
     """Decode items of a token store back to audio files (OUT/<id>.wav)."""
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.data.detokenize import detokenize
-    from codeclab.data.token_store import StoreError
+    from codeclab.pipelines.detokenize import detokenize
+    from codeclab.tokens.store import StoreError
 
     setup_logging()
     override = CodecSpec(codec, weights, random_init) if codec else None

@@ -177,7 +177,7 @@ def build_preset(
             f"codec {name!r} has no bundled weights: pass weights=DIR (a directory written by "
             "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec"
         )
-    from codeclab.data.signals import calibration_signal
+    from codeclab.audio.signals import calibration_signal
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

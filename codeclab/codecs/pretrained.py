@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from codeclab import __version__
+from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 
 FORMAT = "codeclab-codec"

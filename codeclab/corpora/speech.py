@@ -118,7 +118,7 @@ PACKAGES = sorted({p for p, _ in ASTERISK_VOICES.values()} | {"ktuberling-data",
 
 
 def _licence(src: Source, cache: dict[str, tuple[list, str]]) -> str:
-    from codeclab.data.demo_corpus import dep5_licences, licence_for, package_licence
+    from codeclab.corpora.demo import dep5_licences, licence_for, package_licence
 
     if src.package not in cache:
         copyright_file = Path("/usr/share/doc") / src.package / "copyright"

@@ -1,26 +1,32 @@
-"""Data: audio I/O and resampling, corpora and manifests, token stores, LLM vocabularies and datasets.
-
-Submodules import their heavy dependencies lazily; the names below load on first access.
-"""
+"""Deprecated: `codeclab.data` was split into `audio`, `tokens`, `corpora`, `pipelines` and `train.dataset`
+(see CHANGELOG.md). The names it exported still load from here, with a DeprecationWarning, for one release:
+import them from `codeclab.tokens` instead."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-_LAZY = {
-    "AudioVocab": "codeclab.data.vocab",
-    "TokenDataset": "codeclab.data.lm_dataset",
-    "PackedTokenDataset": "codeclab.data.lm_dataset",
-    "collate_tokens": "codeclab.data.lm_dataset",
-    "TokenStore": "codeclab.data.token_store",
+_MOVED = {
+    "AudioVocab": "codeclab.tokens.vocab",
+    "TokenDataset": "codeclab.tokens.lm_dataset",
+    "PackedTokenDataset": "codeclab.tokens.lm_dataset",
+    "collate_tokens": "codeclab.tokens.lm_dataset",
+    "TokenStore": "codeclab.tokens.store",
 }
-__all__ = list(_LAZY)
+__all__ = list(_MOVED)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _MOVED.get(name)
     if module is None:
-        raise AttributeError(f"module 'codeclab.data' has no attribute {name!r}")
+        raise AttributeError(
+            f"module 'codeclab.data' has no attribute {name!r}: codeclab.data was split into codeclab.audio, "
+            "codeclab.tokens, codeclab.corpora, codeclab.pipelines and codeclab.train.dataset (CHANGELOG.md)"
+        )
+    warnings.warn(
+        f"codeclab.data.{name} moved to {module}; import it from codeclab.tokens", DeprecationWarning, 2
+    )
     import importlib
 
     return getattr(importlib.import_module(module), name)

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codeclab.data.lm_dataset import PackedTokenDataset, TokenDataset
-from codeclab.data.token_store import TokenStore
-from codeclab.data.vocab import AudioVocab
+from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
+from codeclab.tokens.store import TokenStore
+from codeclab.tokens.vocab import AudioVocab
 from codeclab.eval.report import provenance, write_json, write_table
 
 

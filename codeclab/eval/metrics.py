@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from codeclab.data.audio import resample
+from codeclab.audio.io import resample
 from codeclab.eval.optional import available, require
 
 
@@ -54,7 +54,7 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, sr: int = 0) -> float:
 
 
 def mel_distance(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
-    from codeclab.train.spectral import mel_distance as _mel
+    from codeclab.audio.spectral import mel_distance as _mel
 
     return float(_mel(torch.from_numpy(reference).float(), torch.from_numpy(estimate).float(), sr))
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from codeclab.data.phonemes import frame_labels, read_sidecar
-from codeclab.data.token_store import TokenStore
+from codeclab.corpora.phonemes import frame_labels, read_sidecar
+from codeclab.tokens.store import TokenStore
 from codeclab.eval.lm_bench import store_fingerprint
 from codeclab.eval.report import provenance, write_json, write_table
 

@@ -23,8 +23,8 @@ import torch
 
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.loading import load_codec
-from codeclab.data.audio import load_audio, resample
-from codeclab.data.corpus import AudioItem, discover
+from codeclab.audio.io import load_audio, resample
+from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import (
     codec_fingerprint,

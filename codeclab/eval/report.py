@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codeclab import __version__
-from codeclab.data.corpus import AudioItem
+from codeclab._version import __version__
+from codeclab.corpora.manifest import AudioItem
 from codeclab.eval.machine import describe_machine
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from codeclab.codecs.base import AudioCodec
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.signals import synthetic_speech
 
 
 @dataclass

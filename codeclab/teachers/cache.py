@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from codeclab.codecs.pretrained import atomic_write_bytes, sha256_file
-from codeclab.data.audio import AudioError, load_audio
-from codeclab.data.audio_dataset import normalise_loudness
+from codeclab.audio.io import AudioError, load_audio
+from codeclab.audio.loudness import normalise_loudness
 from codeclab.teachers.base import Teacher
 
 log = logging.getLogger("codeclab.teachers")

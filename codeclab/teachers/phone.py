@@ -1,7 +1,7 @@
 """An offline phonetic teacher: a frame-level phone recogniser trained by codeclab on espeak-ng alignments.
 
 Self-supervised teachers (HuBERT, WavLM) cannot be downloaded on every machine. This one is built from the
-demo corpus alone: espeak-ng reports where each phone starts (`codeclab.data.phonemes`), which gives exact
+demo corpus alone: espeak-ng reports where each phone starts (`codeclab.corpora.phonemes`), which gives exact
 frame labels, and a small convolutional network learns log-mel -> phone. Its features are phone
 posteriors [T, n_phones] at 100 frames per second: what a semantic head should make codebook 1 predict.
 
@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codeclab.data.audio import AudioError, load_audio
-from codeclab.data.audio_dataset import normalise_loudness
-from codeclab.data.phonemes import frame_labels, read_sidecar
+from codeclab.audio.io import AudioError, load_audio
+from codeclab.audio.loudness import normalise_loudness
+from codeclab.corpora.phonemes import frame_labels, read_sidecar
 from codeclab.teachers.base import Teacher
-from codeclab.train.spectral import log_mel
+from codeclab.audio.spectral import log_mel
 
 log = logging.getLogger("codeclab.teachers")
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.data.token_store import atomic_write_text
+from codeclab.tokens.store import atomic_write_text
 
 TENSOR = "__tensor__"
 TUPLE = "__tuple__"

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codeclab.train.spectral import default_mel_scales, log_mel
+from codeclab.audio.spectral import default_mel_scales, log_mel
 
 
 class MultiScaleMelLoss(nn.Module):

@@ -31,11 +31,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from codeclab import __version__
+from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.semantic import semantic_loss
-from codeclab.data.audio import write_audio
-from codeclab.data.audio_dataset import AudioDataset, TrainingBatches
+from codeclab.audio.io import write_audio
+from codeclab.train.dataset import AudioDataset, TrainingBatches
 from codeclab.train.balancer import Balancer
 from codeclab.train.checkpoint import (
     latest_checkpoint,
@@ -54,7 +54,7 @@ from codeclab.train.losses import (
     generator_adversarial_loss,
     waveform_l1,
 )
-from codeclab.train.spectral import mel_distance
+from codeclab.audio.spectral import mel_distance
 
 log = logging.getLogger("codeclab.train")
 

@@ -3,10 +3,10 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from codeclab.cli.app import app
-from codeclab.data.bitstream import read_clab
-from codeclab.data.token_store import TokenStore
+from codeclab.tokens.clab import read_clab
+from codeclab.tokens.store import TokenStore
 
-from ..data.conftest import BAD, GOOD, write_bad, write_good
+from tests.corpus_files import BAD, GOOD, write_bad, write_good
 
 runner = CliRunner()
 TINY = ["--codec", "codeclab-tiny", "--random-init"]

@@ -11,7 +11,7 @@ import torch
 import codeclab
 from codeclab.codecs.pretrained import sha256_file
 from codeclab.codecs.presets import bundled_weights
-from codeclab.data.audio import load_audio
+from codeclab.audio.io import load_audio
 
 NAME = "codeclab-16k-speech"
 # Carlo is a held-out speaker: no training step of the bundled weights read his voice.

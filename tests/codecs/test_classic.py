@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import codeclab
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.signals import synthetic_speech
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make sysdeps)"

@@ -60,7 +60,7 @@ def test_import_has_no_heavy_side_effects():
 
 @pytest.mark.parametrize("name", ["codeclab-16k-speech", "codeclab-16k-fsq"])
 def test_random_init_codes_vary_with_the_input(name):
-    from codeclab.data.signals import synthetic_speech
+    from codeclab.audio.signals import synthetic_speech
 
     codec = codeclab.load_codec(name, random_init=True)
     codes = codec.encode(synthetic_speech(2.0, codec.sample_rate, seed=5)[None]).codes

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.data.signals import synthetic_speech
-from codeclab.data.token_store import ShardWriter, TokenRecord, merge
+from codeclab.audio.signals import synthetic_speech
+from codeclab.tokens.store import ShardWriter, TokenRecord, merge
 from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import CodecChoice, run_recon

@@ -4,8 +4,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from codeclab.data.audio import load_audio
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.io import load_audio
+from codeclab.audio.signals import synthetic_speech
 from codeclab.eval import metrics as M
 
 TEXT = "the morning train to the coast leaves at seven fifteen please close the window"

@@ -5,9 +5,9 @@ from pathlib import Path
 import soundfile as sf
 
 from codeclab.codecs.spec import CodecSpec
-from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
-from ..data.conftest import write_good
+from tests.corpus_files import write_good
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_tiny_lm.py"
 

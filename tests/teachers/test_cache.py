@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import torch
 
-from codeclab.data.audio import load_audio
-from codeclab.data.audio_dataset import normalise_loudness
+from codeclab.audio.io import load_audio
+from codeclab.train.dataset import normalise_loudness
 from codeclab.teachers.cache import TeacherCache
 
 

@@ -5,7 +5,7 @@ import soundfile as sf
 
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.signals import synthetic_speech
 from codeclab.quantizers import RVQConfig
 from codeclab.train.config import TrainConfig
 

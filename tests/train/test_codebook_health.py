@@ -9,10 +9,10 @@ import torch
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig
-from codeclab.data.audio import load_audio
+from codeclab.audio.io import load_audio
 from codeclab.quantizers import RVQConfig
 from codeclab.train.config import TrainConfig
-from codeclab.train.spectral import mel_distance
+from codeclab.audio.spectral import mel_distance
 from codeclab.train.trainer import Trainer
 
 SPEECH = Path(__file__).resolve().parent.parent / "assets" / "speech"

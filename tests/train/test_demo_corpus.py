@@ -4,7 +4,7 @@ import shutil
 import pytest
 import soundfile as sf
 
-from codeclab.data.demo_corpus import build_demo_corpus
+from codeclab.corpora.demo import build_demo_corpus
 
 NEEDED = ["espeak-ng", "flite", "text2wave", "fluidsynth"]
 

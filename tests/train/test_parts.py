@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from codeclab.data.audio_dataset import AudioDataset, TrainingBatches, normalise_loudness
+from codeclab.audio.loudness import normalise_loudness
+from codeclab.train.dataset import AudioDataset, TrainingBatches
 from codeclab.train.balancer import Balancer
 from codeclab.train.checkpoint import (
     flatten,
@@ -22,7 +23,7 @@ from codeclab.train.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from codeclab.train.spectral import log_mel, mel_filterbank
+from codeclab.audio.spectral import log_mel, mel_filterbank
 
 
 def test_mel_filterbank_shape_and_placement():

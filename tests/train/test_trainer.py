@@ -39,7 +39,7 @@ def test_one_step_gives_finite_losses_and_changes_weights(train_corpus, tmp_path
 def test_small_config_overfits_one_clip(tmp_path):
     import soundfile as sf
 
-    from codeclab.data.signals import synthetic_speech
+    from codeclab.audio.signals import synthetic_speech
 
     (tmp_path / "one").mkdir()
     sf.write(tmp_path / "one" / "clip.wav", synthetic_speech(1.0, 16000, seed=3).numpy()[0], 16000)

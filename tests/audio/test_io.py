@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.data.audio import AudioError, audio_info, load_audio, read_audio, stream_audio, to_channels
+from codeclab.audio.io import AudioError, audio_info, load_audio, read_audio, stream_audio, to_channels
 
-from .conftest import BAD, GOOD, write_bad
+from tests.corpus_files import BAD, GOOD, write_bad
 
 
 def test_reads_every_format(good_corpus):

@@ -8,8 +8,8 @@ import torch
 
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import CodecSpec, open_recorded_codec
-from codeclab.data.audio import AUDIO_EXTENSIONS, write_audio
-from codeclab.data.token_store import TokenStore
+from codeclab.audio.io import AUDIO_EXTENSIONS, write_audio
+from codeclab.tokens.store import TokenStore
 
 
 def output_path(out: Path, item_id: str) -> Path:

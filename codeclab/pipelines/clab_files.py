@@ -8,8 +8,8 @@ import torch
 
 from codeclab.codecs.base import AudioCodec, Encoded
 from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
-from codeclab.data.audio import load_audio, write_audio
-from codeclab.data.bitstream import ClabFormatError, read_clab, write_clab
+from codeclab.audio.io import load_audio, write_audio
+from codeclab.tokens.clab import ClabFormatError, read_clab, write_clab
 
 
 def encode_file(

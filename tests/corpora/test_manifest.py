@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from codeclab.data.corpus import ManifestError, discover, read_manifest
+from codeclab.corpora.manifest import ManifestError, discover, read_manifest
 
-from .conftest import GOOD
+from tests.corpus_files import GOOD
 
 
 def test_directory_ids_are_relative_paths(good_corpus):
@@ -41,8 +41,8 @@ def test_jsonl_and_csv_manifests(good_corpus, tmp_path):
 
 
 def test_split_and_language_columns_are_read_and_written(good_corpus, tmp_path):
-    from codeclab.data.audio_dataset import split_of
-    from codeclab.data.corpus import write_manifest
+    from codeclab.train.dataset import split_of
+    from codeclab.corpora.manifest import write_manifest
 
     jsonl = tmp_path / "m.jsonl"
     rows = [

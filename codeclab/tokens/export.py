@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from codeclab.data.token_store import TokenStore, atomic_write_text
-from codeclab.data.vocab import AudioVocab, VocabError
+from codeclab.tokens.store import TokenStore, atomic_write_text
+from codeclab.tokens.vocab import AudioVocab, VocabError
 
 
 def _require(module: str, extra: str = "llm"):

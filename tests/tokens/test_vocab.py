@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeclab.data.vocab import PATTERNS, AudioVocab, VocabError
+from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
 
 @st.composite

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeclab.data.bitstream import ClabFormatError, from_bytes, pack_codes, to_bytes, unpack_codes
+from codeclab.tokens.clab import ClabFormatError, from_bytes, pack_codes, to_bytes, unpack_codes
 
 HEADER = {
     "codec": {"name": "test"},

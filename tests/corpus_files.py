@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.data.signals import synthetic_speech
+from codeclab.audio.signals import synthetic_speech
 
 GOOD = [
     # (relative path, sample rate, channels, seconds)

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from codeclab import __version__
+from codeclab._version import __version__
 from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.chunked import encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint
-from codeclab.data.audio import (
+from codeclab.audio.io import (
     CHANNEL_POLICY,
     AudioError,
     audio_info,
@@ -38,8 +38,8 @@ from codeclab.data.audio import (
     stream_audio,
     to_channels,
 )
-from codeclab.data.corpus import AudioItem, discover
-from codeclab.data.token_store import (
+from codeclab.corpora.manifest import AudioItem, discover
+from codeclab.tokens.store import (
     ShardWriter,
     StoreError,
     TokenRecord,

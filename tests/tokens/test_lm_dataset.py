@@ -4,9 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeclab.data.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens, shard_order
-from codeclab.data.token_store import ShardWriter, TokenRecord, TokenStore
-from codeclab.data.vocab import AudioVocab
+from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens, shard_order
+from codeclab.tokens.store import ShardWriter, TokenRecord, TokenStore
+from codeclab.tokens.vocab import AudioVocab
 
 META = {
     "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from codeclab.data.token_store import ShardWriter, StoreError, TokenRecord, TokenStore, merge
+from codeclab.tokens.store import ShardWriter, StoreError, TokenRecord, TokenStore, merge
 
 META = {
     "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeclab.data.audio import AUDIO_EXTENSIONS
+from codeclab.audio.io import AUDIO_EXTENSIONS
 
 MANIFEST_EXTENSIONS = (".jsonl", ".csv", ".tsv")
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from codeclab.data.token_store import TokenStore
-from codeclab.data.vocab import FLAT_PATTERNS, AudioVocab, VocabError
+from codeclab.tokens.store import TokenStore
+from codeclab.tokens.vocab import FLAT_PATTERNS, AudioVocab, VocabError
 
 log = logging.getLogger("codeclab.data")
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.data.audio import AudioError, AudioInfo, audio_info, read_audio, resample, to_channels
-from codeclab.data.corpus import AudioItem, discover
+from codeclab.audio.loudness import normalise_loudness
+from codeclab.audio.io import AudioError, AudioInfo, audio_info, read_audio, resample, to_channels
+from codeclab.corpora.manifest import AudioItem, discover
 
 log = logging.getLogger("codeclab.data")
 
@@ -30,19 +31,6 @@ class Clip:
     info: AudioInfo
     start: float  # seconds into the file where the usable part begins
     duration: float  # seconds usable
-
-
-def normalise_loudness(x: np.ndarray, target_db: float, max_gain_db: float = 30.0) -> np.ndarray:
-    """Scale x [C, T] to an RMS of target_db dBFS (at most +max_gain_db; silence is left alone), then scale
-    down if the peak would exceed 0.99."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-    if rms > 1e-5:
-        gain = min(10 ** (target_db / 20) / rms, 10 ** (max_gain_db / 20))
-        x = x * gain
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak > 0.99:
-        x = x * (0.99 / peak)
-    return x.astype(np.float32)
 
 
 def split_of(item: AudioItem, val_fraction: float) -> str:

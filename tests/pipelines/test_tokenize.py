@@ -12,11 +12,11 @@ import torch
 
 import codeclab
 from codeclab.codecs.spec import CodecSpec
-from codeclab.data.audio import load_audio
-from codeclab.data.token_store import StoreError, TokenStore
-from codeclab.data.tokenize import TokenizeOptions, tokenize_corpus
+from codeclab.audio.io import load_audio
+from codeclab.tokens.store import StoreError, TokenStore
+from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
-from .conftest import BAD, GOOD
+from tests.corpus_files import BAD, GOOD
 
 TINY = CodecSpec("codeclab-tiny", random_init=True)
 
@@ -176,7 +176,7 @@ def test_n_q_and_codec_mismatch(good_corpus, tmp_path):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A real crash: the CLI is killed with SIGKILL after its second part file, then resumed."""
-    from codeclab.data.signals import synthetic_speech
+    from codeclab.audio.signals import synthetic_speech
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -245,7 +245,7 @@ class Builder:
     def espeak(self, count: int) -> Iterator[Entry]:
         """Through libespeak-ng when it loads (audio plus a phone-alignment sidecar, <file>.phones.json),
         else through the espeak-ng command (audio only)."""
-        from codeclab.data import phonemes
+        from codeclab.corpora import phonemes
 
         library, _ = phonemes.available()
         if shutil.which("espeak-ng") is None and not library:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from codeclab.data.token_store import ShardWriter, TokenRecord, TokenStore
+from codeclab.tokens.store import ShardWriter, TokenRecord, TokenStore
 
 transformers = pytest.importorskip("transformers", reason="the llm extra (transformers) is not installed")
 tokenizers = pytest.importorskip("tokenizers")
@@ -37,7 +37,7 @@ def base_tokenizer(tmp_path):
 
 
 def test_exported_tokenizer_round_trips_text_and_audio(base_tokenizer, tmp_path):
-    from codeclab.data.export import audio_text, export_hf_tokenizer
+    from codeclab.tokens.export import audio_text, export_hf_tokenizer
 
     vocab = export_hf_tokenizer(base_tokenizer, tmp_path / "out", num_codebooks=3, codebook_size=50)
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
@@ -56,8 +56,8 @@ def test_exported_tokenizer_round_trips_text_and_audio(base_tokenizer, tmp_path)
 
 
 def test_export_refuses_clashing_names(base_tokenizer, tmp_path):
-    from codeclab.data.export import export_hf_tokenizer
-    from codeclab.data.vocab import VocabError
+    from codeclab.tokens.export import export_hf_tokenizer
+    from codeclab.tokens.vocab import VocabError
 
     export_hf_tokenizer(base_tokenizer, tmp_path / "once", 1, 4)
     with pytest.raises(VocabError, match="already has tokens"):
@@ -66,8 +66,8 @@ def test_export_refuses_clashing_names(base_tokenizer, tmp_path):
 
 def test_parquet_export_reads_with_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
-    from codeclab.data.export import export_parquet
-    from codeclab.data.vocab import AudioVocab
+    from codeclab.tokens.export import export_parquet
+    from codeclab.tokens.vocab import AudioVocab
 
     writer = ShardWriter(tmp_path / "store", META)
     rng = np.random.default_rng(0)
