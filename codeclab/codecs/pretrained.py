@@ -18,6 +18,13 @@ import torch
 from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 
+# Buffers added after weight directories were first written, and why leaving them at their initial value
+# loads old weights exactly as they ran: the one explicit list of keys an older directory may lack.
+ADDED_BUFFERS: dict[str, str] = {
+    "latent_mean": "RVQ centring: zero offset = the uncentred quantizer the weights were trained with",
+    "mean_initted": "RVQ centring: set by the first training step",
+}
+
 FORMAT = "codeclab-codec"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -133,6 +140,7 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     codec = NeuralCodec.from_config(config, name=meta.get("name", directory.name))
     state = load(blob)
     missing, unexpected = codec.load_state_dict(state, strict=False)
+    missing = [key for key in missing if key.rsplit(".", 1)[-1] not in ADDED_BUFFERS]
     if missing or unexpected:
         raise ValueError(
             f"{weights_path}: weights do not match the config (missing {missing}, unexpected {unexpected})"

@@ -28,6 +28,17 @@ def test_info_shows_parameters_and_licence():
         assert text in result.output
 
 
+def test_list_and_info_show_the_bundled_weights_licence_and_card():
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["list", "--json"]).output)}
+    speech = rows["codeclab-16k-speech"]
+    assert speech["weights"].startswith("bundled") and "CC-BY-SA-3.0" in speech["weights_licence"]
+    assert speech["model_card"] == "docs/models/codeclab-16k-speech.md"
+    result = runner.invoke(app, ["info", "codeclab-16k-speech"])
+    assert result.exit_code == 0, result.output
+    for text in ("sha256", "CC-BY-SA-3.0", "codeclab-16k-speech.md", "preset version"):
+        assert text in result.output
+
+
 def test_info_unknown_codec_fails_cleanly():
     result = runner.invoke(app, ["info", "nope"])
     assert result.exit_code == 2

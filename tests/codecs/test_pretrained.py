@@ -91,3 +91,28 @@ def test_weights_of_another_preset_version_are_refused(tmp_path):
     save_pretrained(codec, tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 1})
     with pytest.raises(ValueError, match=f"version 1 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}"):
         codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)
+
+
+def test_weights_written_before_rvq_centring_still_load_and_code_the_same(tmp_path, tiny_codec):
+    from safetensors.torch import load_file, save_file
+
+    import copy
+
+    from codeclab.codecs.pretrained import sha256_file
+
+    old = copy.deepcopy(tiny_codec)  # a codec as it ran before centring: no offset
+    old.quantizer.latent_mean.zero_()
+    save_pretrained(old, tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = {k: v for k, v in load_file(weights).items() if not k.endswith(("latent_mean", "mean_initted"))}
+    save_file(state, weights, metadata={"format": "codeclab-codec", "format_version": "1"})
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["weights_sha256"] = sha256_file(weights)
+    meta["config"]["quantizer"]["params"].pop("center")  # a config from before the field existed
+    meta["config"]["quantizer"]["params"].pop("center_decay")
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    loaded = load_pretrained(tmp_path)
+    assert float(loaded.quantizer.latent_mean.abs().sum()) == 0.0
+    wav = torch.randn(1, 1, 4000) * 0.2
+    assert torch.equal(loaded.encode(wav).codes, old.encode(wav).codes)
+    assert torch.equal(loaded.decode(loaded.encode(wav)), old.decode(old.encode(wav)))
