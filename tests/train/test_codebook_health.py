@@ -55,8 +55,13 @@ def trained(tmp_path_factory):
     )
     run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
-    trainer = Trainer(codec_config(), config, [str(train_dir)], run, device="cpu", show_progress=False)
-    last = trainer.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic whatever the machine's core count
+    try:
+        trainer = Trainer(codec_config(), config, [str(train_dir)], run, device="cpu", show_progress=False)
+        last = trainer.run()
+    finally:
+        torch.set_num_threads(threads)
     return trainer.codec.eval(), last
 
 
