@@ -158,7 +158,7 @@ def bitrate_flags(
             if stalled:
                 flags.append(
                     f"{codec}: {metric} does not improve with more codebooks at n_q {', '.join(stalled)}: "
-                    "those codebooks carry little (collapsed or unused)"
+                    "those codebooks add little (collapsed codebooks, or a decoder that does not use them yet)"
                 )
     return flags
 
