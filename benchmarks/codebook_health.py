@@ -20,10 +20,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.train.test_codebook_health import HELDOUT_SPEAKER, K, SPEECH, codec_config  # noqa: E402
+from tests.train.test_codebook_health import (  # noqa: E402
+    HELDOUT_SPEAKER,
+    K,
+    SPEECH,
+    codec_config,
+    heldout_mel_by_n_q,
+)
 
-from codeclab.audio.io import load_audio  # noqa: E402
-from codeclab.audio.spectral import mel_distance  # noqa: E402
 from codeclab.train.config import TrainConfig  # noqa: E402
 from codeclab.train.trainer import Trainer  # noqa: E402
 
@@ -46,16 +50,7 @@ def run(batch: int, crops: int) -> dict:
         last = trainer.run()
         wall = time.perf_counter() - started
         codec = trainer.codec.eval()
-        clips = sorted(SPEECH.glob(f"{HELDOUT_SPEAKER}*.flac"))
-        mel = {}
-        with torch.no_grad():
-            for n_q in (1, 2, 4, 8):
-                total = 0.0
-                for clip in clips:
-                    wav = torch.as_tensor(load_audio(clip, 16000, 1))[None]
-                    wav = wav / wav.abs().max() * 0.5
-                    total += float(mel_distance(wav[0], codec.decode(codec.encode(wav, n_q=n_q))[0], 16000))
-                mel[n_q] = total / len(clips)
+        mel = dict(zip((1, 2, 4, 8), heldout_mel_by_n_q(codec)))
     return {
         "batch": batch, "steps": config.steps, "wall_s": wall,
         "ema_ppl": [last[f"q{i}/ema_perplexity"] for i in range(8)],

@@ -7,13 +7,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-_MOVED = {
-    "AudioVocab": "codeclab.tokens.vocab",
-    "TokenDataset": "codeclab.tokens.lm_dataset",
-    "PackedTokenDataset": "codeclab.tokens.lm_dataset",
-    "collate_tokens": "codeclab.tokens.lm_dataset",
-    "TokenStore": "codeclab.tokens.store",
-}
+from codeclab.tokens import _LAZY as _MOVED  # the same names, from their new home
+
 __all__ = list(_MOVED)
 
 

@@ -73,13 +73,13 @@ def test_every_stage_stays_in_use_at_batch_8(trained):
         assert perplexity > PERPLEXITY_FLOOR * K, f"stage {q + 1}: EMA perplexity {perplexity:.1f}"
 
 
-def test_heldout_mel_distance_improves_with_every_doubling_of_n_q(trained):
-    codec, _ = trained
+def heldout_mel_by_n_q(codec, n_qs=(1, 2, 4, 8)) -> list[float]:
+    """Mean mel distance over the held-out speaker's clips (peak-normalised to 0.5), per n_q."""
     clips = sorted(SPEECH.glob(f"{HELDOUT_SPEAKER}*.flac"))
     assert clips, "the held-out test clips are missing"
     distances = []
     with torch.no_grad():
-        for n_q in (1, 2, 4, 8):
+        for n_q in n_qs:
             total = 0.0
             for clip in clips:
                 wav = torch.as_tensor(load_audio(clip, 16000, 1))[None]
@@ -87,5 +87,11 @@ def test_heldout_mel_distance_improves_with_every_doubling_of_n_q(trained):
                 out = codec.decode(codec.encode(wav, n_q=n_q))
                 total += float(mel_distance(wav[0], out[0], 16000))
             distances.append(total / len(clips))
+    return distances
+
+
+def test_heldout_mel_distance_improves_with_every_doubling_of_n_q(trained):
+    codec, _ = trained
+    distances = heldout_mel_by_n_q(codec)
     print(f"held-out mel distance by n_q 1/2/4/8: {distances}")
     assert all(b < a for a, b in zip(distances, distances[1:])), f"mel distance by n_q 1/2/4/8: {distances}"
