@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from codeclab.codecs.loading import load_codec
 from codeclab.audio.signals import synthetic_speech
+from codeclab.codecs.loading import load_codec
 from codeclab.eval.machine import describe_machine
 
 

@@ -53,9 +53,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = read_curve(args.run)
     plot(rows, args.out, args.title)
-    print(f"{args.out}: {len(rows)} points, last: step {rows[-1]['step']}, " + ", ".join(
-        f"{k} {v:.3f}" for k, v in rows[-1].items() if k.startswith("heldout/")
-    ))
+    print(
+        f"{args.out}: {len(rows)} points, last: step {rows[-1]['step']}, "
+        + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if k.startswith("heldout/"))
+    )
 
 
 if __name__ == "__main__":

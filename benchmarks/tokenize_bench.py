@@ -18,10 +18,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codeclab.codecs.spec import CodecSpec
 from codeclab.audio.signals import synthetic_speech
-from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+from codeclab.codecs.spec import CodecSpec
 from codeclab.eval.machine import describe_machine
+from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
 FORMATS = [(16000, "wav", 1), (44100, "flac", 2), (48000, "wav", 1)]
 

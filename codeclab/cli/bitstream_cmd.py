@@ -26,8 +26,8 @@ def encode_command(
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
 ) -> None:
     """Encode one audio file to a .clab bitstream."""
-    from codeclab.codecs.spec import CodecSpec
     from codeclab.audio.io import AudioError
+    from codeclab.codecs.spec import CodecSpec
     from codeclab.pipelines.clab_files import encode_file
 
     try:
@@ -51,8 +51,8 @@ def decode_command(
 ) -> None:
     """Decode a .clab bitstream to audio."""
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.tokens.clab import ClabFormatError
     from codeclab.pipelines.clab_files import decode_file
+    from codeclab.tokens.clab import ClabFormatError
 
     override = CodecSpec(codec, weights, random_init) if codec else None
     try:

@@ -161,7 +161,9 @@ def info_command(
 
 def bundle_command(
     source: Path = typer.Argument(..., help="Trained codec directory (e.g. RUN/codec from codeclab train)."),
-    preset: str = typer.Option("codeclab-16k-speech", "--preset", help="Preset whose bundled weights these become."),
+    preset: str = typer.Option(
+        "codeclab-16k-speech", "--preset", help="Preset whose bundled weights these become."
+    ),
     fp32: bool = typer.Option(False, "--fp32", help="Store fp32 (default: fp16, half the size)."),
 ) -> None:
     """Make trained weights the package's bundled default for a preset (codeclab/codecs/weights/NAME)."""

@@ -48,13 +48,13 @@ def demo_command(
 
     import torch
 
+    from codeclab.audio.io import write_audio
+    from codeclab.audio.signals import synthetic_speech
     from codeclab.codecs.registry import entries
     from codeclab.codecs.spec import CodecSpec
-    from codeclab.audio.io import write_audio
     from codeclab.pipelines.clab_files import encode_file
-    from codeclab.audio.signals import synthetic_speech
-    from codeclab.tokens.store import TokenStore
     from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.tokens.store import TokenStore
 
     registered = entries().get(codec_name)
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None

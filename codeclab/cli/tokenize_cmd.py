@@ -63,8 +63,8 @@ def tokenize_command(
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
     from codeclab.codecs.spec import CodecSpec
     from codeclab.corpora.manifest import ManifestError
-    from codeclab.tokens.store import StoreError, merge
     from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.tokens.store import StoreError, merge
 
     setup_logging()
     if merge_only:

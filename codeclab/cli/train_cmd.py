@@ -20,8 +20,8 @@ def train_command(
     recipe: Path = typer.Option(
         None,
         "--recipe",
-        help="JSON recipe: {\"preset\": NAME, \"codec\": {codec config}, \"train\": {TrainConfig fields}, "
-        "\"data\": [...]}; command-line options override it.",
+        help='JSON recipe: {"preset": NAME, "codec": {codec config}, "train": {TrainConfig fields}, '
+        '"data": [...]}; command-line options override it.',
     ),
     data: list[str] = typer.Option(
         None,
@@ -85,9 +85,12 @@ def train_command(
         if preset == "codeclab-16k-speech" and plan.get("preset"):
             preset = plan["preset"]
         if not data:
-            data = [str((recipe.parent / d) if not Path(d).is_absolute() and (recipe.parent / d).exists() else d) for d in plan.get("data", [])]
+            data = [
+                str((recipe.parent / d) if not Path(d).is_absolute() and (recipe.parent / d).exists() else d)
+                for d in plan.get("data", [])
+            ]
     if not data:
-        fail("no training data: pass --data (or a recipe with \"data\")")
+        fail('no training data: pass --data (or a recipe with "data")')
     try:
         entry = get_entry(preset)
     except ValueError as err:

@@ -211,7 +211,11 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
         weights_licence=info.get("licence", NO_WEIGHTS) if bundled else NO_WEIGHTS,
         weights=f"bundled ({bundled})" if bundled else None,
         causal=config.causal,
-        extra={"config": make_config, "card": info.get("card") if bundled else None, "version": preset_version(name)},
+        extra={
+            "config": make_config,
+            "card": info.get("card") if bundled else None,
+            "version": preset_version(name),
+        },
     )(factory)
 
 

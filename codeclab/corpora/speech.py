@@ -85,7 +85,9 @@ class Source:
 
 def _asterisk(limit: int | None) -> Iterator[Source]:
     for speaker, (package, language) in ASTERISK_VOICES.items():
-        files = sorted((ASTERISK_ROOT / speaker).rglob("*.g722")) if (ASTERISK_ROOT / speaker).is_dir() else []
+        files = (
+            sorted((ASTERISK_ROOT / speaker).rglob("*.g722")) if (ASTERISK_ROOT / speaker).is_dir() else []
+        )
         for path in files[:limit]:
             yield Source(path, "asterisk-g722", speaker, language, package, ASTERISK_ROOT / speaker, "g722")
 
@@ -253,7 +255,9 @@ def heldout_subset(
 
     chosen: list[dict] = []
     for speaker in sorted({r["speaker"] for r in rows}):
-        mine = sorted((r for r in rows if r["speaker"] == speaker), key=lambda r: zlib.crc32(r["id"].encode()))
+        mine = sorted(
+            (r for r in rows if r["speaker"] == speaker), key=lambda r: zlib.crc32(r["id"].encode())
+        )
         long_enough = [r for r in mine if r["duration"] >= min_seconds]
         if len(long_enough) >= per_speaker:
             chosen.extend(long_enough[:per_speaker])

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
 from codeclab.tokens.store import TokenStore
 from codeclab.tokens.vocab import AudioVocab
-from codeclab.eval.report import provenance, write_json, write_table
 
 
 @dataclass

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from codeclab.corpora.phonemes import frame_labels, read_sidecar
-from codeclab.tokens.store import TokenStore
 from codeclab.eval.lm_bench import store_fingerprint
 from codeclab.eval.report import provenance, write_json, write_table
+from codeclab.tokens.store import TokenStore
 
 
 @dataclass

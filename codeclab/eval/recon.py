@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from codeclab.audio.io import load_audio, resample
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.loading import load_codec
-from codeclab.audio.io import load_audio, resample
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import (

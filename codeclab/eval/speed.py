@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from codeclab.codecs.base import AudioCodec
 from codeclab.audio.signals import synthetic_speech
+from codeclab.codecs.base import AudioCodec
 
 
 @dataclass

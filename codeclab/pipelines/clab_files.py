@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
+from codeclab.audio.io import load_audio, write_audio
 from codeclab.codecs.base import AudioCodec, Encoded
 from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
-from codeclab.audio.io import load_audio, write_audio
 from codeclab.tokens.clab import ClabFormatError, read_clab, write_clab
 
 

@@ -6,9 +6,9 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
+from codeclab.audio.io import AUDIO_EXTENSIONS, write_audio
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import CodecSpec, open_recorded_codec
-from codeclab.audio.io import AUDIO_EXTENSIONS, write_audio
 from codeclab.tokens.store import TokenStore
 
 

@@ -25,9 +25,6 @@ import numpy as np
 import torch
 
 from codeclab._version import __version__
-from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.chunked import encode_stream
-from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.audio.io import (
     CHANNEL_POLICY,
     AudioError,
@@ -38,6 +35,9 @@ from codeclab.audio.io import (
     stream_audio,
     to_channels,
 )
+from codeclab.codecs.base import AudioCodec
+from codeclab.codecs.chunked import encode_stream
+from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.tokens.store import (
     ShardWriter,

@@ -82,7 +82,9 @@ class ResidualVQ(Quantizer):
             return None
         batch_mean = stats[:-1] / stats[-1]
         if bool(self.mean_initted):
-            self.latent_mean.mul_(self.config.center_decay).add_(batch_mean, alpha=1 - self.config.center_decay)
+            self.latent_mean.mul_(self.config.center_decay).add_(
+                batch_mean, alpha=1 - self.config.center_decay
+            )
         else:
             self.latent_mean.copy_(batch_mean)
             self.mean_initted.fill_(True)

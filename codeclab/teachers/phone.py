@@ -28,9 +28,9 @@ from torch import Tensor, nn
 
 from codeclab.audio.io import AudioError, load_audio
 from codeclab.audio.loudness import normalise_loudness
+from codeclab.audio.spectral import log_mel
 from codeclab.corpora.phonemes import frame_labels, read_sidecar
 from codeclab.teachers.base import Teacher
-from codeclab.audio.spectral import log_mel
 
 log = logging.getLogger("codeclab.teachers")
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.audio.loudness import normalise_loudness
 from codeclab.audio.io import AudioError, AudioInfo, audio_info, read_audio, resample, to_channels
+from codeclab.audio.loudness import normalise_loudness
 from codeclab.corpora.manifest import AudioItem, discover
 
 log = logging.getLogger("codeclab.data")

@@ -32,10 +32,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from codeclab._version import __version__
+from codeclab.audio.io import write_audio
+from codeclab.audio.spectral import mel_distance
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.semantic import semantic_loss
-from codeclab.audio.io import write_audio
-from codeclab.train.dataset import AudioDataset, TrainingBatches
 from codeclab.train.balancer import Balancer
 from codeclab.train.checkpoint import (
     latest_checkpoint,
@@ -45,6 +45,7 @@ from codeclab.train.checkpoint import (
     set_rng_state,
 )
 from codeclab.train.config import TrainConfig
+from codeclab.train.dataset import AudioDataset, TrainingBatches
 from codeclab.train.discriminators import Discriminators
 from codeclab.train.losses import (
     MultiResolutionSTFTLoss,
@@ -54,7 +55,6 @@ from codeclab.train.losses import (
     generator_adversarial_loss,
     waveform_l1,
 )
-from codeclab.audio.spectral import mel_distance
 
 log = logging.getLogger("codeclab.train")
 
@@ -249,7 +249,9 @@ class Trainer:
             "codeclab_version": __version__,
             # training scratch outside the weights (the quantizers' rows of earlier batches)
             "scratch": {
-                name: buf for name, buf in self.codec.named_buffers() if name.endswith(("recent_rows", "rows_since_use"))
+                name: buf
+                for name, buf in self.codec.named_buffers()
+                if name.endswith(("recent_rows", "rows_since_use"))
             },
         }
         if self.disc is not None:

@@ -3,7 +3,6 @@ import pytest
 import soundfile as sf
 
 from codeclab.audio.io import AudioError, audio_info, load_audio, read_audio, stream_audio, to_channels
-
 from tests.corpus_files import BAD, GOOD, write_bad
 
 

@@ -5,7 +5,6 @@ from typer.testing import CliRunner
 from codeclab.cli.app import app
 from codeclab.tokens.clab import read_clab
 from codeclab.tokens.store import TokenStore
-
 from tests.corpus_files import BAD, GOOD, write_bad, write_good
 
 runner = CliRunner()

@@ -89,14 +89,17 @@ def test_weights_of_another_preset_version_are_refused(tmp_path):
 
     codec = codeclab.load_codec("codeclab-16k-speech", random_init=True)
     save_pretrained(codec, tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 1})
-    with pytest.raises(ValueError, match=f"version 1 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}"):
+    with pytest.raises(
+        ValueError,
+        match=f"version 1 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}",
+    ):
         codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)
 
 
 def test_weights_written_before_rvq_centring_still_load_and_code_the_same(tmp_path, tiny_codec):
-    from safetensors.torch import load_file, save_file
-
     import copy
+
+    from safetensors.torch import load_file, save_file
 
     from codeclab.codecs.pretrained import sha256_file
 

@@ -3,7 +3,6 @@ import json
 import pytest
 
 from codeclab.corpora.manifest import ManifestError, discover, read_manifest
-
 from tests.corpus_files import GOOD
 
 
@@ -41,8 +40,8 @@ def test_jsonl_and_csv_manifests(good_corpus, tmp_path):
 
 
 def test_split_and_language_columns_are_read_and_written(good_corpus, tmp_path):
-    from codeclab.train.dataset import split_of
     from codeclab.corpora.manifest import write_manifest
+    from codeclab.train.dataset import split_of
 
     jsonl = tmp_path / "m.jsonl"
     rows = [

@@ -26,8 +26,19 @@ def fake_packages(tmp_path, monkeypatch):
             wav = tmp_path / "src.wav"
             _tone(wav, 2.0)
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-ar", "16000", "-f", "g722",
-                 str(asterisk / voice / f"{name}.g722")],
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(wav),
+                    "-ar",
+                    "16000",
+                    "-f",
+                    "g722",
+                    str(asterisk / voice / f"{name}.g722"),
+                ],
                 check=True,
             )
     (asterisk / "en_US_f_Allison" / "empty.g722").write_bytes(b"")
@@ -36,7 +47,15 @@ def fake_packages(tmp_path, monkeypatch):
         for i in range(7):
             _tone(ktub / lang / f"w{i}.wav", 0.6, freq=300 + 20 * i)
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-y", "-i", str(ktub / lang / f"w{i}.wav"), str(ktub / lang / f"w{i}.ogg")],
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(ktub / lang / f"w{i}.wav"),
+                    str(ktub / lang / f"w{i}.ogg"),
+                ],
                 check=True,
             )
     (ktub / "fr" / "broken.ogg").write_bytes(b"not an ogg file")

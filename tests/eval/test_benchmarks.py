@@ -6,10 +6,10 @@ import pytest
 import soundfile as sf
 
 from codeclab.audio.signals import synthetic_speech
-from codeclab.tokens.store import ShardWriter, TokenRecord, merge
 from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import CodecChoice, run_recon
+from codeclab.tokens.store import ShardWriter, TokenRecord, merge
 
 META = {
     "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
@@ -140,7 +140,8 @@ def test_bitrate_flags_name_a_codec_whose_quality_stalls_with_n_q():
     rows = [
         {"codec": "good", "n_q": q, "mel_distance": 1.0 / q, "stoi": 0.5 + 0.05 * q} for q in (1, 2, 4, 8)
     ] + [
-        {"codec": "collapsed", "n_q": q, "mel_distance": 0.6 if q > 1 else 0.7, "stoi": 0.6} for q in (1, 2, 4, 8)
+        {"codec": "collapsed", "n_q": q, "mel_distance": 0.6 if q > 1 else 0.7, "stoi": 0.6}
+        for q in (1, 2, 4, 8)
     ]
     flags = bitrate_flags(rows, better)
     assert not any(f.startswith("good") for f in flags)

@@ -6,7 +6,6 @@ import soundfile as sf
 
 from codeclab.codecs.spec import CodecSpec
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
-
 from tests.corpus_files import write_good
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_tiny_lm.py"

@@ -11,11 +11,10 @@ import pytest
 import torch
 
 import codeclab
-from codeclab.codecs.spec import CodecSpec
 from codeclab.audio.io import load_audio
-from codeclab.tokens.store import StoreError, TokenStore
+from codeclab.codecs.spec import CodecSpec
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
-
+from codeclab.tokens.store import StoreError, TokenStore
 from tests.corpus_files import BAD, GOOD
 
 TINY = CodecSpec("codeclab-tiny", random_init=True)

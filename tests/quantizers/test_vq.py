@@ -167,7 +167,9 @@ def test_kmeans_waits_for_enough_rows():
 def test_codes_unused_for_a_number_of_rows_are_dead_whatever_the_batch():
     """Counted in rows: 2 steps of 64 rows and 16 steps of 8 rows retire the same unused codes."""
     for batch, steps in ((64, 2), (8, 16)):
-        vq = VectorQuantizer(VQConfig(dim=4, codebook_size=16, kmeans_init=False, dead_code_ratio=0, dead_code_rows=8))
+        vq = VectorQuantizer(
+            VQConfig(dim=4, codebook_size=16, kmeans_init=False, dead_code_ratio=0, dead_code_rows=8)
+        )
         with torch.no_grad():
             vq.codebook.copy_(torch.randn(16, 4))
             vq.codebook[5] = 1e3  # far from the data: never chosen

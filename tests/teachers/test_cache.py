@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from codeclab.audio.io import load_audio
-from codeclab.train.dataset import normalise_loudness
 from codeclab.teachers.cache import TeacherCache
+from codeclab.train.dataset import normalise_loudness
 
 
 def test_cached_features_equal_freshly_computed_ones(phone_teacher, aligned_corpus, tmp_path):

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig
-from codeclab.audio.signals import synthetic_speech
 from codeclab.quantizers import RVQConfig
 from codeclab.train.config import TrainConfig
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from codeclab.audio.io import load_audio
+from codeclab.audio.spectral import mel_distance
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig
-from codeclab.audio.io import load_audio
 from codeclab.quantizers import RVQConfig
 from codeclab.train.config import TrainConfig
-from codeclab.audio.spectral import mel_distance
 from codeclab.train.trainer import Trainer
 
 SPEECH = Path(__file__).resolve().parent.parent / "assets" / "speech"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from codeclab.audio.loudness import normalise_loudness
-from codeclab.train.dataset import AudioDataset, TrainingBatches
+from codeclab.audio.spectral import log_mel, mel_filterbank
 from codeclab.train.balancer import Balancer
 from codeclab.train.checkpoint import (
     flatten,
@@ -16,6 +16,7 @@ from codeclab.train.checkpoint import (
     set_rng_state,
     unflatten,
 )
+from codeclab.train.dataset import AudioDataset, TrainingBatches
 from codeclab.train.discriminators import Discriminators
 from codeclab.train.losses import (
     MultiScaleMelLoss,
@@ -23,7 +24,6 @@ from codeclab.train.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from codeclab.audio.spectral import log_mel, mel_filterbank
 
 
 def test_mel_filterbank_shape_and_placement():
