@@ -265,10 +265,14 @@ class Trainer:
         self.codec.load_state_dict(state["codec"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.sched_g.load_state_dict(state["sched_g"])
-        if self.disc is not None:
+        if self.disc is not None and "disc" in state:
             self.disc.load_state_dict(state["disc"])
             self.opt_d.load_state_dict(state["opt_d"])
             self.sched_d.load_state_dict(state["sched_d"])
+        elif self.disc is not None:
+            # a run trained for reconstruction first and resumed with `adversarial` on: the discriminators
+            # start fresh (their learning rate warms up from this step)
+            log.info("%s has no discriminator state: the discriminators start fresh at step %d", path, step + 1)
         if self.balancer is not None and state.get("balancer"):
             self.balancer.load_state_dict(state["balancer"])
         buffers = dict(self.codec.named_buffers())
