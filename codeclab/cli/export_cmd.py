@@ -50,12 +50,16 @@ def hf_tokenizer_command(
     )
 
 
-def _parquet(store: Path, out: Path, rows_per_file: int, pattern: str | None, n_q: int | None) -> None:
+def _parquet(
+    store: Path, out: Path, rows_per_file: int, pattern: str | None, n_q: int | None, overwrite: bool
+) -> None:
     from codeclab.tokens.export import export_parquet
     from codeclab.tokens.store import StoreError
 
     try:
-        files = export_parquet(store, out, rows_per_file=rows_per_file, pattern=pattern, n_q=n_q)
+        files = export_parquet(
+            store, out, rows_per_file=rows_per_file, pattern=pattern, n_q=n_q, overwrite=overwrite
+        )
     except (OSError, ValueError, StoreError, ImportError) as err:
         fail(str(err))
     console.print(
@@ -74,9 +78,12 @@ def parquet_command(
         help="Also write input_ids in this pattern (flatten, coarse_first, parallel, delay).",
     ),
     n_q: int = typer.Option(None, "--n-q"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier export's Parquet files in OUT/data (and nothing else)."
+    ),
 ) -> None:
     """Write a store as Parquet files in the Hugging Face datasets layout (out/data/train-*.parquet)."""
-    _parquet(store, out, rows_per_file, pattern, n_q)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite)
 
 
 @export_app.command("datasets")
@@ -86,6 +93,7 @@ def datasets_command(
     rows_per_file: int = typer.Option(10_000, "--rows-per-file"),
     pattern: str = typer.Option(None, "--pattern"),
     n_q: int = typer.Option(None, "--n-q"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export's Parquet files."),
 ) -> None:
     """The same as `export parquet`: a directory `datasets.load_dataset(OUT)` reads."""
-    _parquet(store, out, rows_per_file, pattern, n_q)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite)

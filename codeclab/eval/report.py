@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codeclab._files import sha256_file
 from codeclab._version import __version__
 from codeclab.corpora.manifest import AudioItem
 from codeclab.eval.machine import describe_machine
@@ -23,11 +24,7 @@ def data_fingerprint(items: list[AudioItem]) -> str:
     file_hashes: dict[str, str] = {}
     for item in sorted(items, key=lambda it: it.id):
         if item.path not in file_hashes:
-            h = hashlib.sha256()
-            with open(item.path, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-            file_hashes[item.path] = h.hexdigest()
+            file_hashes[item.path] = sha256_file(item.path)
         digest.update(f"{item.id}\t{item.start}\t{item.end}\t{file_hashes[item.path]}\n".encode())
     return digest.hexdigest()
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from codeclab._files import sha256_file
 from codeclab._version import __version__
 from codeclab.audio.io import (
     CHANNEL_POLICY,
@@ -99,14 +100,6 @@ def shard_from_env() -> tuple[int, int]:
 
 def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
     return num_shards == 1 or zlib.crc32(item_id.encode("utf-8")) % num_shards == shard
-
-
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DecodeDataset(torch.utils.data.Dataset):
@@ -356,7 +349,7 @@ class Tokenizer:
     ) -> None:
         start = time.perf_counter()
         try:
-            sha = _sha256_file(item.path)
+            sha = sha256_file(item.path)
             info = audio_info(item.path)
             if codec.encoder_context() is not None:
                 encoded = encode_stream(

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codeclab._files import atomic_write_bytes, sha256_file
 from codeclab.audio.io import AudioError, load_audio
 from codeclab.audio.loudness import normalise_loudness
-from codeclab.codecs.pretrained import atomic_write_bytes, sha256_file
 from codeclab.teachers.base import Teacher
 
 log = logging.getLogger("codeclab.teachers")

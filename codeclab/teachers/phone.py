@@ -135,7 +135,7 @@ class PhoneTeacher(Teacher):
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
         from safetensors.torch import save
 
-        from codeclab.codecs.pretrained import atomic_write_bytes
+        from codeclab._files import atomic_write_bytes
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,15 @@ Hugging Face datasets layout) that `datasets.load_dataset("parquet", data_files=
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import re
 from pathlib import Path
 
 import torch
 
-from codeclab.tokens.store import TokenStore, atomic_write_text
-from codeclab.tokens.vocab import AudioVocab, VocabError
+from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
+from codeclab.tokens.store import TokenStore
+from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
 
 def _require(module: str, extra: str = "llm"):
@@ -72,6 +74,47 @@ def audio_text(vocab: AudioVocab, tokens: torch.Tensor) -> str:
     return "".join(strings[i - vocab.base_size] for i in ids)
 
 
+PARQUET_NAME = re.compile(r"train-\d{5}-of-\d{5}\.parquet$")
+EXPORT_FILES = ("codeclab_tokens.json", "audio_vocab.json", "README.md")
+
+
+class ExportError(ValueError):
+    """An export that would overwrite or delete what it did not write, or asks for what the store lacks."""
+
+
+def _is_export_temp(name: str) -> bool:
+    """`.train-XXXXX-of-YYYYY.parquet.RANDOM.tmp`: a Parquet file an export was writing when killed."""
+    return is_temp_file(name) and bool(PARQUET_NAME.match(name[1:].rsplit(".", 2)[0]))
+
+
+def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
+    """The earlier export files under `out` that this export replaces; refuses anything else.
+
+    An export never deletes what it did not write: `out` must not be (or hold, or sit inside) the store,
+    and `out/data` may hold only files named like our Parquet files, and only with overwrite=True."""
+    store_dir, out_dir = store.resolve(), out.resolve()
+    if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
+        raise ExportError(f"{out}: the export directory must be outside the store {store} (and not hold it)")
+    data = out / "data"
+    if data.exists() and not data.is_dir():
+        raise ExportError(f"{data}: exists and is not a directory")
+    existing = sorted(data.iterdir()) if data.is_dir() else []
+    for stale in [p for p in existing if _is_export_temp(p.name)]:
+        stale.unlink(missing_ok=True)  # left by an export that was killed mid-write
+        existing.remove(stale)
+    foreign = [p for p in existing if not PARQUET_NAME.match(p.name)]
+    if foreign:
+        raise ExportError(
+            f"{data}: holds {len(foreign)} file(s) this export did not write (e.g. {foreign[0].name}); "
+            "choose an empty --out"
+        )
+    if existing and not overwrite:
+        raise ExportError(
+            f"{data}: holds {len(existing)} Parquet file(s) of an earlier export; pass --overwrite to replace them"
+        )
+    return existing
+
+
 def export_parquet(
     store: str | Path,
     out: str | Path,
@@ -79,40 +122,66 @@ def export_parquet(
     vocab: AudioVocab | None = None,
     pattern: str | None = None,
     n_q: int | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write the store's items (sorted by id) as Parquet files under out/data/. Columns: id, codes
-    ([n_q][frames]), num_frames, duration, text, path, sha256, and input_ids when a pattern is given."""
+    ([n_q][frames]), num_frames, duration, text, path, sha256, and input_ids when a pattern is given.
+
+    Every argument is checked before anything is written. The new files are written beside the old ones
+    under temporary names and renamed into place at the end, so a failed export leaves an earlier one
+    whole; with overwrite=True only that earlier export's own Parquet files are removed."""
     pa = _require("pyarrow", "llm")
     import pyarrow.parquet as pq
 
     tokens = TokenStore(store)
-    n_q = n_q or tokens.n_q
+    if rows_per_file < 1:
+        raise ExportError(f"rows_per_file must be at least 1, got {rows_per_file}")
+    n_q = tokens.n_q if n_q is None else n_q
+    if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= tokens.n_q:
+        raise ExportError(
+            f"{store}: the store has {tokens.n_q} codebooks; n_q must be 1..{tokens.n_q}, got {n_q!r}"
+        )
     if pattern is not None:
+        if pattern not in PATTERNS:
+            raise ExportError(f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
         vocab = vocab or AudioVocab.for_store(tokens, n_q=n_q)
     out = Path(out)
+    previous = _check_target(Path(store), out, overwrite)
     data = out / "data"
-    if data.exists():
-        shutil.rmtree(data)
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)
     ids = tokens.ids()
     files = max(1, -(-len(ids) // rows_per_file))
-    written = []
-    for f in range(files):
-        chunk = [tokens[i] for i in ids[f * rows_per_file : (f + 1) * rows_per_file]]
-        columns = {
-            "id": [r.id for r in chunk],
-            "codes": [r.codes[:n_q].tolist() for r in chunk],
-            "num_frames": pa.array([r.num_frames for r in chunk], pa.int32()),
-            "duration": [r.duration for r in chunk],
-            "text": [r.text for r in chunk],
-            "path": [r.path for r in chunk],
-            "sha256": [r.sha256 for r in chunk],
-        }
-        if pattern is not None:
-            columns["input_ids"] = [vocab.encode(r.tensor()[:n_q], pattern).tolist() for r in chunk]
-        path = data / f"train-{f:05d}-of-{files:05d}.parquet"
-        pq.write_table(pa.table(columns), path, compression="zstd")
-        written.append(path)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for f in range(files):
+            chunk = [tokens[i] for i in ids[f * rows_per_file : (f + 1) * rows_per_file]]
+            columns = {
+                "id": [r.id for r in chunk],
+                "codes": [r.codes[:n_q].tolist() for r in chunk],
+                "num_frames": pa.array([r.num_frames for r in chunk], pa.int32()),
+                "duration": [r.duration for r in chunk],
+                "text": [r.text for r in chunk],
+                "path": [r.path for r in chunk],
+                "sha256": [r.sha256 for r in chunk],
+            }
+            if pattern is not None:
+                columns["input_ids"] = [vocab.encode(r.tensor()[:n_q], pattern).tolist() for r in chunk]
+            path = data / f"train-{f:05d}-of-{files:05d}.parquet"
+            tmp = temp_path_for(path)
+            staged.append((tmp, path))
+            pq.write_table(pa.table(columns), tmp, compression="zstd")
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    new_names = {path for _, path in staged}
+    for old in previous:
+        if old not in new_names:
+            old.unlink()
+    for tmp, path in staged:
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    written = [path for _, path in staged]
     meta = dict(tokens.metadata)
     meta["n_q"] = n_q
     atomic_write_text(out / "codeclab_tokens.json", json.dumps(meta, indent=2) + "\n")

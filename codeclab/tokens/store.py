@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from codeclab._files import atomic_write, atomic_write_text
 
 FORMAT = "codeclab-tokens"
 FORMAT_VERSION = 1
@@ -61,24 +62,6 @@ def _require_pyarrow():
     except ImportError as err:  # pragma: no cover - a core dependency
         raise ImportError("the token store needs pyarrow: pip install pyarrow") from err
     return pyarrow
-
-
-def _atomic_write(path: Path, writer) -> None:
-    """Call writer(tmp_path), then rename tmp_path to path."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def shard_name(shard: int, num_shards: int) -> str:
@@ -258,7 +241,7 @@ class ShardWriter:
         columns["codes"] = [r["codes"].tolist() for r in rows]
         table = pa.table(columns, schema=_schema(self.dtype))
         path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
-        _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         self._seq += 1
         self._rows.clear()
         return path
@@ -337,7 +320,7 @@ def merge(store: str | Path) -> dict[str, int]:
             "duration": pa.array([durations[i] for i in order], pa.float64()),
         }
     )
-    _atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp))
+    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp))
     errors: dict[str, dict[str, Any]] = {}
     errors_dir = store / "errors"
     for log in sorted(errors_dir.glob("shard-*.jsonl")) if errors_dir.is_dir() else []:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.tokens.store import atomic_write_text
+from codeclab._files import atomic_write_text, default_dir_mode
 
 TENSOR = "__tensor__"
 TUPLE = "__tuple__"
@@ -106,6 +106,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, default_dir_mode())  # mkdtemp's 0700 -> what mkdir would give
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import codeclab
+from codeclab._files import sha256_file
 from codeclab.audio.io import load_audio
 from codeclab.codecs.presets import bundled_weights
-from codeclab.codecs.pretrained import sha256_file
 
 NAME = "codeclab-16k-speech"
 # Carlo is a held-out speaker: no training step of the bundled weights read his voice.

@@ -101,7 +101,7 @@ def test_weights_written_before_rvq_centring_still_load_and_code_the_same(tmp_pa
 
     from safetensors.torch import load_file, save_file
 
-    from codeclab.codecs.pretrained import sha256_file
+    from codeclab._files import sha256_file
 
     old = copy.deepcopy(tiny_codec)  # a codec as it ran before centring: no offset
     old.quantizer.latent_mean.zero_()

@@ -88,3 +88,72 @@ def test_parquet_export_reads_with_datasets(tmp_path):
         assert np.array_equal(np.array(row["codes"]), store[row["id"]].codes)
         assert torch.equal(vocab.decode(torch.tensor(row["input_ids"])), store[row["id"]].tensor())
     assert datasets.load_dataset(str(tmp_path / "out"))["train"].num_rows == 7
+
+
+def _small_store(path, items: int = 4):
+    writer = ShardWriter(path, META)
+    rng = np.random.default_rng(1)
+    for i in range(items):
+        writer.add(TokenRecord(f"u{i}", rng.integers(0, 100, size=(2, 6)), "p", "s", 6 / 50, 16000))
+    writer.finish({})
+    return path
+
+
+def test_parquet_export_never_deletes_what_it_did_not_write(tmp_path):
+    pytest.importorskip("pyarrow")
+    from codeclab.tokens.export import ExportError, export_parquet
+
+    store = _small_store(tmp_path / "store")
+    users = tmp_path / "project"
+    (users / "data").mkdir(parents=True)
+    (users / "data" / "speech.wav").write_bytes(b"the user's audio")
+    with pytest.raises(ExportError, match="did not write.*speech.wav"):
+        export_parquet(store, users, overwrite=True)
+    assert (users / "data" / "speech.wav").read_bytes() == b"the user's audio"
+    # the store itself (or a directory inside it, or one holding it) is never a target
+    for target in (store, store / "sub", tmp_path):
+        with pytest.raises(ExportError, match="outside the store"):
+            export_parquet(store, target)
+    assert TokenStore(store).ids() == [f"u{i}" for i in range(4)]
+
+
+def test_parquet_export_checks_arguments_before_writing(tmp_path):
+    pytest.importorskip("pyarrow")
+    from codeclab.tokens.export import ExportError, export_parquet
+
+    store = _small_store(tmp_path / "store")
+    out = tmp_path / "out"
+    first = export_parquet(store, out, rows_per_file=2)
+    before = {p.name: p.read_bytes() for p in first}
+    with pytest.raises(ExportError, match="pattern"):
+        export_parquet(store, out, pattern="zigzag", overwrite=True)
+    with pytest.raises(ExportError, match="n_q must be 1..2, got 12"):
+        export_parquet(store, out, n_q=12, overwrite=True)
+    with pytest.raises(ExportError, match="--overwrite"):
+        export_parquet(store, out)
+    assert {p.name: p.read_bytes() for p in (out / "data").iterdir()} == before
+
+
+def test_parquet_overwrite_replaces_only_its_own_files(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import json
+
+    from codeclab.tokens.export import export_parquet
+
+    store = _small_store(tmp_path / "store")
+    out = tmp_path / "out"
+    export_parquet(store, out, rows_per_file=1)  # 4 files
+    (out / "data" / ".train-00000-of-00004.parquet.abc123.tmp").write_bytes(b"left by a kill")
+    (out / "notes.txt").write_text("mine")
+    files = export_parquet(store, out, rows_per_file=3, n_q=1, overwrite=True)
+    assert (
+        sorted(p.name for p in (out / "data").iterdir())
+        == [p.name for p in files]
+        == [
+            "train-00000-of-00002.parquet",
+            "train-00001-of-00002.parquet",
+        ]
+    )
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "codeclab_tokens.json").read_text())["n_q"] == 1
+    assert all(len(codes) == 1 for codes in pq.read_table(files[0]).column("codes").to_pylist())

@@ -1,0 +1,87 @@
+"""File helpers every layer may use: one sha256 of a file, one atomic write.
+
+Atomic writes go through a temporary file in the target's directory, an fsync and a rename, so a reader
+sees the old file or the new one, never half of one. The written file's mode follows the process umask
+(0666 & ~umask, as `open()` would give), not mkstemp's private 0600: stores written on a shared
+filesystem must be readable by the other ranks' users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in `chunk`-byte blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode `open(path, "w")` would give a new file: 0o666 without the umask's bits."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """The mode `mkdir` would give a new directory: 0o777 without the umask's bits."""
+    return 0o777 & ~current_umask()
+
+
+def temp_path_for(path: Path) -> Path:
+    """A fresh, empty temporary file beside `path` (`.NAME.XXXX.tmp`), for writers that need a path."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    return Path(tmp)
+
+
+def is_temp_file(name: str) -> bool:
+    """True for the names `atomic_write` leaves behind when its process is killed mid-write."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> None:
+    """Call writer(tmp) to fill a temporary file, then fsync it and rename it onto `path`."""
+    path = Path(path)
+    tmp = temp_path_for(path)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
