@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codeclab"
 # Lower numbers sit lower. A module may import only packages of a strictly lower layer (or its own).
 LAYERS: dict[str, int] = {
     "_version": 0,
+    "_files": 0,
     "audio": 1,
     "cuda_ext": 1,
     "tokens": 2,
