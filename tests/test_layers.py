@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codeclab"
 LAYERS: dict[str, int] = {
     "_version": 0,
     "_files": 0,
+    "_checks": 0,
     "audio": 1,
     "cuda_ext": 1,
     "tokens": 2,

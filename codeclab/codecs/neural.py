@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
@@ -61,6 +62,8 @@ class CodecConfig:
     semantic: SemanticConfig | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(self, {"sample_rate": (1, 768000)})
         enc, dec = self.encoder, self.decoder
         if isinstance(dec, SEANetConfig) and list(enc.ratios) != list(dec.ratios):
             raise ValueError(f"encoder ratios {enc.ratios} and decoder ratios {dec.ratios} differ")
@@ -120,16 +123,31 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        """The config a `to_dict` wrote; every field is type- and range-checked before anything is built,
+        and a bad one raises ValueError naming it."""
         try:
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            for section in ("encoder", "decoder", "quantizer"):
+                if not isinstance(data.get(section), dict):
+                    raise TypeError(f"{section!r} must be a JSON object")
             quant = data["quantizer"]
+            kind = data.get("decoder_kind", "seanet")
+            if kind not in DECODERS:
+                raise ValueError(f"unknown decoder_kind {kind!r}; known: {', '.join(DECODERS)}")
+            if not isinstance(quant.get("kind"), str) or not isinstance(quant.get("params"), dict):
+                raise TypeError("'quantizer' needs a string 'kind' and an object 'params'")
+            semantic = data.get("semantic")
+            if semantic is not None and not isinstance(semantic, dict):
+                raise TypeError("'semantic' must be a JSON object")
             return cls(
-                sample_rate=int(data["sample_rate"]),
+                sample_rate=data["sample_rate"],
                 encoder=SEANetConfig(**data["encoder"]),
-                decoder=DECODERS[data.get("decoder_kind", "seanet")][0](**data["decoder"]),
+                decoder=DECODERS[kind][0](**data["decoder"]),
                 quantizer=quantizer_config(quant["kind"], quant["params"]),
-                semantic=SemanticConfig(**data["semantic"]) if data.get("semantic") else None,
+                semantic=SemanticConfig(**semantic) if semantic else None,
             )
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid codec config: {err}") from err
 
 

@@ -93,13 +93,26 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
+def weights_file(directory: Path, meta: dict[str, Any]) -> Path:
+    """The weights file config.json names: a plain file name inside `directory`, never a path out of it."""
+    name = meta.get("weights_file", WEIGHTS_FILE)
+    config_path = directory / CONFIG_FILE
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{config_path}: weights_file must be a file name inside {directory}, got {name!r}")
+    return directory / name
+
+
 def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> NeuralCodec:
     """Rebuild a codec saved by `save_pretrained`, verifying the weights' sha256."""
     from safetensors.torch import load
 
     directory = Path(directory)
     meta = read_config(directory)
-    weights_path = directory / meta.get("weights_file", WEIGHTS_FILE)
+    weights_path = weights_file(directory, meta)
+    try:  # every field type- and range-checked before a byte of weights is read or a module is built
+        config = CodecConfig.from_dict(meta.get("config"))
+    except ValueError as err:
+        raise ValueError(f"{directory / CONFIG_FILE}: {err}") from err
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: weights file missing")
     try:
@@ -113,7 +126,6 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
             f"{weights_path}: sha256 mismatch (config.json expects {expected}, the file has {digest}); "
             "the weights are corrupt or do not belong to this config"
         )
-    config = CodecConfig.from_dict(meta["config"])
     codec = NeuralCodec.from_config(config, name=meta.get("name", directory.name))
     state = load(blob)
     missing, unexpected = codec.load_state_dict(state, strict=False)

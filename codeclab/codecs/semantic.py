@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codeclab._checks import check_bounds, check_types
+
 LOSSES = ("cosine", "tsim", "mse", "split")
 _LOG_SIGMOID_1 = math.log(1 / (1 + math.exp(-1.0)))  # log sigmoid(1): the value at perfect similarity
 
@@ -46,6 +48,8 @@ class SemanticConfig:
     hidden: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(self, {"teacher_dim": (1, 65536), "codebooks": (1, 256), "hidden": (0, 65536)})
         if self.loss not in LOSSES:
             raise ValueError(f"semantic loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.teacher_dim < 1 or self.codebooks < 1 or self.hidden < 0:

@@ -14,6 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from codeclab._checks import check_bounds, check_types
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
 
 
@@ -31,6 +32,10 @@ class FSQConfig:
     levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(self, {"dim": (1, 16384), "levels": (2, 1 << 16)})
+        if not 1 <= len(self.levels) <= 32:
+            raise ValueError(f"FSQ takes 1 to 32 levels, got {len(self.levels)}")
         _check_levels(self.levels)
 
 
@@ -41,8 +46,7 @@ class ResidualFSQConfig(FSQConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_quantizers < 1:
-            raise ValueError(f"num_quantizers must be >= 1, got {self.num_quantizers}")
+        check_bounds(self, {"num_quantizers": (1, 256)})
 
 
 @torch.no_grad()

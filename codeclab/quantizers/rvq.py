@@ -12,6 +12,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from codeclab._checks import check_bounds, check_product
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
 from codeclab.quantizers.distributed import all_reduce_sum
 from codeclab.quantizers.search import residual_decode, residual_encode
@@ -35,8 +36,8 @@ class RVQConfig(VQConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_quantizers < 1:
-            raise ValueError(f"num_quantizers must be >= 1, got {self.num_quantizers}")
+        check_bounds(self, {"num_quantizers": (1, 256)})
+        check_product(self, ("num_quantizers", "codebook_size", "dim"), 1 << 28, "codebook entries")
         if not 0.0 <= self.quantizer_dropout <= 1.0:
             raise ValueError(f"quantizer_dropout must lie in [0, 1], got {self.quantizer_dropout}")
         if not 0.0 <= self.center_decay < 1.0:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from codeclab._checks import check_bounds, check_product, check_types
 from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
 from codeclab.quantizers.distributed import all_reduce_sum, broadcast
 from codeclab.quantizers.kmeans import kmeans, sample_rows
@@ -68,6 +69,20 @@ class VQConfig:
     codebook_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(
+            self,
+            {
+                "dim": (1, 16384),
+                "codebook_size": (2, 1 << 20),
+                "codebook_dim": (1, 16384),
+                "kmeans_iters": (0, 1000),
+                "replacement_rows": (1, 64),
+                "kmeans_rows": (0, 64),
+            },
+        )
+        check_product(self, ("codebook_size", "dim"), 1 << 26, "codebook entries")
+        check_product(self, ("replacement_rows", "codebook_size", "dim"), 1 << 28, "buffered values")
         if self.dim < 1 or self.codebook_size < 2:
             raise ValueError(f"need dim >= 1 and codebook_size >= 2, got {self.dim} and {self.codebook_size}")
         if self.codebook_dim is not None and self.codebook_dim < 1:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.modules.conv import Conv1d, mask_tail
 
 
@@ -40,6 +41,20 @@ class ISTFTDecoderConfig:
     causal: bool = True
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(
+            self,
+            {
+                "channels": (1, 16),
+                "dimension": (1, 16384),
+                "hop": (2, 8192),
+                "width": (1, 8192),
+                "blocks": (1, 128),
+                "kernel_size": (1, 255),
+                "expansion": (1, 16),
+                "overlap": (1, 16),
+            },
+        )
         if min(self.channels, self.dimension, self.hop, self.width, self.blocks, self.overlap) < 1:
             raise ValueError("channels, dimension, hop, width, blocks and overlap must be positive")
         if self.hop % 2:

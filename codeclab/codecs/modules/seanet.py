@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
+from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.modules.activations import make_activation
 from codeclab.codecs.modules.conv import Conv1d, ConvTranspose1d, mask_tail
 
@@ -39,6 +40,28 @@ class SEANetConfig:
     weight_norm: bool = True
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_bounds(
+            self,
+            {
+                "channels": (1, 16),
+                "dimension": (1, 16384),
+                "n_filters": (1, 4096),
+                "ratios": (1, 64),
+                "n_residual_layers": (0, 16),
+                "residual_kernel_size": (1, 255),
+                "dilation_base": (1, 16),
+                "kernel_size": (1, 255),
+                "last_kernel_size": (1, 255),
+                "compress": (1, 64),
+                "lstm_layers": (0, 16),
+            },
+        )
+        if len(self.ratios) > 10 or self.n_filters * 2 ** len(self.ratios) > 4096:
+            raise ValueError(
+                f"SEANetConfig: {len(self.ratios)} ratios from {self.n_filters} filters reach "
+                f"{self.n_filters * 2 ** len(self.ratios):,} channels (the limit is 4,096)"
+            )
         if not self.ratios or any(int(r) < 1 for r in self.ratios):
             raise ValueError(f"ratios must be a non-empty list of positive integers, got {self.ratios}")
         if self.channels < 1 or self.dimension < 1 or self.n_filters < 1:

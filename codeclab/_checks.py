@@ -1,0 +1,93 @@
+"""Checks that config dataclasses run in `__post_init__`, before any module or tensor is built.
+
+Configs arrive from JSON files a user may not have written (a downloaded weights folder, a `.clab`
+header): `check_types` refuses values of the wrong type (a string where an int belongs, a bool for an
+int, a float for an int) and `check_bounds` refuses sizes that would allocate absurd memory
+(`codebook_size: 10**9`), each with a message naming the config class, the field and the value.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import fields
+from functools import cache
+from typing import Any, Union
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if not args:
+            return True
+        item = args[0]
+        return all(_matches(v, item) for v in value)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this checker does not know: leave it to the config's own checks
+
+
+def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) is not None or isinstance(hint, types.UnionType):
+        return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", str(hint))
+
+
+def check_types(config: Any) -> None:
+    """Raise ValueError naming `Class.field` when a field's value does not match its annotation."""
+    hints = _hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        hint = hints.get(f.name, Any)
+        if not _matches(value, hint):
+            name = _hint_name(hint)
+            raise ValueError(
+                f"{type(config).__name__}.{f.name} must be {name}, got {value!r} ({type(value).__name__})"
+            )
+
+
+def check_bounds(config: Any, bounds: dict[str, tuple[float, float]]) -> None:
+    """Raise ValueError when a field (or each item of a list field) lies outside [low, high]."""
+    for name, (low, high) in bounds.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not low <= item <= high:
+                raise ValueError(
+                    f"{type(config).__name__}.{name} must lie in [{low:g}, {high:g}], got {item!r}"
+                )
+
+
+def check_product(config: Any, names: tuple[str, ...], limit: float, what: str) -> None:
+    """Raise ValueError when the product of the fields `names` exceeds `limit` (a memory bound)."""
+    product = 1
+    for name in names:
+        product *= getattr(config, name)
+    if product > limit:
+        raise ValueError(
+            f"{type(config).__name__}: {' x '.join(names)} = {product:,} {what} is above the limit "
+            f"of {limit:,.0f}"
+        )
