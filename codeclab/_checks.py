@@ -8,6 +8,7 @@ int, a float for an int) and `check_bounds` refuses sizes that would allocate ab
 
 from __future__ import annotations
 
+import numbers
 import types
 import typing
 from dataclasses import fields
@@ -91,3 +92,13 @@ def check_product(config: Any, names: tuple[str, ...], limit: float, what: str) 
             f"{type(config).__name__}: {' x '.join(names)} = {product:,} {what} is above the limit "
             f"of {limit:,.0f}"
         )
+
+
+def check_n_q(n_q: Any, available: int) -> int:
+    """Resolve a number of codebooks: None means all `available`; any integer type (numpy's too) from 1 to
+    `available` is accepted as a plain int; anything else (bools, floats, out of range) raises ValueError."""
+    if n_q is None:
+        return available
+    if isinstance(n_q, bool) or not isinstance(n_q, numbers.Integral) or not 1 <= int(n_q) <= available:
+        raise ValueError(f"n_q must be an integer from 1 to {available}, got {n_q!r}")
+    return int(n_q)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from codeclab._checks import check_n_q
+
 
 @dataclass
 class Encoded:
@@ -39,6 +41,24 @@ class Encoded:
             )
         if self.audio_lengths is not None and self.audio_lengths.shape != self.lengths.shape:
             raise ValueError("audio_lengths must have the same shape as lengths")
+        batch, _, frames = self.codes.shape
+        if batch == 0 or frames == 0 or self.codes.shape[1] == 0:
+            raise ValueError(f"codes [B, n_q, F] must not be empty, got {tuple(self.codes.shape)}")
+        for name, value in (
+            ("codes", self.codes),
+            ("lengths", self.lengths),
+            ("audio_lengths", self.audio_lengths),
+        ):
+            if value is not None and (
+                value.is_floating_point() or value.is_complex() or value.dtype == torch.bool
+            ):
+                raise ValueError(f"{name} must be an integer tensor, got {value.dtype}")
+        if int(self.lengths.min()) < 1 or int(self.lengths.max()) > frames:
+            raise ValueError(
+                f"lengths must lie in [1, {frames}] (the frames of codes), got {self.lengths.tolist()}"
+            )
+        if self.audio_lengths is not None and int(self.audio_lengths.min()) < 1:
+            raise ValueError(f"audio_lengths must be positive, got {self.audio_lengths.tolist()}")
 
     @property
     def n_q(self) -> int:
@@ -151,11 +171,25 @@ class AudioCodec(ABC):
         return n_q * math.log2(self.codebook_size) * self.frame_rate
 
     def check_n_q(self, n_q: int | None) -> int:
-        if n_q is None:
-            return self.num_codebooks
-        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_codebooks:
-            raise ValueError(f"n_q must be an integer from 1 to {self.num_codebooks}, got {n_q!r}")
-        return n_q
+        """Resolve `n_q` (None = all codebooks; numpy integers welcome) or raise a clear ValueError."""
+        return check_n_q(n_q, self.num_codebooks)
+
+    def checked(self, encoded: Encoded | Tensor) -> Encoded:
+        """`encoded` (or a codes tensor [B, n_q, F]) checked against this codec before decoding: n_q
+        within its codebooks, codes within [0, codebook_size), audio lengths the frames can hold."""
+        encoded = as_encoded(encoded)
+        self.check_n_q(encoded.n_q)
+        low, high = int(encoded.codes.min()), int(encoded.codes.max())
+        if low < 0 or high >= self.codebook_size:
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values from {low} to {high}")
+        if encoded.audio_lengths is not None:
+            room = (encoded.lengths.to(encoded.audio_lengths.device) + 1) * self.hop_length
+            if bool((encoded.audio_lengths > room).any()):
+                raise ValueError(
+                    f"audio_lengths {encoded.audio_lengths.tolist()} exceed what {encoded.lengths.tolist()} "
+                    f"frames of {self.hop_length} samples hold"
+                )
+        return encoded
 
     def frames_for(self, lengths: Tensor) -> Tensor:
         """Frames produced for inputs of `lengths` samples: ceil(length / hop)."""

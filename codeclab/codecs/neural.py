@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from codeclab._checks import check_bounds, check_types
-from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
+from codeclab.codecs.base import AudioCodec, Encoded, check_audio
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
@@ -254,7 +254,7 @@ class NeuralCodec(nn.Module, AudioCodec):
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
         """Encoded or codes [B, n_q, F] -> wav [B, C, T'] (T' = longest item), zero past each length."""
-        encoded = as_encoded(encoded).to(self.device)
+        encoded = self.checked(encoded).to(self.device)
         out_lengths = self.decode_lengths(encoded)
         with torch.inference_mode(), parametrize.cached():
             latent = self.quantizer.decode(encoded.codes)

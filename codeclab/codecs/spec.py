@@ -50,12 +50,17 @@ class CodecSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecSpec:
-        return cls(
-            name=str(data["name"]),
-            weights=data.get("weights"),
-            random_init=bool(data.get("random_init", False)),
-            seed=int(data.get("seed", 0)),
-        )
+        """The spec a store or .clab file recorded; fields of the wrong type raise ValueError."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+            raise ValueError(f"a codec record needs a 'name' string, got {data!r}")
+        weights, random_init, seed = data.get("weights"), data.get("random_init", False), data.get("seed", 0)
+        if weights is not None and not isinstance(weights, str):
+            raise ValueError(f"the codec record's 'weights' must be a string, got {weights!r}")
+        if not isinstance(random_init, bool):
+            raise ValueError(f"the codec record's 'random_init' must be true or false, got {random_init!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"the codec record's 'seed' must be an integer, got {seed!r}")
+        return cls(name=data["name"], weights=weights, random_init=random_init, seed=seed)
 
 
 def weights_sha256(codec: AudioCodec) -> str | None:
@@ -96,7 +101,12 @@ def open_recorded_codec(
 ) -> AudioCodec:
     """Reopen the codec a store or file recorded (or `override`), checking its weights' sha256."""
     spec = override or CodecSpec.from_dict(record)
-    codec = spec.load(device)
+    try:
+        codec = spec.load(device)
+    except (OSError, ImportError, ValueError) as err:
+        raise ValueError(f"cannot open the codec {spec.name!r} that made the codes: {err}") from err
+    if hasattr(codec, "roundtrip"):  # Opus / Codec 2 make bitstreams of their own, not codes
+        raise ValueError(f"{spec.name!r} is not a token codec: no codes of it can be decoded")
     expected = record.get("weights_sha256")
     actual = weights_sha256(codec) or ""
     # .clab headers keep a 16-hex-digit prefix of the digest; stores keep all of it

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from codeclab._checks import check_n_q
+
 U32 = 2.0**-24
 BLOCK_ROWS = 8192
 EXACT_ELEMENTS = 1 << 22  # fp64 elements per exact re-rank chunk (32 MiB)
@@ -54,12 +56,7 @@ def check_codebooks(x: Tensor, codebooks: Tensor, n_q: int | None) -> int:
     if codebooks.shape[0] == 0:
         raise ValueError("no codebooks (Q=0)")
     check_inputs(x, codebooks[0])
-    n_stages = codebooks.shape[0]
-    if n_q is None:
-        return n_stages
-    if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= n_stages:
-        raise ValueError(f"n_q must be an integer from 1 to {n_stages}, got {n_q!r}")
-    return n_q
+    return check_n_q(n_q, codebooks.shape[0])
 
 
 def bound_gamma(dim: int) -> float:

@@ -44,13 +44,20 @@ def decode_file(source: str | Path, target: str | Path, codec_override: CodecSpe
     record = clab.header.get("codec")
     if not isinstance(record, dict) or "name" not in record:
         raise ClabFormatError(f"{source}: the header does not name its codec")
-    codec = open_recorded_codec(record, codec_override)
+    try:
+        codec = open_recorded_codec(record, codec_override)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
     if codec.codebook_size != clab.header["codebook_size"] or codec.sample_rate != clab.sample_rate:
         raise ValueError(
             f"{source}: codec {codec.name} does not match the file (codebook size or sample rate)"
         )
     codes = torch.from_numpy(clab.codes)
     encoded = Encoded(codes[None], torch.tensor([codes.shape[1]]), torch.tensor([clab.audio_length]))
+    try:
+        encoded = codec.checked(encoded)
+    except ValueError as err:
+        raise ClabFormatError(f"{source}: the codes do not fit codec {codec.name} ({err})") from err
     wav = codec.decode(encoded)[0].cpu().numpy()
     write_audio(target, wav, codec.sample_rate)
     return clab.audio_length / codec.sample_rate

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from codeclab._checks import check_n_q
+
 
 @dataclass
 class QuantizerOutput:
@@ -79,11 +81,7 @@ class Quantizer(nn.Module, ABC):
 
     def check_n_q(self, n_q: int | None) -> int:
         """Resolve `n_q` (None = all stages) and raise a clear error when it is out of range."""
-        if n_q is None:
-            return self.num_quantizers
-        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_quantizers:
-            raise ValueError(f"n_q must be an integer from 1 to {self.num_quantizers}, got {n_q!r}")
-        return n_q
+        return check_n_q(n_q, self.num_quantizers)
 
     def check_latent(self, z: Tensor) -> None:
         if z.ndim != 3 or z.shape[1] != self.dim:

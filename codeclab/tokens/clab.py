@@ -86,18 +86,83 @@ def to_bytes(codes: np.ndarray, header: dict[str, Any]) -> bytes:
         raise ValueError(f"codes must lie in [0, {k})")
     bits = bits_per_code(k)
     full = {**header, "n_q": int(codes.shape[0]), "frames": int(codes.shape[1]), "bits": bits}
+    check_header(full, "the .clab header to write")  # never write a file the reader refuses
     head = json.dumps(full, separators=(",", ":"), sort_keys=True).encode("utf-8")
     body = _PREFIX.pack(MAGIC, VERSION, len(head)) + head + pack_codes(codes, bits)
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _int_field(header: dict[str, Any], name: str, where: str, minimum: int = 0) -> int:
+# header integers and the ranges a reader accepts (a crafted header must not make it allocate or loop)
+INT_FIELDS: dict[str, tuple[int, int]] = {
+    "n_q": (1, 256),
+    "frames": (1, 1 << 31),
+    "codebook_size": (2, 1 << 24),
+    "bits": (1, 24),
+    "audio_length": (1, 1 << 40),
+    "sample_rate": (1, 768_000),
+    "channels": (1, 16),
+    "hop_length": (1, 1 << 16),
+}
+REQUIRED = ("n_q", "frames", "codebook_size", "bits", "audio_length", "sample_rate")
+MAX_DEPTH = 4  # the header is flat but for the codec record (an object of scalars)
+
+
+def _int_field(header: dict[str, Any], name: str, where: str) -> int:
+    low, high = INT_FIELDS[name]
     value = header.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ClabFormatError(
-            f"{where}: header field {name!r} must be an integer >= {minimum}, got {value!r}"
+            f"{where}: header field {name!r} must be an integer in [{low}, {high}], got {value!r}"
         )
     return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _parse_header(raw: bytes, where: str) -> dict[str, Any]:
+    """The header's JSON object; deep nesting, bad UTF-8 and bad JSON raise ClabFormatError."""
+    nesting = max(raw.count(b"["), raw.count(b"{"))
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ClabFormatError(f"{where}: unreadable .clab header ({err})") from None
+    except RecursionError:
+        raise ClabFormatError(f"{where}: the .clab header nests too deeply ({nesting} brackets)") from None
+    if not isinstance(header, dict):
+        raise ClabFormatError(f"{where}: the .clab header is not a JSON object")
+    if _depth(header) > MAX_DEPTH:
+        raise ClabFormatError(f"{where}: the .clab header nests deeper than {MAX_DEPTH} levels")
+    return header
+
+
+def check_header(header: dict[str, Any], where: str) -> None:
+    """Every field a reader relies on: integers in range, bits matching the codebook size, an audio
+    length that the frames can hold, a codec record naming its codec."""
+    values = {
+        name: _int_field(header, name, where) for name in INT_FIELDS if name in header or name in REQUIRED
+    }
+    k, bits = values["codebook_size"], values["bits"]
+    if bits != bits_per_code(k):
+        raise ClabFormatError(
+            f"{where}: header says {bits} bits per code, but codebook_size {k} needs {bits_per_code(k)}"
+        )
+    hop = values.get("hop_length")
+    if hop is not None and values["audio_length"] > (values["frames"] + 1) * hop:
+        raise ClabFormatError(
+            f"{where}: audio_length {values['audio_length']} is longer than {values['frames']} frames of "
+            f"{hop} samples can hold"
+        )
+    record = header.get("codec")
+    if record is not None and not (
+        isinstance(record, dict) and isinstance(record.get("name"), str) and record["name"]
+    ):
+        raise ClabFormatError(f"{where}: the header's codec record must be an object with a 'name' string")
 
 
 def from_bytes(data: bytes, where: str = "<bytes>") -> ClabFile:
@@ -120,22 +185,9 @@ def from_bytes(data: bytes, where: str = "<bytes>") -> ClabFile:
     (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[: -_CRC.size]) != stored_crc:
         raise ClabFormatError(f"{where}: corrupt or truncated .clab file (CRC32 mismatch)")
-    try:
-        header = json.loads(data[_PREFIX.size : _PREFIX.size + head_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ClabFormatError(f"{where}: unreadable .clab header ({err})") from None
-    if not isinstance(header, dict):
-        raise ClabFormatError(f"{where}: the .clab header is not a JSON object")
-    n_q = _int_field(header, "n_q", where, 1)
-    frames = _int_field(header, "frames", where, 0)
-    k = _int_field(header, "codebook_size", where, 2)
-    bits = _int_field(header, "bits", where, 1)
-    _int_field(header, "audio_length", where, 0)
-    _int_field(header, "sample_rate", where, 1)
-    if bits != bits_per_code(k):
-        raise ClabFormatError(
-            f"{where}: header says {bits} bits per code, but codebook_size {k} needs {bits_per_code(k)}"
-        )
+    header = _parse_header(data[_PREFIX.size : _PREFIX.size + head_len], where)
+    check_header(header, where)
+    n_q, frames, k, bits = (header[name] for name in ("n_q", "frames", "codebook_size", "bits"))
     payload = data[_PREFIX.size + head_len : -_CRC.size]
     expected = math.ceil(n_q * frames * bits / 8)
     if len(payload) != expected:

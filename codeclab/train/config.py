@@ -23,6 +23,7 @@ class TrainConfig:
     # losses
     mel_weight: float = 15.0
     stft_weight: float = 0.0
+    stft_start: int = 0  # steps before the multi-resolution STFT loss joins (mel first, then phase coherence)
     waveform_weight: float = 0.0
     adversarial: bool = True
     adversarial_start: int = 0  # steps of reconstruction-only training before the discriminators join

@@ -305,7 +305,7 @@ class Trainer:
             out = self.model(wav, lengths)
         recon = out.audio.float()
         losses: dict[str, Tensor] = {"mel": self.mel_loss(recon, wav)}
-        if self.stft_loss is not None:
+        if self.stft_loss is not None and step >= cfg.stft_start:
             losses["stft"] = self.stft_loss(recon, wav)
         if cfg.waveform_weight > 0:
             losses["waveform"] = waveform_l1(recon, wav)

@@ -12,7 +12,7 @@ HEADER = {
     "sample_rate": 16000,
     "channels": 1,
     "hop_length": 320,
-    "audio_length": 0,
+    "audio_length": 320,
 }
 
 
@@ -31,7 +31,7 @@ def test_round_trip_is_lossless(k, n_q):
 def test_size_is_nominal_bitrate_plus_small_header():
     k, n_q, frames = 1024, 8, 500  # 10 s at 50 Hz: 4 kbps nominal -> 5,000 bytes of codes
     codes = np.random.default_rng(0).integers(0, k, size=(n_q, frames))
-    blob = to_bytes(codes, {**HEADER, "codebook_size": k})
+    blob = to_bytes(codes, {**HEADER, "codebook_size": k, "audio_length": frames * 320})
     payload = math.ceil(n_q * frames * math.log2(k) / 8)
     assert payload == 5000
     assert payload < len(blob) <= payload + 300
@@ -43,7 +43,10 @@ def test_pack_unpack_bit_order():
     assert np.array_equal(unpack_codes(bytes([0b01111000]), 2, 2, 2), codes)
 
 
-VALID = to_bytes(np.random.default_rng(1).integers(0, 1000, size=(4, 50)), {**HEADER, "codebook_size": 1000})
+VALID = to_bytes(
+    np.random.default_rng(1).integers(0, 1000, size=(4, 50)),
+    {**HEADER, "codebook_size": 1000, "audio_length": 50 * 320},
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,3 +131,42 @@ def test_foreign_and_newer_files():
     newer[4] = 2
     with pytest.raises(ClabFormatError, match="version 2 is not supported"):
         from_bytes(bytes(newer))
+
+
+def _header(**fields) -> bytes:
+    import json
+
+    base = {
+        "n_q": 1,
+        "frames": 1,
+        "codebook_size": 1000,
+        "bits": 10,
+        "audio_length": 320,
+        "sample_rate": 16000,
+    }
+    return json.dumps({**base, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),  # was a RecursionError
+        (_header(codec={"name": {"a": {"b": {"c": {}}}}}), "nests deeper than 4"),
+        (_header(codebook_size=2**64, bits=64), r"'codebook_size' must be an integer in \[2, 16777216\]"),
+        (_header(frames=0), r"'frames' must be an integer in \[1,"),
+        (_header(audio_length=10**12, hop_length=320), "longer than 1 frames of 320 samples"),
+        (_header(channels=10**6), r"'channels' must be an integer in \[1, 16\]"),
+        (_header(hop_length=0), r"'hop_length' must be an integer in \[1,"),
+        (_header(sample_rate=True), "'sample_rate' must be an integer"),
+        (_header(codec={"path": "/etc"}), "codec record must be an object with a 'name' string"),
+        (_header(codec="opus"), "codec record must be an object"),
+    ],
+)
+def test_crafted_headers_with_a_valid_crc_are_refused(header, message):
+    with pytest.raises(ClabFormatError, match=message):
+        from_bytes(_forge(header, b"\x00\x00"))
+
+
+def test_writer_refuses_headers_the_reader_would_refuse():
+    with pytest.raises(ClabFormatError, match="longer than"):
+        to_bytes(np.zeros((1, 2), dtype=np.int64), {**HEADER, "codebook_size": 4, "audio_length": 10**9})

@@ -124,3 +124,17 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(train_corpus, tmp_path
 
     codec = codeclab.load_codec(tmp_path / "run" / "codec")
     assert weights_sha256(codec) in shas
+
+
+def test_stft_loss_joins_at_stft_start_and_discriminators_join_a_resumed_run(train_corpus, tmp_path):
+    run = tmp_path / "run"
+    first = quick(steps=5, adversarial=False, stft_weight=1.0, stft_start=2)
+    Trainer(tiny(), first, [str(train_corpus)], run, show_progress=False).run(stop_after=3)
+    rows = metrics(run)
+    assert ["loss/stft" in r for r in rows] == [False, False, True]
+    # resumed with the discriminators on: the checkpoint has no discriminator state, so they start fresh
+    second = quick(steps=5, adversarial=True, stft_weight=1.0, stft_start=2)
+    Trainer(tiny(), second, [str(train_corpus)], run, resume=True, show_progress=False).run()
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
+    assert ["loss/disc" in r for r in rows] == [False, False, False, True, True]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from codeclab.codecs.base import AudioCodec, Encoded, as_encoded, check_audio
+from codeclab.codecs.base import AudioCodec, Encoded, check_audio
 
 PEERS_HINT = "pip install 'codeclab[peers]' (Hugging Face transformers)"
 
@@ -146,18 +146,12 @@ class TransformersCodec(AudioCodec):
         return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
-        encoded = as_encoded(encoded)
+        encoded = self.checked(encoded)
         out_lengths = self.decode_lengths(encoded)
         longest = int(out_lengths.max())
         out = torch.zeros(encoded.batch_size, self.channels, longest)
         with torch.inference_mode():
             for b, codes in enumerate(encoded.items()):
-                if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-                    raise ValueError(f"codes must lie in [0, {self.codebook_size})")
-                if not 1 <= codes.shape[0] <= self.num_codebooks:
-                    raise ValueError(
-                        f"codes have {codes.shape[0]} codebooks; {self.name} has {self.num_codebooks}"
-                    )
                 wav = self._decode_item(codes[None].to(self.device)).float().cpu()
                 n = min(int(out_lengths[b]), wav.shape[-1])
                 out[b, :, :n] = wav[0, :, :n]
