@@ -10,6 +10,7 @@ Every problem with a file raises `AudioError`, whose message names the file and 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +85,22 @@ def _short(err: Exception) -> str:
     return text[:200]
 
 
+# a segment may end this far past the audio (manifests round their times); further is an error, not a clamp
+END_TOLERANCE_SECONDS = 0.01
+
+
 def _segment(info: AudioInfo, path: str | Path, start: float | None, end: float | None) -> tuple[int, int]:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not math.isfinite(value):
+            raise AudioError(path, f"invalid segment: {name}={value}")
     first = 0 if start is None else int(round(start * info.sample_rate))
-    last = info.frames if end is None else min(int(round(end * info.sample_rate)), info.frames)
     if first < 0 or (end is not None and end <= (start or 0.0)):
         raise AudioError(path, f"invalid segment start={start} end={end}")
+    if end is not None and end > info.duration + END_TOLERANCE_SECONDS:
+        raise AudioError(
+            path, f"segment end={end:g} s lies past the end of the audio ({info.duration:.3f} s)"
+        )
+    last = info.frames if end is None else min(int(round(end * info.sample_rate)), info.frames)
     if first >= last:
         raise AudioError(
             path, f"segment start={start} end={end} lies outside the audio ({info.duration:.3f} s)"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +54,39 @@ def is_audio_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
+def check_item_id(item_id: str, where: str) -> str:
+    """An id is a relative POSIX path without '.' or '..' parts (stores and detokenize make files from
+    ids, so an id must never point outside its output folder); `where` names the source in errors."""
+    parts = item_id.split("/")
+    if (
+        not item_id
+        or item_id.startswith("/")
+        or "\\" in item_id
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ord(c) < 32 for c in item_id)
+    ):
+        raise ManifestError(
+            f"{where}: invalid id {item_id!r}: ids are relative paths like 'spk1/utt001.wav', without "
+            "'.', '..', empty parts, backslashes or control characters"
+        )
+    return item_id
+
+
 def _from_directory(root: Path) -> list[AudioItem]:
+    """Audio files under `root`, following symbolic links but entering each real directory once (a link
+    loop must not list one file many times); an unreadable directory is an error, never skipped."""
     items = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    visited: set[tuple[int, int]] = set()
+
+    def unreadable(err: OSError) -> None:
+        raise ManifestError(f"{err.filename}: cannot read the directory ({err.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
+        info = os.stat(dirpath)
+        if (info.st_dev, info.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((info.st_dev, info.st_ino))
         dirnames.sort()
         for name in sorted(filenames):
             if name.startswith(".") or not is_audio_file(name):
@@ -90,9 +122,9 @@ def _number(value, manifest: Path, line: int, field: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ManifestError(
-            f"{manifest}:{line}: {field} must be a number of seconds, got {value!r}"
-        ) from None
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ManifestError(f"{manifest}:{line}: {field} must be a number of seconds, got {value!r}")
     if number < 0:
         raise ManifestError(f"{manifest}:{line}: {field} must not be negative, got {number}")
     return number
@@ -110,6 +142,7 @@ def _row_item(row: dict, manifest: Path, line: int) -> AudioItem:
     item_id = row.get("id")
     if item_id is None or str(item_id) == "":
         raise ManifestError(f"{manifest}:{line}: missing 'id'")
+    check_item_id(str(item_id), f"{manifest}:{line}")
     start = _number(row.get("start"), manifest, line, "start")
     end = _number(row.get("end"), manifest, line, "end")
     if start is not None and end is not None and end <= start:
@@ -133,27 +166,46 @@ def read_manifest(manifest: str | Path) -> list[AudioItem]:
     if not manifest.is_file():
         raise ManifestError(f"{manifest}: no such manifest")
     items: list[AudioItem] = []
+    text = _manifest_text(manifest)
     if manifest.suffix.lower() == ".jsonl":
-        with manifest.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ManifestError(f"{manifest}:{line_no}: invalid JSON ({err.msg})") from None
-                items.append(_row_item(row, manifest, line_no))
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{manifest}:{line_no}: invalid JSON ({err.msg})") from None
+            items.append(_row_item(row, manifest, line_no))
     else:
         delimiter = "\t" if manifest.suffix.lower() == ".tsv" else ","
-        with manifest.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
             if reader.fieldnames is None or not {"id", "path"} <= set(reader.fieldnames):
                 raise ManifestError(
                     f"{manifest}:1: the header must name at least 'id' and 'path', got {reader.fieldnames}"
                 )
-            for line_no, row in enumerate(reader, 2):
-                items.append(_row_item(row, manifest, line_no))
+            for row in reader:
+                items.append(_row_item(row, manifest, reader.line_num))
+        except csv.Error as err:
+            raise ManifestError(
+                f"{manifest}:{reader.line_num}: malformed {delimiter!r}-separated line ({err})"
+            ) from None
     return items
+
+
+def _manifest_text(manifest: Path) -> str:
+    """The manifest's text: UTF-8, with or without a byte-order mark; other encodings name the line."""
+    try:
+        data = manifest.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"{manifest}: cannot read ({err.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ManifestError(
+            f"{manifest}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the manifest as UTF-8"
+        ) from None
 
 
 def discover(inputs: list[str]) -> list[AudioItem]:
@@ -178,6 +230,7 @@ def discover(inputs: list[str]) -> list[AudioItem]:
             raise ManifestError(f"{spec}: no such file, directory or pattern")
     seen: dict[str, AudioItem] = {}
     for item in items:
+        check_item_id(item.id, item.source or item.path)
         other = seen.get(item.id)
         if other is not None:
             raise ManifestError(

@@ -18,6 +18,7 @@ codes ([n_q][frames], int16 when the codebook has at most 32,768 codes, else int
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -62,6 +63,11 @@ def _require_pyarrow():
     except ImportError as err:  # pragma: no cover - a core dependency
         raise ImportError("the token store needs pyarrow: pip install pyarrow") from err
     return pyarrow
+
+
+def _json_seconds(value: float | None) -> float | str | None:
+    """A segment time as JSON allows it: NaN and inf (which JSON lacks) become their text."""
+    return value if value is None or math.isfinite(value) else str(value)
 
 
 def shard_name(shard: int, num_shards: int) -> str:
@@ -219,9 +225,11 @@ class ShardWriter:
     def add_error(
         self, item_id: str, path: str, reason: str, start: float | None = None, end: float | None = None
     ) -> None:
+        start, end = (_json_seconds(t) for t in (start, end))
         line = json.dumps(
             {"id": item_id, "path": path, "start": start, "end": end, "reason": reason, "shard": self.shard},
             ensure_ascii=False,
+            allow_nan=False,
         )
         with open(self.errors_path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")

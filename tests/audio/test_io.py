@@ -55,3 +55,14 @@ def test_inf_samples(tmp_path):
     )
     with pytest.raises(AudioError, match="NaN or inf"):
         load_audio(tmp_path / "inf.wav", 16000)
+
+
+def test_segment_past_the_end_is_an_error_not_a_clamp(good_corpus):
+    path = good_corpus / "clip6.wav"
+    duration = audio_info(path).duration
+    x, sr = read_audio(path, 0.0, duration + 0.005)  # within the rounding tolerance
+    assert x.shape[1] == audio_info(path).frames
+    with pytest.raises(AudioError, match="lies past the end of the audio"):
+        read_audio(path, 0.0, duration + 1.0)
+    with pytest.raises(AudioError, match="invalid segment: start=nan"):
+        read_audio(path, float("nan"), None)

@@ -67,6 +67,13 @@ def test_split_and_language_columns_are_read_and_written(good_corpus, tmp_path):
         ('{"id": "a", "path": "x.wav"}\n{bad json\n', "m.jsonl:2: invalid JSON"),
         ('{"id": "a", "path": "x.wav", "start": "soon"}\n', "start must be a number"),
         ('{"id": "a", "path": "x.wav", "start": 2, "end": 1}\n', "end .* must be after start"),
+        ('{"id": "a", "path": "x.wav", "start": NaN}\n', "m.jsonl:1: start must be a number"),
+        ('{"id": "a", "path": "x.wav", "end": Infinity}\n', "end must be a number"),
+        ('{"id": ".", "path": "x.wav"}\n', "m.jsonl:1: invalid id '.'"),
+        ('{"id": "../../x", "path": "x.wav"}\n', "invalid id '../../x'"),
+        ('{"id": "/abs", "path": "x.wav"}\n', "invalid id '/abs'"),
+        ('{"id": "a//b", "path": "x.wav"}\n', "invalid id"),
+        ('{"id": "a\\tb", "path": "x.wav"}\n', "invalid id"),
     ],
 )
 def test_manifest_errors_name_file_and_line(tmp_path, content, message):
@@ -85,3 +92,43 @@ def test_duplicate_ids_are_an_error(good_corpus, tmp_path):
 def test_missing_input():
     with pytest.raises(ManifestError, match="no such file"):
         discover(["/nonexistent/dir"])
+
+
+def test_csv_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "m.csv").write_bytes("\ufeffid,path\nu1,x.wav\n".encode("utf-8"))
+    assert [it.id for it in read_manifest(tmp_path / "m.csv")] == ["u1"]
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path):
+    (tmp_path / "m.csv").write_bytes("id,path,text\nu1,x.wav,ok\nu2,y.wav,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"m.csv:3: not UTF-8 text \(byte 0xe9\)"):
+        read_manifest(tmp_path / "m.csv")
+
+
+def test_symlink_loop_lists_each_file_once(good_corpus, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(good_corpus / "clip6.wav", root / "sub" / "a.wav")
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+    assert [it.id for it in discover([str(root)])] == ["sub/a.wav"]
+
+
+def test_unreadable_subdirectory_is_an_error(good_corpus, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    root = tmp_path / "root"
+    (root / "locked").mkdir(parents=True)
+    shutil.copy(good_corpus / "clip6.wav", root / "locked" / "a.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a chmod 000 directory does to a user who is not root
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ManifestError, match="locked: cannot read the directory"):
+        discover([str(root)])

@@ -95,3 +95,12 @@ def test_not_a_store(tmp_path):
     (tmp_path / "tokens.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(StoreError, match="not a codeclab token store"):
         TokenStore(tmp_path)
+
+
+def test_error_lines_stay_valid_json_for_non_finite_times(tmp_path):
+    writer = ShardWriter(tmp_path, META)
+    writer.add_error("a", "p", "invalid segment", float("nan"), float("inf"))
+    line = writer.errors_path.read_text().splitlines()[0]
+    record = json.loads(line)  # json.dumps would write NaN, which JSON readers refuse
+    assert (record["start"], record["end"]) == ("nan", "inf")
+    assert "NaN" not in line
