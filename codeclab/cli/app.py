@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from codeclab.cli import (
@@ -15,6 +18,7 @@ from codeclab.cli import (
     tokenize_cmd,
     train_cmd,
 )
+from codeclab.cli.common import EXIT_INPUT, EXIT_INTERNAL, err_console
 
 app = typer.Typer(
     name="codeclab",
@@ -34,8 +38,28 @@ bench_cmd.register(app)
 teacher_cmd.register(app)
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line with the documented exit codes (docs/reliability.md): 0 done, 1 some items failed
+    (listed), 2 a usage or input error, 3 an internal error. Errors print one line; `--debug` (anywhere
+    on the line) or CODECLAB_DEBUG=1 adds the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CODECLAB_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="codeclab")
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except Exception as err:  # the one place every uncaught error becomes a one-line message
+        code, kind = (EXIT_INPUT, "error") if isinstance(err, OSError) else (EXIT_INTERNAL, "internal error")
+        if debug:
+            err_console.print_exception()
+        message = f"{type(err).__name__}: {err}" if kind == "internal error" else str(err)
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        err_console.print(f"[bold red]{kind}:[/] {message}{hint}", highlight=False)
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,14 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
 
-def fail(message: str, code: int = 2) -> None:
+# exit codes (docs/reliability.md): every command keeps to these
+EXIT_OK = 0
+EXIT_ITEMS_FAILED = 1  # the run finished; some items failed and are listed with a reason
+EXIT_INPUT = 2  # a usage or input error (bad option, bad file, missing directory, disk full)
+EXIT_INTERNAL = 3  # a bug: an internal error, reported in one line (the traceback under --debug)
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> None:
     """Print `message` as an error and exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
