@@ -11,7 +11,8 @@ weights made for another version are refused with a message saying so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -179,7 +180,9 @@ def build_preset(
         )
     from codeclab.audio.signals import calibration_signal
 
-    with torch.random.fork_rng(devices=[]):
+    # one thread: a parallel reduction's float rounding depends on the thread count, and the calibration's
+    # k-means would turn that into different codebooks, so a seeded codec is the same on every machine
+    with torch.random.fork_rng(devices=[]), _one_thread():
         torch.manual_seed(seed)
         codec = NeuralCodec.from_config(make_config(), name=name)
         # Random codebooks would sit far from the latents and give one code for every frame; k-means on a
@@ -187,6 +190,16 @@ def build_preset(
         codec.calibrate(calibration_signal(codec.sample_rate, seed=seed)[None])
     codec.random_init = True
     return codec.to(device).eval()
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _preset(name: str, make_config: Callable[[], CodecConfig], description: str) -> None:

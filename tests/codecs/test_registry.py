@@ -65,3 +65,23 @@ def test_random_init_codes_vary_with_the_input(name):
     codec = codeclab.load_codec(name, random_init=True)
     codes = codec.encode(synthetic_speech(2.0, codec.sample_rate, seed=5)[None]).codes
     assert codes[0, 0].unique().numel() > 0.5 * codes.shape[-1]
+
+
+def test_random_init_is_identical_for_any_thread_count():
+    """A random-init store made with 2 threads must decode under torchrun's 1 thread: the calibration's
+    k-means must not see the thread count's float rounding."""
+    import torch
+
+    from codeclab.codecs.loading import load_codec
+    from codeclab.codecs.spec import weights_sha256
+
+    threads = torch.get_num_threads()
+    digests = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            digests.append(weights_sha256(load_codec("codeclab-16k-speech", random_init=True)))
+    finally:
+        torch.set_num_threads(threads)
+    assert digests[0] == digests[1]
+    assert torch.get_num_threads() == threads
