@@ -59,11 +59,14 @@ def tokenize_command(
     ),
     chunk_seconds: float = typer.Option(120.0, "--chunk-seconds", help="Chunk size for streamed files."),
     flush_items: int = typer.Option(2000, "--flush-items", help="Rows per Parquet part file."),
+    worker_timeout: float = typer.Option(
+        900.0, "--worker-timeout", help="Seconds without a decoded item before the workers count as hung."
+    ),
 ) -> None:
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
     from codeclab.codecs.spec import CodecSpec
     from codeclab.corpora.manifest import ManifestError
-    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.pipelines.tokenize import TokenizeOptions, WorkerError, tokenize_corpus
     from codeclab.tokens.store import StoreError, merge
 
     setup_logging()
@@ -90,10 +93,11 @@ def tokenize_command(
         long_seconds=long_seconds,
         chunk_seconds=chunk_seconds,
         flush_items=flush_items,
+        worker_timeout=worker_timeout,
     )
     try:
         report = _run_with_progress(options, tokenize_corpus)
-    except (ManifestError, StoreError, ValueError, FileNotFoundError) as err:
+    except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError) as err:
         fail(str(err))
     _print_report(report)
     raise typer.Exit(1 if report.failed or report.failed_before else 0)

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,11 @@ class TokenizeOptions:
     chunk_seconds: float = 120.0
     flush_items: int = 2000
     flush_seconds: float = 120.0
+    worker_timeout: float = 900.0  # seconds without a decoded item before the workers count as hung
+
+
+class WorkerError(RuntimeError):
+    """The decode workers died or hung; the items finished before are saved (rerun with --resume)."""
 
 
 @dataclass
@@ -259,12 +264,13 @@ class Tokenizer:
             loader_args["multiprocessing_context"] = (
                 "spawn" if str(codec_device(codec)).startswith("cuda") else "fork"
             )
+            loader_args["timeout"] = opts.worker_timeout
         loader = torch.utils.data.DataLoader(dataset, **loader_args)
         pending: list[dict[str, Any]] = []
         pending_samples = 0
         window = 4 * max_samples  # decoded audio gathered before bucketing by length
         started = time.perf_counter()
-        for rec in loader:
+        for rec in self._records(loader, writer, report, workers):
             item = todo[rec["index"]]
             if "error" in rec:
                 writer.add_error(item.id, item.path, rec["error"], item.start, item.end)
@@ -285,6 +291,26 @@ class Tokenizer:
             self._encode_pending(pending, todo, codec, n_q, writer, report, max_samples)
         report.wall_seconds = time.perf_counter() - started
         self.on_progress(report, self._total)
+
+    def _records(self, loader, writer: ShardWriter, report: TokenizeReport, workers: int) -> Iterator[dict]:
+        """The loader's records; a dead or hung worker becomes a `WorkerError` after the finished items
+        are flushed to the store."""
+        iterator = iter(loader)
+        while True:
+            try:
+                rec = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError as err:
+                if not workers:
+                    raise
+                writer.flush()
+                raise WorkerError(
+                    f"the decode workers stopped: {err}. The {report.tokenized} items finished in this run "
+                    "are saved; rerun with --resume to continue (with --workers 0 to find a file that "
+                    "crashes or hangs the decoder)"
+                ) from err
+            yield rec
 
     def _maybe_flush(self, writer: ShardWriter, report: TokenizeReport) -> None:
         opts = self.options

@@ -215,3 +215,36 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert 0 < len(TokenStore(tmp_path / "cut")) < 40
     subprocess.run(cli + ["--out", str(tmp_path / "cut"), "--resume"], check=True, capture_output=True)
     assert contents(tmp_path / "cut") == contents(tmp_path / "full")
+
+
+def _killing_getitem(victim: str):
+    from codeclab.pipelines.tokenize import DecodeDataset
+
+    original = DecodeDataset.__getitem__
+
+    def getitem(self, index):
+        if self.items[index].id == victim:
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker killed (e.g. by the OOM killer) mid-item
+        return original(self, index)
+
+    return getitem
+
+
+def test_a_dead_worker_is_a_clear_error_and_resume_finishes(good_corpus, tmp_path, monkeypatch):
+    from codeclab.pipelines.tokenize import DecodeDataset, WorkerError
+
+    ids = sorted(rel for rel, *_ in GOOD)
+    monkeypatch.setattr(DecodeDataset, "__getitem__", _killing_getitem(ids[-1]))
+    started = time.perf_counter()
+    with pytest.raises(WorkerError, match="the decode workers stopped.*rerun with --resume"):
+        tokenize_corpus(options([good_corpus], tmp_path / "store", workers=1, worker_timeout=60.0))
+    assert time.perf_counter() - started < 60  # no hang
+    monkeypatch.undo()
+    report = tokenize_corpus(options([good_corpus], tmp_path / "store", resume=True))
+    assert report.failed == 0
+    assert contents(tmp_path / "store") == contents_of_fresh_run(good_corpus, tmp_path)
+
+
+def contents_of_fresh_run(corpus, tmp_path) -> dict:
+    tokenize_corpus(options([corpus], tmp_path / "fresh"))
+    return contents(tmp_path / "fresh")
