@@ -67,11 +67,19 @@ def tokenize_command(
     from codeclab.codecs.spec import CodecSpec
     from codeclab.corpora.manifest import ManifestError
     from codeclab.pipelines.tokenize import TokenizeOptions, WorkerError, tokenize_corpus
-    from codeclab.tokens.store import StoreError, merge
+    from codeclab.tokens.store import StoreError, merge, shard_status
 
     setup_logging()
     if merge_only:
         try:
+            num_shards, done = shard_status(out)
+            if num_shards == 0 or len(done) < num_shards:
+                missing = sorted(set(range(num_shards)) - done)
+                fail(
+                    f"{out}: {len(done)} of {num_shards or '?'} shards are finished"
+                    + (f" (missing: {', '.join(map(str, missing))})" if missing else "")
+                    + "; run the missing shards (with --resume) before merging"
+                )
             counts = merge(out)
         except StoreError as err:
             fail(str(err))

@@ -46,6 +46,7 @@ from codeclab.tokens.store import (
     TokenRecord,
     codes_dtype,
     finished_ids,
+    index_is_fresh,
     merge,
     shard_name,
     shards_done,
@@ -233,11 +234,18 @@ class Tokenizer:
         self.on_progress(report, self._total)
         done_marker = store / "done" / f"shard-{shard_name(shard, num_shards)}.json"
         if not todo and done_marker.is_file():
-            report.merged = (store / "index.parquet").is_file()
+            writer.close()
+            if shards_done(store, num_shards) and not index_is_fresh(store):
+                merge(store)  # the repair path: a run killed during the merge
+            report.merged = index_is_fresh(store)
             report.wall_seconds = time.perf_counter() - begin
             return report  # a finished shard: nothing to do, nothing rewritten
-        if todo:
-            self._process(todo, codec, n_q, writer, report, max_samples)
+        try:
+            if todo:
+                self._process(todo, codec, n_q, writer, report, max_samples)
+        except BaseException:
+            writer.close()  # release the shard's lock (finish() releases it on success)
+            raise
         writer.finish(
             {
                 "items": report.items,

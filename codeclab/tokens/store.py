@@ -30,9 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from codeclab._files import atomic_write, atomic_write_text
+from codeclab._files import atomic_write, atomic_write_text, is_temp_file, sha256_file
 
 FORMAT = "codeclab-tokens"
+PART_CHECKSUMS = "codeclab.part_sha256"
+RECORD_COLUMNS = frozenset(
+    ("id", "path", "sha256", "start", "end", "duration", "sample_rate", "num_frames", "codes", "text")
+)  # index.parquet schema metadata: {part file: sha256}
 FORMAT_VERSION = 1
 PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})-(\d{6})\.parquet$")
 # tokens.json fields that must agree before codes from two runs may share a store
@@ -142,13 +146,37 @@ def read_metadata(store: str | Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise StoreError(f"{path}: invalid JSON ({err.msg})") from None
-    if meta.get("format") != FORMAT:
-        raise StoreError(f"{path}: not a codeclab token store (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise StoreError(f"{path}: not a codeclab token store (format {found!r})")
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StoreError(f"{path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise StoreError(
             f"{path}: format version {meta['format_version']} is newer than this codeclab reads; upgrade codeclab"
         )
+    _check_metadata(meta, path)
     return meta
+
+
+# tokens.json fields a reader relies on, and the values it accepts
+_META_INTS = {"sample_rate": (1, 768_000), "n_q": (1, 256), "codebook_size": (2, 1 << 24)}
+
+
+def _check_metadata(meta: dict[str, Any], path: Path) -> None:
+    for name, (low, high) in _META_INTS.items():
+        value = meta.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise StoreError(f"{path}: {name} must be an integer in [{low}, {high}], got {value!r}")
+    rate = meta.get("frame_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e6:
+        raise StoreError(f"{path}: frame_rate must be a positive number, got {rate!r}")
+    if meta.get("codes_dtype") not in ("int16", "int32"):
+        raise StoreError(f"{path}: codes_dtype must be 'int16' or 'int32', got {meta.get('codes_dtype')!r}")
+    codec = meta.get("codec")
+    if not isinstance(codec, dict) or not isinstance(codec.get("name"), str):
+        raise StoreError(f"{path}: codec must be an object with a 'name' string, got {codec!r}")
 
 
 class ShardWriter:
@@ -163,8 +191,13 @@ class ShardWriter:
         self.shard, self.num_shards = shard, num_shards
         self.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
         self.dtype = self.metadata["codes_dtype"]
-        for sub in ("data", "errors", "done"):
+        for sub in ("data", "errors", "done", "locks"):
             (self.store / sub).mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_shard(self.store, shard, num_shards)
+        # temporary files of this shard left by a killed run (no other run writes them: we hold its lock)
+        for stale in (self.store / "data").glob(f".part-{shard_name(shard, num_shards)}-*"):
+            if is_temp_file(stale.name):
+                stale.unlink(missing_ok=True)
         self._check_or_write_metadata()
         self.errors_path = self.store / "errors" / f"shard-{shard_name(shard, num_shards)}.jsonl"
         self._rows: list[dict[str, Any]] = []
@@ -203,6 +236,12 @@ class ShardWriter:
         )
 
     def add(self, record: TokenRecord) -> None:
+        """Buffer one record; codes must be [n_q, frames] of the store's n_q, within its codebook."""
+        codes, n_q, k = np.asarray(record.codes), self.metadata["n_q"], self.metadata["codebook_size"]
+        if codes.ndim != 2 or codes.shape[0] != n_q:
+            raise StoreError(f"{record.id}: codes of shape {codes.shape}; this store holds [{n_q}, frames]")
+        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= k):
+            raise StoreError(f"{record.id}: codes outside [0, {k})")
         self._rows.append(
             {
                 "id": record.id,
@@ -249,16 +288,87 @@ class ShardWriter:
         columns["codes"] = [r["codes"].tolist() for r in rows]
         table = pa.table(columns, schema=_schema(self.dtype))
         path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        atomic_write(
+            path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        )
         self._seq += 1
         self._rows.clear()
         return path
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Flush and mark this shard done."""
+        """Flush, mark this shard done and release its lock."""
         self.flush()
         done = self.store / "done" / f"shard-{shard_name(self.shard, self.num_shards)}.json"
         atomic_write_text(done, json.dumps(summary, indent=2) + "\n")
+        self.close()
+
+    def close(self) -> None:
+        """Release the shard's lock (rows not flushed are dropped: a resumed run redoes them)."""
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lock_shard(store: Path, shard: int, num_shards: int):
+    """An exclusive lock on one shard of a store, so two runs never write the same part names."""
+    import fcntl
+
+    path = store / "locks" / f"shard-{shard_name(shard, num_shards)}.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(
+            f"{store}: shard {shard}/{num_shards} is being written by another run; wait for it to finish "
+            "or choose another --out"
+        ) from None
+    return handle
+
+
+def index_is_fresh(store: str | Path) -> bool:
+    """True when index.parquet covers exactly the store's part files (a merge that finished and no
+    part written since). Indexes that record part checksums compare the set of parts, so a part changed
+    after the merge is caught by its checksum instead of making the index look stale; older indexes
+    compare modification times."""
+    import pyarrow.parquet as pq
+
+    store = Path(store)
+    index = store / "index.parquet"
+    if not index.is_file():
+        return False
+    parts = part_files(store)
+    try:
+        stored = (pq.read_schema(index).metadata or {}).get(PART_CHECKSUMS.encode())
+    except Exception:  # an unreadable index is not fresh: the reader scans the parts  # noqa: BLE001
+        return False
+    if stored is not None:
+        try:
+            return set(json.loads(stored)) == {f"data/{p.name}" for p in parts}
+        except json.JSONDecodeError:
+            return False
+    return index.stat().st_mtime >= max((p.stat().st_mtime for p in parts), default=0)
+
+
+def shard_status(store: str | Path) -> tuple[int, set[int]]:
+    """(number of shards, the shards marked done) from the store's done markers; (0, set()) if none."""
+    done_dir = Path(store) / "done"
+    counts: set[int] = set()
+    done: set[int] = set()
+    for marker in done_dir.glob("shard-*-of-*.json") if done_dir.is_dir() else []:
+        match = re.fullmatch(r"shard-(\d{5})-of-(\d{5})\.json", marker.name)
+        if match:
+            done.add(int(match.group(1)))
+            counts.add(int(match.group(2)))
+    if len(counts) > 1:
+        raise StoreError(f"{store}: done markers of runs with different shard counts {sorted(counts)}")
+    return (counts.pop() if counts else 0), done
 
 
 def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
@@ -319,6 +429,7 @@ def merge(store: str | Path) -> dict[str, int]:
             frames.append(n)
             durations.append(dur)
     order = sorted(range(len(ids)), key=lambda i: ids[i])
+    checksums = {f"data/{part.name}": sha256_file(part) for part in part_files(store)}
     index = pa.table(
         {
             "id": [ids[i] for i in order],
@@ -327,8 +438,8 @@ def merge(store: str | Path) -> dict[str, int]:
             "num_frames": pa.array([frames[i] for i in order], pa.int32()),
             "duration": pa.array([durations[i] for i in order], pa.float64()),
         }
-    )
-    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp))
+    ).replace_schema_metadata({PART_CHECKSUMS: json.dumps(checksums, sort_keys=True)})
+    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     errors: dict[str, dict[str, Any]] = {}
     errors_dir = store / "errors"
     for log in sorted(errors_dir.glob("shard-*.jsonl")) if errors_dir.is_dir() else []:
@@ -353,23 +464,36 @@ class TokenStore:
         self.metadata = read_metadata(self.path)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_files = cache_files
+        self._checksums: dict[str, str] = {}  # part file -> sha256 recorded by merge (verified on first read)
         self._index = self._load_index()
 
-    def _load_index(self) -> dict[str, tuple[str, int]]:
+    def _read(self, path: Path, columns: list[str] | None = None):
+        """A Parquet table of this store; any failure (including a page checksum) names the file."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        try:
+            return pq.read_table(path, columns=columns, page_checksum_verification=True)
+        except (OSError, pa.ArrowException, ValueError) as err:
+            raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
+
+    def _load_index(self) -> dict[str, tuple[str, int]]:
         index_path = self.path / "index.parquet"
         parts = part_files(self.path)
-        if index_path.is_file() and index_path.stat().st_mtime >= max(
-            (p.stat().st_mtime for p in parts), default=0
-        ):
-            table = pq.read_table(index_path, columns=["id", "file", "row"])
+        if index_is_fresh(self.path):
+            table = self._read(index_path, ["id", "file", "row"])
+            stored = (table.schema.metadata or {}).get(PART_CHECKSUMS.encode())
+            if stored is not None:
+                try:
+                    self._checksums = json.loads(stored)
+                except json.JSONDecodeError:
+                    raise StoreError(f"{index_path}: the part checksums are corrupt") from None
             return {
                 i: (f, r) for i, f, r in zip(*(table.column(c).to_pylist() for c in ("id", "file", "row")))
             }
         index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
         for part in parts:
-            for row, item_id in enumerate(pq.read_table(part, columns=["id"]).column("id").to_pylist()):
+            for row, item_id in enumerate(self._read(part, ["id"]).column("id").to_pylist()):
                 index.setdefault(item_id, (f"data/{part.name}", row))
         return index
 
@@ -395,24 +519,51 @@ class TokenStore:
         return float(self.metadata["frame_rate"])
 
     def _table(self, file: str):
-        import pyarrow.parquet as pq
-
         if file in self._cache:
             self._cache.move_to_end(file)
             return self._cache[file]
-        table = pq.read_table(self.path / file)
+        path = self.path / file
+        expected = self._checksums.get(file)
+        if expected is not None:
+            try:
+                actual = sha256_file(path)
+            except OSError as err:
+                raise StoreError(f"{path}: cannot read this part of the store ({err.strerror})") from None
+            if actual != expected:
+                raise StoreError(
+                    f"{path}: sha256 {actual[:16]}... differs from the {expected[:16]}... the index recorded: "
+                    "the part is corrupt or was replaced"
+                )
+        table = self._read(path)
+        missing = RECORD_COLUMNS - set(table.column_names)
+        if missing:
+            raise StoreError(f"{path}: not a part of a token store (no column {sorted(missing)[0]!r})")
         self._cache[file] = table
         if len(self._cache) > self._cache_files:
             self._cache.popitem(last=False)
         return table
 
-    @staticmethod
-    def _record(table, row: int) -> TokenRecord:
-        data = {name: table.column(name)[row].as_py() for name in table.column_names if name != "codes"}
-        codes_scalar = table.column("codes")[row]
-        n_q = len(codes_scalar)
-        flat = codes_scalar.values.flatten().to_numpy(zero_copy_only=False)
-        codes = flat.reshape(n_q, -1) if n_q else flat.reshape(0, 0)
+    def _record(self, table, row: int, file: str = "?") -> TokenRecord:
+        where = f"{self.path / file} row {row}"
+        if not 0 <= row < table.num_rows:
+            raise StoreError(f"{where}: the part has only {table.num_rows} rows")
+        try:
+            data = {name: table.column(name)[row].as_py() for name in table.column_names if name != "codes"}
+            codes_scalar = table.column("codes")[row]
+            n_q = len(codes_scalar)
+            flat = codes_scalar.values.flatten().to_numpy(zero_copy_only=False)
+            codes = flat.reshape(n_q, -1) if n_q else flat.reshape(0, 0)
+        except (KeyError, ValueError, TypeError) as err:
+            raise StoreError(f"{where}: malformed record ({err})") from None
+        if codes.shape != (self.n_q, data.get("num_frames", codes.shape[1])):
+            raise StoreError(
+                f"{where}: codes of shape {codes.shape}, but the store has {self.n_q} codebooks and the "
+                f"record {data.get('num_frames')} frames"
+            )
+        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise StoreError(
+                f"{where}: codes outside [0, {self.codebook_size}) (from {int(codes.min())} to {int(codes.max())})"
+            )
         return TokenRecord(
             id=data["id"],
             codes=codes,
@@ -429,7 +580,13 @@ class TokenStore:
         if item_id not in self._index:
             raise KeyError(f"{item_id!r} is not in {self.path}")
         file, row = self._index[item_id]
-        return self._record(self._table(file), row)
+        record = self._record(self._table(file), row, file)
+        if record.id != item_id:
+            raise StoreError(
+                f"{self.path / file} row {row}: holds {record.id!r}, but the index points {item_id!r} there: "
+                "the index is stale or corrupt (rebuild it with `codeclab tokenize --merge --out STORE`)"
+            )
+        return record
 
     def __iter__(self) -> Iterator[TokenRecord]:
         by_file: dict[str, list[tuple[int, str]]] = {}
@@ -437,8 +594,13 @@ class TokenStore:
             by_file.setdefault(file, []).append((row, item_id))
         for file in sorted(by_file):
             table = self._table(file)
-            for row, _ in sorted(by_file[file]):
-                yield self._record(table, row)
+            for row, item_id in sorted(by_file[file]):
+                record = self._record(table, row, file)
+                if record.id != item_id:
+                    raise StoreError(
+                        f"{self.path / file} row {row}: holds {record.id!r}, the index says {item_id!r}"
+                    )
+                yield record
 
     def errors(self) -> list[dict[str, Any]]:
         """Failed items (from errors.jsonl, or the shard logs before a merge)."""

@@ -248,3 +248,26 @@ def test_a_dead_worker_is_a_clear_error_and_resume_finishes(good_corpus, tmp_pat
 def contents_of_fresh_run(corpus, tmp_path) -> dict:
     tokenize_corpus(options([corpus], tmp_path / "fresh"))
     return contents(tmp_path / "fresh")
+
+
+def test_a_merge_killed_midway_is_repaired_by_resume(mixed_corpus, tmp_path):
+    store = tmp_path / "store"
+    tokenize_corpus(options([mixed_corpus], store))
+    whole = contents(store)
+    errors = (store / "errors.jsonl").read_text()
+    (store / "index.parquet").unlink()  # killed after the done marker, before the merge finished
+    (store / "errors.jsonl").unlink()
+    report = tokenize_corpus(options([mixed_corpus], store, resume=True))
+    assert report.merged and report.tokenized == 0
+    assert contents(store) == whole and (store / "errors.jsonl").read_text() == errors
+
+
+def test_merge_refuses_a_store_with_unfinished_shards(mixed_corpus, tmp_path, capsys):
+    from codeclab.cli.app import main
+
+    tokenize_corpus(options([mixed_corpus], tmp_path / "store", shard=(0, 3)))
+    with pytest.raises(SystemExit) as caught:
+        main(["tokenize", "--merge", "--out", str(tmp_path / "store")])
+    assert caught.value.code == 2
+    assert "1 of 3 shards are finished (missing: 1, 2)" in capsys.readouterr().err
+    assert not (tmp_path / "store" / "index.parquet").exists()

@@ -56,7 +56,7 @@ def test_write_read_round_trip(tmp_path):
 
 
 def test_int32_codes_for_large_codebooks(tmp_path):
-    meta = {**META, "codebook_size": 65536, "codes_dtype": "int32"}
+    meta = {**META, "n_q": 1, "codebook_size": 65536, "codes_dtype": "int32"}
     writer = ShardWriter(tmp_path, meta)
     codes = np.array([[65535, 0, 40000]])
     writer.add(TokenRecord("a", codes, "p", "s", 0.06, 16000))
