@@ -109,6 +109,11 @@ def open_recorded_codec(
         raise ValueError(f"{spec.name!r} is not a token codec: no codes of it can be decoded")
     expected = record.get("weights_sha256")
     actual = weights_sha256(codec) or ""
+    if expected is None and actual and override is None:
+        raise ValueError(
+            f"the record of codec {spec.name!r} does not give its weights' sha256, so the codes cannot be "
+            "checked against it; pass the codec (--codec/--weights) to decode them anyway"
+        )
     # .clab headers keep a 16-hex-digit prefix of the digest; stores keep all of it
     if expected is not None and not (len(expected) >= 16 and actual.startswith(expected)):
         raise ValueError(

@@ -6,20 +6,34 @@ from pathlib import Path
 
 import torch
 
-from codeclab.audio.io import load_audio, write_audio
+from codeclab.audio.io import audio_info, load_audio, stream_audio, write_audio
 from codeclab.codecs.base import AudioCodec, Encoded
+from codeclab.codecs.chunked import DEFAULT_CHUNK_SECONDS, encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
 from codeclab.tokens.clab import ClabFormatError, read_clab, write_clab
 
 
 def encode_file(
-    source: str | Path, target: str | Path, spec: CodecSpec, n_q: int | None = None
+    source: str | Path,
+    target: str | Path,
+    spec: CodecSpec,
+    n_q: int | None = None,
+    long_seconds: float = 300.0,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
 ) -> tuple[int, float, int, AudioCodec]:
-    """Encode an audio file into a .clab file. Returns (bytes written, seconds of audio, n_q, codec)."""
+    """Encode an audio file into a .clab file. Returns (bytes written, seconds of audio, n_q, codec).
+
+    Files longer than `long_seconds` are read and encoded in chunks (bounded memory, the same codes as a
+    whole pass) when the codec's encoder context is bounded, as codeclab's codecs' are."""
     codec = spec.load()
     n_q = codec.check_n_q(n_q)
-    wav = torch.as_tensor(load_audio(source, codec.sample_rate, codec.channels))
-    encoded = codec.encode(wav[None], n_q=n_q)
+    if audio_info(source).duration > long_seconds and codec.encoder_context() is not None:
+        blocks = stream_audio(source, codec.sample_rate, codec.channels)
+        encoded = encode_stream(codec, blocks, n_q=n_q, chunk_seconds=chunk_seconds)
+    else:
+        wav = torch.as_tensor(load_audio(source, codec.sample_rate, codec.channels))
+        encoded = codec.encode(wav[None], n_q=n_q)
+    audio_length = int(encoded.audio_lengths[0])
     full = fingerprint(codec, spec)
     record = {"name": full["name"], "random_init": full["random_init"], "seed": full["seed"]}
     if full["weights"] is not None:
@@ -32,10 +46,10 @@ def encode_file(
         "channels": codec.channels,
         "hop_length": codec.hop_length,
         "codebook_size": codec.codebook_size,
-        "audio_length": int(wav.shape[1]),
+        "audio_length": audio_length,
     }
     size = write_clab(target, encoded.items()[0].cpu().numpy(), header)
-    return size, wav.shape[1] / codec.sample_rate, n_q, codec
+    return size, audio_length / codec.sample_rate, n_q, codec
 
 
 def decode_file(source: str | Path, target: str | Path, codec_override: CodecSpec | None = None) -> float:

@@ -1,0 +1,74 @@
+"""Audio file <-> .clab file: streamed encodes equal whole ones; hostile codec records are refused."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from codeclab.codecs.spec import CodecSpec
+from codeclab.pipelines.clab_files import decode_file, encode_file
+from codeclab.tokens.clab import ClabFormatError, read_clab
+
+TINY = CodecSpec("codeclab-tiny", random_init=True)
+
+
+def test_long_files_stream_with_the_codes_of_a_whole_pass(good_corpus, tmp_path):
+    source = good_corpus / "clip6.wav"
+    encode_file(source, tmp_path / "whole.clab", TINY)
+    encode_file(source, tmp_path / "streamed.clab", TINY, long_seconds=0.1, chunk_seconds=0.2)
+    whole, streamed = read_clab(tmp_path / "whole.clab"), read_clab(tmp_path / "streamed.clab")
+    assert np.array_equal(whole.codes, streamed.codes)
+    assert whole.header == streamed.header
+
+
+def _with_record(blob: bytes, record) -> bytes:
+    head_len = struct.unpack_from("<I", blob, 5)[0]
+    header = json.loads(blob[9 : 9 + head_len])
+    header["codec"] = record
+    head = json.dumps(header).encode()
+    body = blob[:5] + struct.pack("<I", len(head)) + head + blob[9 + head_len : -4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"name": "/etc"}, "cannot open the codec '/etc' that made the codes"),
+        ({"name": "opus"}, "'opus' is not a token codec"),
+        ({"name": "codeclab-tiny", "random_init": "yes"}, "'random_init' must be true or false"),
+        ({"name": "codeclab-tiny", "random_init": True, "seed": 3}, "does not give its weights' sha256"),
+    ],
+)
+def test_hostile_codec_records_name_the_file(good_corpus, tmp_path, record, message):
+    encode_file(good_corpus / "clip6.wav", tmp_path / "x.clab", TINY)
+    bad = tmp_path / "bad.clab"
+    bad.write_bytes(_with_record((tmp_path / "x.clab").read_bytes(), record))
+    with pytest.raises(ValueError, match=message) as caught:
+        decode_file(bad, tmp_path / "out.wav")
+    assert str(bad) in str(caught.value)
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_clab_with_codes_of_another_codebook_count_is_refused(good_corpus, tmp_path):
+    from codeclab.tokens.clab import to_bytes
+
+    encode_file(good_corpus / "clip6.wav", tmp_path / "x.clab", TINY)
+    clab = read_clab(tmp_path / "x.clab")
+    extra = np.concatenate([clab.codes] * 20)  # more codebooks than the codec has
+    header = {k: v for k, v in clab.header.items() if k not in ("n_q", "frames", "bits")}
+    (tmp_path / "y.clab").write_bytes(to_bytes(extra, header))
+    with pytest.raises(ClabFormatError, match="do not fit codec"):
+        decode_file(tmp_path / "y.clab", tmp_path / "out.wav")
+
+
+def test_a_record_whose_weights_differ_is_refused(good_corpus, tmp_path):
+    encode_file(good_corpus / "clip6.wav", tmp_path / "x.clab", TINY)
+    record = dict(read_clab(tmp_path / "x.clab").header["codec"], seed=3)  # the sha256 of seed 0's weights
+    bad = tmp_path / "bad.clab"
+    bad.write_bytes(_with_record((tmp_path / "x.clab").read_bytes(), record))
+    with pytest.raises(ValueError, match="but the codes were made with"):
+        decode_file(bad, tmp_path / "out.wav")
