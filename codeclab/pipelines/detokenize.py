@@ -9,14 +9,14 @@ import torch
 from codeclab.audio.io import AUDIO_EXTENSIONS, write_audio
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import CodecSpec, open_recorded_codec
+from codeclab.corpora.manifest import check_item_id
 from codeclab.tokens.store import TokenStore
 
 
 def output_path(out: Path, item_id: str) -> Path:
     """OUT/<id with its audio extension replaced by .wav>; ids that would escape OUT are rejected."""
+    check_item_id(item_id, f"{out}: cannot name a file after the id")
     rel = PurePosixPath(item_id)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"id {item_id!r} cannot be used as a file name under {out}")
     if rel.suffix.lower() in AUDIO_EXTENSIONS:
         rel = rel.with_suffix("")
     return out.joinpath(*rel.parts).with_name(rel.name + ".wav")

@@ -72,3 +72,12 @@ def test_a_record_whose_weights_differ_is_refused(good_corpus, tmp_path):
     bad.write_bytes(_with_record((tmp_path / "x.clab").read_bytes(), record))
     with pytest.raises(ValueError, match="but the codes were made with"):
         decode_file(bad, tmp_path / "out.wav")
+
+
+@pytest.mark.parametrize("item_id", [".", "..", "../../x", "/abs", "a//b", ""])
+def test_detokenize_refuses_ids_that_are_not_relative_paths(tmp_path, item_id):
+    from codeclab.pipelines.detokenize import output_path
+
+    with pytest.raises(ValueError, match="invalid id"):
+        output_path(tmp_path, item_id)
+    assert output_path(tmp_path, "spk1/utt.flac") == tmp_path / "spk1" / "utt.wav"
