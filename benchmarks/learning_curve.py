@@ -14,9 +14,18 @@ from pathlib import Path
 
 
 def read_curve(run: Path) -> list[dict]:
+    """Validation rows with `wall_seconds` made cumulative: each process of a run resumed with --resume
+    counts its wall time from zero, so a row whose clock went back continues from the previous one's."""
     rows = []
+    offset, last = 0.0, 0.0
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
+        if "wall_seconds" not in record:
+            continue
+        if record["wall_seconds"] < last:  # a resumed process: its clock restarted
+            offset += last
+        last = record["wall_seconds"]
+        record = {**record, "wall_seconds": record["wall_seconds"] + offset}
         if record.get("split") == "validation" and "heldout/mel_distance" in record:
             rows.append(record)
     if not rows:

@@ -11,18 +11,20 @@ from codeclab._version import __version__
 
 _LAZY = {
     "load_codec": "codeclab.codecs.loading",
+    "load_roundtrip_codec": "codeclab.codecs.loading",
     "list_codecs": "codeclab.codecs.loading",
     "codec_info": "codeclab.codecs.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
+    "RoundTripCodec": "codeclab.codecs.base",
     "TokenStore": "codeclab.tokens.store",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from codeclab.codecs.base import AudioCodec, Encoded  # noqa: F401
-    from codeclab.codecs.loading import codec_info, list_codecs, load_codec  # noqa: F401
+    from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec  # noqa: F401
+    from codeclab.codecs.loading import codec_info, list_codecs, load_codec, load_roundtrip_codec  # noqa: F401
     from codeclab.tokens.store import TokenStore  # noqa: F401
 
 

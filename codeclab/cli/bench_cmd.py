@@ -129,6 +129,7 @@ def speed_command(
     random_init: bool = typer.Option(False, "--random-init"),
 ) -> None:
     """Encode/decode x real time, frames/s and peak memory on one device."""
+    from codeclab.codecs.base import RoundTripCodec
     from codeclab.eval.recon import CodecChoice
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_speed
@@ -141,7 +142,7 @@ def speed_command(
             codec = choice.load()
         except (ValueError, ImportError) as err:
             fail(str(err))
-        if hasattr(codec, "roundtrip"):
+        if isinstance(codec, RoundTripCodec):
             fail(f"{spec}: speed covers token codecs (classic codecs have no encode/decode)")
         result = measure_speed(codec, seconds, batch, reps, device)
         fingerprints[spec] = codec_fingerprint(codec)

@@ -239,3 +239,38 @@ def as_encoded(encoded: Encoded | Tensor) -> Encoded:
         lengths = torch.full((encoded.shape[0],), encoded.shape[2], dtype=torch.long, device=encoded.device)
         return Encoded(encoded, lengths)
     raise ValueError(f"expected Encoded or a codes tensor, got {type(encoded).__name__}")
+
+
+@dataclass
+class RoundTrip:
+    """audio [B, C, T] (zero past each length), bitrate [B] bits/s measured, nbytes [B] payload bytes."""
+
+    audio: Tensor
+    bitrate: Tensor
+    nbytes: Tensor
+
+
+class RoundTripCodec(ABC):
+    """A waveform codec with a bitstream of its own (Opus, Codec 2): no discrete tokens, so no encode or
+    decode, only an encode-decode pass. Benchmarks accept it beside `AudioCodec`s; `load_codec` never
+    returns one (`load_roundtrip_codec` does)."""
+
+    name: str
+    sample_rate: int
+    channels: int = 1
+
+    @abstractmethod
+    def roundtrip(self, wav: Tensor, lengths: Tensor | None = None) -> RoundTrip:
+        """wav [B, C, T] -> the audio after encoding and decoding, with the measured bitrate per item."""
+
+    @abstractmethod
+    def bitrate(self) -> float:
+        """Nominal bits per second."""
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "family": "classic",
+            "sample_rate": self.sample_rate,
+            "bitrate": self.bitrate(),
+        }

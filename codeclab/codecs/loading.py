@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from codeclab.codecs.base import AudioCodec
+from codeclab.codecs.base import AudioCodec, RoundTripCodec
 from codeclab.codecs.registry import CodecEntry, entries, get_entry
 
 
@@ -35,9 +35,33 @@ def load_codec(
             )
         return load_pretrained(path, device=device)
     entry = get_entry(str(name_or_dir))
+    if entry.family == "classic":
+        raise ValueError(
+            f"{entry.name} is a round-trip codec with a bitstream of its own and no tokens: load it with "
+            f"load_roundtrip_codec({entry.name!r}) (the benchmarks take both kinds)"
+        )
     return entry.factory(
         weights=None if weights is None else str(weights), random_init=random_init, device=device, **options
     )
+
+
+def load_roundtrip_codec(name: str, **options: Any) -> RoundTripCodec:
+    """A round-trip codec (Opus, Codec 2) by registry name, with its options (bitrate=, mode=, ...)."""
+    entry = get_entry(name)
+    if entry.family != "classic":
+        raise ValueError(f"{name} is a token codec: load it with load_codec({name!r})")
+    return entry.factory(**options)
+
+
+def load_benchmark_codec(
+    name_or_dir: str | Path, random_init: bool = False, **options: Any
+) -> AudioCodec | RoundTripCodec:
+    """What a benchmark compares: a token codec (`load_codec`) or a round-trip codec (`load_roundtrip_codec`)."""
+    if not Path(name_or_dir).is_dir() and get_entry(str(name_or_dir)).family == "classic":
+        return load_roundtrip_codec(str(name_or_dir), **options)
+    if Path(name_or_dir).is_dir():
+        return load_codec(name_or_dir, **options)
+    return load_codec(name_or_dir, random_init=random_init, **options)
 
 
 def list_codecs() -> list[str]:

@@ -105,8 +105,6 @@ def open_recorded_codec(
         codec = spec.load(device)
     except (OSError, ImportError, ValueError) as err:
         raise ValueError(f"cannot open the codec {spec.name!r} that made the codes: {err}") from err
-    if hasattr(codec, "roundtrip"):  # Opus / Codec 2 make bitstreams of their own, not codes
-        raise ValueError(f"{spec.name!r} is not a token codec: no codes of it can be decoded")
     expected = record.get("weights_sha256")
     actual = weights_sha256(codec) or ""
     if expected is None and actual and override is None:

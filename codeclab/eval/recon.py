@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from codeclab.audio.io import load_audio, resample
-from codeclab.codecs.base import Encoded
-from codeclab.codecs.loading import load_codec
+from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
+from codeclab.codecs.loading import load_benchmark_codec
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import (
@@ -78,18 +78,10 @@ class CodecChoice:
         ]
         return self.name + (":" + ",".join(kept) if kept else "")
 
-    def load(self):
-        from pathlib import Path
-
-        from codeclab.codecs.registry import get_entry
-
+    def load(self) -> AudioCodec | RoundTripCodec:
         options = dict(self.options)
-        if Path(self.name).is_dir():  # a codec directory (save_pretrained, codeclab train's RUN/codec)
-            options.pop("random_init", None)
-            return load_codec(self.name, **options)
-        if get_entry(self.name).family == "classic":
-            options.pop("random_init", None)
-        return load_codec(self.name, **options)
+        random_init = bool(options.pop("random_init", False))
+        return load_benchmark_codec(self.name, random_init=random_init, **options)
 
 
 def default_n_q(num_codebooks: int) -> list[int]:
@@ -194,7 +186,7 @@ def run_recon(
     for spec in codecs:
         choice = CodecChoice.parse(spec, random_init)
         codec = choice.load()
-        classic = hasattr(codec, "roundtrip")
+        classic = isinstance(codec, RoundTripCodec)
         fingerprints[spec] = codec_fingerprint(codec)
         settings = [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks))
         for n_q in settings:

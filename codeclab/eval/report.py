@@ -14,6 +14,7 @@ from typing import Any
 
 from codeclab._files import sha256_file
 from codeclab._version import __version__
+from codeclab.codecs.base import RoundTripCodec
 from codeclab.corpora.manifest import AudioItem
 from codeclab.eval.machine import describe_machine
 
@@ -32,7 +33,7 @@ def data_fingerprint(items: list[AudioItem]) -> str:
 def codec_fingerprint(codec) -> dict[str, Any]:
     from codeclab.codecs.spec import config_sha256, weights_sha256
 
-    if hasattr(codec, "roundtrip"):  # classic codecs: no weights
+    if isinstance(codec, RoundTripCodec):  # no weights
         return {"name": codec.name, "family": "classic", **codec.describe()}
     return {
         "name": codec.name,

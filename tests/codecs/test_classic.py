@@ -8,6 +8,7 @@ import torch
 
 import codeclab
 from codeclab.audio.signals import synthetic_speech
+from codeclab.codecs.loading import load_roundtrip_codec
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make sysdeps)"
@@ -46,7 +47,7 @@ def bursts(sr=16000, seconds=4.0, seed=0):
 
 @pytest.mark.parametrize("bitrate", [6000, 12000])
 def test_opus_round_trip_length_bitrate_alignment(bitrate):
-    opus = codeclab.load_codec("opus", bitrate=bitrate)
+    opus = load_roundtrip_codec("opus", bitrate=bitrate)
     wav = torch.cat([speech(seed=1), speech(seed=2)])
     result = opus.roundtrip(wav, lengths=torch.tensor([64000, 50001]))
     assert result.audio.shape == wav.shape
@@ -60,7 +61,7 @@ def test_opus_round_trip_length_bitrate_alignment(bitrate):
 
 @pytest.mark.parametrize("mode", [3200, 1200])
 def test_codec2_round_trip_length_bitrate_alignment(mode):
-    c2 = codeclab.load_codec("codec2", mode=mode)
+    c2 = load_roundtrip_codec("codec2", mode=mode)
     wav = speech(seconds=3.0, seed=4)
     result = c2.roundtrip(wav)
     assert result.audio.shape == wav.shape
@@ -73,12 +74,18 @@ def test_codec2_round_trip_length_bitrate_alignment(mode):
 
 
 def test_classic_codecs_have_no_tokens_and_check_arguments():
-    opus = codeclab.load_codec("opus")
-    with pytest.raises(NotImplementedError, match="roundtrip"):
-        opus.encode(torch.zeros(1, 1, 100))
+    from codeclab.codecs.base import AudioCodec, RoundTripCodec
+
+    opus = load_roundtrip_codec("opus")
+    assert isinstance(opus, RoundTripCodec) and not isinstance(opus, AudioCodec)
+    assert not hasattr(opus, "encode")
+    with pytest.raises(ValueError, match="round-trip codec .* load_roundtrip_codec\\('opus'\\)"):
+        codeclab.load_codec("opus")  # load_codec returns token codecs only
+    with pytest.raises(ValueError, match="is a token codec"):
+        load_roundtrip_codec("codeclab-tiny")
     with pytest.raises(ValueError, match="Opus runs at"):
-        codeclab.load_codec("opus", sample_rate=22050)
+        load_roundtrip_codec("opus", sample_rate=22050)
     with pytest.raises(ValueError, match="mode"):
-        codeclab.load_codec("codec2", mode=999)
+        load_roundtrip_codec("codec2", mode=999)
     with pytest.raises(ValueError, match="NaN"):
         opus.roundtrip(torch.full((1, 1, 100), float("nan")))

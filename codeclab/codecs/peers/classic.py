@@ -1,8 +1,9 @@
 """Classic codecs as baselines: Opus (libopus) and Codec 2 (libcodec2) through ffmpeg.
 
-They have no discrete tokens, so they offer an encode-decode round trip instead of `encode` / `decode`:
+They have no discrete tokens, so they implement `RoundTripCodec` (an encode-decode round trip) instead of
+`AudioCodec` (`encode` / `decode`):
 
-    opus = load_codec("opus", bitrate=6000)          # or load_codec("codec2", mode=3200)
+    opus = load_roundtrip_codec("opus", bitrate=6000)   # or load_roundtrip_codec("codec2", mode=3200)
     result = opus.roundtrip(wav [B, C, T], lengths)   # -> RoundTrip(audio [B, C, T], bitrate [B], nbytes [B])
 
 The bitrate is measured from the encoded bytes of each item: for Opus the packets in the Ogg stream
@@ -17,13 +18,12 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.codecs.base import check_audio
+from codeclab.codecs.base import RoundTrip, RoundTripCodec, check_audio
 from codeclab.codecs.registry import register_codec
 
 
@@ -70,16 +70,7 @@ def ogg_packet_bytes(data: bytes) -> tuple[int, int]:
     return total, header_bytes
 
 
-@dataclass
-class RoundTrip:
-    """audio [B, C, T] (zero past each length), bitrate [B] bits/s measured, nbytes [B] payload bytes."""
-
-    audio: Tensor
-    bitrate: Tensor
-    nbytes: Tensor
-
-
-class ClassicCodec:
+class ClassicCodec(RoundTripCodec):
     """Round trips through ffmpeg at `sample_rate` (mono)."""
 
     family = "classic"
@@ -135,21 +126,6 @@ class ClassicCodec:
             sizes.append(payload)
             rates.append(payload * 8 / (n / self.sample_rate))
         return RoundTrip(out, torch.tensor(rates), torch.tensor(sizes))
-
-    def encode(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{self.name} has no discrete tokens; use roundtrip(wav) for an encode-decode pass"
-        )
-
-    decode = encode
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "family": "classic",
-            "sample_rate": self.sample_rate,
-            "bitrate": self.bitrate(),
-        }
 
 
 class OpusCodec(ClassicCodec):
