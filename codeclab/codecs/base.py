@@ -135,9 +135,27 @@ def check_audio(wav: Tensor, lengths: Tensor | list[int] | None, channels: int) 
 
 class AudioCodec(ABC):
     """What every codec offers. Properties describe the token stream; `encode` / `decode` move between
-    audio and codes."""
+    audio and codes. `device` and `provenance()` say where it runs and what it is, so callers never guess."""
 
     name: str = "codec"
+    random_init: bool = False  # True for an untrained codec (load_codec(..., random_init=True))
+
+    @property
+    def device(self) -> torch.device:
+        """Where encode and decode run (codecs with parameters report theirs)."""
+        return torch.device("cpu")
+
+    def provenance(self) -> dict:
+        """What a report or store records about this codec: name, sha256 of its config and of its
+        tensors (independent of how the weights were stored), and whether it is random-init."""
+        from codeclab.codecs.spec import config_sha256, weights_sha256
+
+        return {
+            "name": self.name,
+            "config_sha256": config_sha256(self),
+            "weights_sha256": weights_sha256(self),
+            "random_init": bool(self.random_init),
+        }
 
     @property
     @abstractmethod

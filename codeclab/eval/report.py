@@ -31,16 +31,10 @@ def data_fingerprint(items: list[AudioItem]) -> str:
 
 
 def codec_fingerprint(codec) -> dict[str, Any]:
-    from codeclab.codecs.spec import config_sha256, weights_sha256
-
+    """A report's record of a codec: `provenance()` for token codecs, `describe()` for round-trip ones."""
     if isinstance(codec, RoundTripCodec):  # no weights
         return {"name": codec.name, "family": "classic", **codec.describe()}
-    return {
-        "name": codec.name,
-        "weights_sha256": weights_sha256(codec),
-        "config_sha256": config_sha256(codec),
-        "random_init": bool(getattr(codec, "random_init", False)),
-    }
+    return codec.provenance()
 
 
 def provenance(command: list[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def measure_speed(
     codec: AudioCodec, seconds: float = 10.0, batch: int = 4, reps: int = 3, device: str | None = None
 ) -> SpeedResult:
     """Time `reps` encodes and decodes of `batch` speech-like clips of `seconds` (after a warm-up); medians."""
-    dev = torch.device(device) if device else getattr(codec, "device", torch.device("cpu"))
+    dev = torch.device(device) if device else codec.device
     wav = torch.stack([synthetic_speech(seconds, codec.sample_rate, seed=i) for i in range(batch)])
     if codec.channels > 1:
         wav = wav.repeat(1, codec.channels, 1)
@@ -108,5 +108,5 @@ def measure_speed(
         frames_per_second=frames / encode_s,
         encode_peak_mib=encode_peak,
         decode_peak_mib=decode_peak,
-        random_init=bool(getattr(codec, "random_init", False)),
+        random_init=codec.random_init,
     )

@@ -270,7 +270,7 @@ class Tokenizer:
         if workers:
             loader_args["prefetch_factor"] = 4
             loader_args["multiprocessing_context"] = (
-                "spawn" if str(codec_device(codec)).startswith("cuda") else "fork"
+                "spawn" if str(codec.device).startswith("cuda") else "fork"
             )
             loader_args["timeout"] = opts.worker_timeout
         loader = torch.utils.data.DataLoader(dataset, **loader_args)
@@ -375,7 +375,7 @@ class Tokenizer:
         wav = torch.zeros(len(batch), codec.channels, max(lengths))
         for i, rec in enumerate(batch):
             wav[i, :, : lengths[i]] = torch.as_tensor(rec["audio"])
-        encoded = codec.encode(wav.to(codec_device(codec)), lengths=torch.tensor(lengths), n_q=n_q)
+        encoded = codec.encode(wav.to(codec.device), lengths=torch.tensor(lengths), n_q=n_q)
         return [codes.cpu().numpy() for codes in encoded.items()]
 
     def _encode_long(
@@ -401,7 +401,7 @@ class Tokenizer:
                 wav = torch.as_tensor(
                     load_audio(item.path, codec.sample_rate, codec.channels, item.start, item.end)
                 )
-                encoded = codec.encode(wav[None].to(codec_device(codec)), n_q=n_q)
+                encoded = codec.encode(wav[None].to(codec.device), n_q=n_q)
         except AudioError as err:
             writer.add_error(item.id, item.path, err.reason, item.start, item.end)
             report.failed += 1
@@ -419,11 +419,6 @@ class Tokenizer:
         report.audio_seconds += seconds
         self._maybe_flush(writer, report)
         self.on_progress(report, self._total)
-
-
-def codec_device(codec: AudioCodec) -> torch.device:
-    device = getattr(codec, "device", None)
-    return device if isinstance(device, torch.device) else torch.device("cpu")
 
 
 def tokenize_corpus(

@@ -136,3 +136,17 @@ def test_peers_need_weights_or_random_init(name):
     pytest.importorskip("transformers")
     with pytest.raises(ValueError, match="random_init=True"):
         codeclab.load_codec(name)
+
+
+def test_provenance_and_device_are_part_of_the_contract(tmp_path):
+    from codeclab.codecs.pretrained import save_pretrained
+
+    codec = codeclab.load_codec("codeclab-tiny", random_init=True)
+    facts = codec.provenance()
+    assert facts["name"] == "codeclab-tiny" and facts["random_init"] is True
+    assert len(facts["config_sha256"]) == len(facts["weights_sha256"]) == 64
+    assert codec.device == torch.device("cpu")
+    save_pretrained(codec, tmp_path / "saved", storage_dtype=torch.float32)
+    reloaded = codeclab.load_codec(tmp_path / "saved").provenance()
+    assert reloaded["weights_sha256"] == facts["weights_sha256"]  # the tensors, not the file
+    assert reloaded["random_init"] is False  # a saved directory is a codec in its own right
