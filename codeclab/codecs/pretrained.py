@@ -62,6 +62,7 @@ def save_pretrained(
         "weights_sha256": digest,
         "config": codec.config.to_dict(),
         "storage_dtype": str(storage_dtype or torch.float32).removeprefix("torch."),
+        "random_init": bool(codec.random_init),  # untrained weights stay marked as such
         **(extra or {}),
     }
     atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
@@ -135,4 +136,5 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
             f"{weights_path}: weights do not match the config (missing {missing}, unexpected {unexpected})"
         )
     codec.weights_sha256 = digest
+    codec.random_init = meta.get("random_init") is True
     return codec.to(device).eval()

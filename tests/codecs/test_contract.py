@@ -149,4 +149,4 @@ def test_provenance_and_device_are_part_of_the_contract(tmp_path):
     save_pretrained(codec, tmp_path / "saved", storage_dtype=torch.float32)
     reloaded = codeclab.load_codec(tmp_path / "saved").provenance()
     assert reloaded["weights_sha256"] == facts["weights_sha256"]  # the tensors, not the file
-    assert reloaded["random_init"] is False  # a saved directory is a codec in its own right
+    assert reloaded["random_init"] is True  # saved untrained weights stay marked untrained
