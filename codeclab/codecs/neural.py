@@ -17,8 +17,8 @@ from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from codeclab.codecs.semantic import SemanticConfig, SemanticHead
 from codeclab.quantizers import (
-    QUANTIZERS,
     Quantizer,
+    QuantizerConfig,
     QuantizerOutput,
     RVQConfig,
     SplitConfig,
@@ -27,12 +27,9 @@ from codeclab.quantizers import (
 )
 
 
-def quantizer_kind(config: Any) -> str:
+def quantizer_kind(config: QuantizerConfig) -> str:
     """Registry name of a quantizer config instance ("rvq", "fsq", ...)."""
-    for kind, (config_cls, _) in QUANTIZERS.items():
-        if type(config) is config_cls:
-            return kind
-    raise ValueError(f"{type(config).__name__} is not a registered quantizer config")
+    return config.kind
 
 
 # decoder kind -> (config class, module class); "seanet" is the default of configs that name none
@@ -58,7 +55,7 @@ class CodecConfig:
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
     decoder: SEANetConfig | ISTFTDecoderConfig = field(default_factory=SEANetConfig)
-    quantizer: Any = field(default_factory=RVQConfig)
+    quantizer: QuantizerConfig = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
 
     def __post_init__(self) -> None:
@@ -85,10 +82,10 @@ class CodecConfig:
                 raise ValueError(
                     "the split recipe and the split quantizer go together (semantic loss 'split')"
                 )
-            if self.semantic.codebooks > getattr(self.quantizer, "num_quantizers", 1):
+            if self.semantic.codebooks > self.quantizer.num_codebooks:
                 raise ValueError(
                     f"the semantic head reads {self.semantic.codebooks} codebooks; the quantizer has "
-                    f"{getattr(self.quantizer, 'num_quantizers', 1)}"
+                    f"{self.quantizer.num_codebooks}"
                 )
 
     @property

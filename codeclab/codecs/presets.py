@@ -217,8 +217,8 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
         sample_rate=config.sample_rate,
         channels=config.encoder.channels,
         frame_rate=config.sample_rate / config.hop_length,
-        num_codebooks=getattr(config.quantizer, "num_quantizers", 1),
-        codebook_size=_codebook_size(config),
+        num_codebooks=config.quantizer.num_codebooks,
+        codebook_size=config.quantizer.codebook_size,
         source="codeclab",
         code_licence=CODE_LICENCE,
         weights_licence=info.get("licence", NO_WEIGHTS) if bundled else NO_WEIGHTS,
@@ -230,16 +230,6 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
             "version": preset_version(name),
         },
     )(factory)
-
-
-def _codebook_size(config: CodecConfig) -> int:
-    q = config.quantizer
-    if hasattr(q, "levels"):
-        size = 1
-        for level in q.levels:
-            size *= level
-        return size
-    return q.codebook_size
 
 
 _preset(

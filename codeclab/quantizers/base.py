@@ -17,6 +17,28 @@ from torch import Tensor, nn
 from codeclab._checks import check_n_q
 
 
+class QuantizerConfig:
+    """Base of every quantizer config: the facts a codec needs without building the quantizer.
+
+    kind: its registry name ("vq", "rvq", "fsq", "rfsq", "split"); num_codebooks: codes per frame;
+    codebook_size: values each code takes (a field of VQ configs, the product of the levels for FSQ)."""
+
+    codebook_size: int
+
+    @property
+    def kind(self) -> str:
+        from codeclab.quantizers.registry import QUANTIZERS
+
+        for kind, (config_cls, _) in QUANTIZERS.items():
+            if type(self) is config_cls:
+                return kind
+        raise ValueError(f"{type(self).__name__} is not a registered quantizer config")
+
+    @property
+    def num_codebooks(self) -> int:
+        return 1
+
+
 @dataclass
 class QuantizerOutput:
     """Result of `Quantizer.forward`.

@@ -15,7 +15,7 @@ from einops import rearrange
 from torch import Tensor
 
 from codeclab._checks import check_bounds, check_types
-from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
+from codeclab.quantizers.base import Quantizer, QuantizerConfig, QuantizerOutput, codebook_metrics
 
 
 def _check_levels(levels: list[int]) -> None:
@@ -24,7 +24,7 @@ def _check_levels(levels: list[int]) -> None:
 
 
 @dataclass
-class FSQConfig:
+class FSQConfig(QuantizerConfig):
     """dim: input dimension D (projected to len(levels) dimensions); levels: quantization levels per
     dimension; the codebook size is their product."""
 
@@ -38,6 +38,10 @@ class FSQConfig:
             raise ValueError(f"FSQ takes 1 to 32 levels, got {len(self.levels)}")
         _check_levels(self.levels)
 
+    @property
+    def codebook_size(self) -> int:  # type: ignore[override]
+        return math.prod(self.levels)
+
 
 @dataclass
 class ResidualFSQConfig(FSQConfig):
@@ -47,6 +51,10 @@ class ResidualFSQConfig(FSQConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_bounds(self, {"num_quantizers": (1, 256)})
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.num_quantizers
 
 
 @torch.no_grad()

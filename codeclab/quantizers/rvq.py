@@ -43,6 +43,10 @@ class RVQConfig(VQConfig):
         if not 0.0 <= self.center_decay < 1.0:
             raise ValueError(f"center_decay must lie in [0, 1), got {self.center_decay}")
 
+    @property
+    def num_codebooks(self) -> int:
+        return self.num_quantizers
+
     def stage(self) -> VQConfig:
         stack_only = ("num_quantizers", "quantizer_dropout", "center", "center_decay")
         fields = {k: v for k, v in asdict(self).items() if k not in stack_only}

@@ -22,14 +22,14 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from codeclab._checks import check_bounds, check_product, check_types
-from codeclab.quantizers.base import Quantizer, QuantizerOutput, codebook_metrics
+from codeclab.quantizers.base import Quantizer, QuantizerConfig, QuantizerOutput, codebook_metrics
 from codeclab.quantizers.distributed import all_reduce_sum, broadcast
 from codeclab.quantizers.kmeans import kmeans, sample_rows
 from codeclab.quantizers.search import assign_stats, nearest_code
 
 
 @dataclass
-class VQConfig:
+class VQConfig(QuantizerConfig):
     """One codebook stage.
 
     dim: input dimension D. codebook_size: K. codebook_dim: factorized code dimension (DAC: 8); None
