@@ -439,7 +439,6 @@ def merge(store: str | Path) -> dict[str, int]:
             "duration": pa.array([durations[i] for i in order], pa.float64()),
         }
     ).replace_schema_metadata({PART_CHECKSUMS: json.dumps(checksums, sort_keys=True)})
-    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     errors: dict[str, dict[str, Any]] = {}
     errors_dir = store / "errors"
     for log in sorted(errors_dir.glob("shard-*.jsonl")) if errors_dir.is_dir() else []:
@@ -448,6 +447,8 @@ def merge(store: str | Path) -> dict[str, int]:
                 errors[row["id"]] = row
     lines = "".join(json.dumps(errors[k], ensure_ascii=False) + "\n" for k in sorted(errors))
     atomic_write_text(store / "errors.jsonl", lines)
+    # the index last: its presence (covering every part) is what marks the merge finished
+    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     return {"items": len(ids), "errors": len(errors), "duplicates": duplicates}
 
 

@@ -271,3 +271,57 @@ def test_merge_refuses_a_store_with_unfinished_shards(mixed_corpus, tmp_path, ca
     assert caught.value.code == 2
     assert "1 of 3 shards are finished (missing: 1, 2)" in capsys.readouterr().err
     assert not (tmp_path / "store" / "index.parquet").exists()
+
+
+# A driver that runs one tokenize in a fresh process and SIGKILLs itself at a named moment.
+_KILL_DRIVER = r"""
+import os, signal, sys
+from pathlib import Path
+import codeclab.pipelines.tokenize as tok
+import codeclab.tokens.store as store
+import pyarrow.parquet as pq
+from codeclab.codecs.spec import CodecSpec
+
+stage, corpus, out = sys.argv[1:4]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if stage == "mid-part":  # half of the third part file written, not yet renamed
+    real, calls = pq.write_table, []
+    def write_table(table, where, **kw):
+        calls.append(where)
+        if len(calls) == 3 and "index" not in str(where):
+            Path(where).write_bytes(b"PAR1 half a part")
+            die()
+        return real(table, where, **kw)
+    pq.write_table = write_table
+elif stage == "before-merge":  # every done marker written, the merge not started
+    tok.merge = lambda s: die()
+elif stage in ("mid-errors", "mid-index"):  # the merge killed while writing errors.jsonl / the index
+    name = "errors.jsonl" if stage == "mid-errors" else "index.parquet"
+    real_text, real_write = store.atomic_write_text, store.atomic_write
+    def guard(path, *args):
+        if Path(path).name == name:
+            die()
+        return (real_text if isinstance(args[0], str) else real_write)(path, *args)
+    store.atomic_write_text = store.atomic_write = guard
+tok.tokenize_corpus(tok.TokenizeOptions(inputs=[corpus], out=Path(out), workers=0, flush_items=2,
+    batch_seconds=1.0, codec=CodecSpec("codeclab-tiny", random_init=True)))
+"""
+
+
+@pytest.mark.parametrize("stage", ["mid-part", "before-merge", "mid-errors", "mid-index"])
+def test_sigkill_at_every_stage_then_resume_equals_uninterrupted(mixed_corpus, tmp_path, stage):
+    reference = tmp_path / "reference"
+    tokenize_corpus(options([mixed_corpus], reference, flush_items=2, batch_seconds=1.0))
+    cut = tmp_path / "cut"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DRIVER, stage, str(mixed_corpus), str(cut)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    report = tokenize_corpus(options([mixed_corpus], cut, flush_items=2, batch_seconds=1.0, resume=True))
+    assert report.merged
+    assert contents(cut) == contents(reference)
+    assert TokenStore(cut).errors() == TokenStore(reference).errors()
+    assert not [p for p in (cut / "data").iterdir() if p.name.startswith(".")]  # no temp file left

@@ -1,0 +1,36 @@
+"""Memory bounds for long files (slow: a 20-minute file)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.slow
+
+_ENCODE = r"""
+import resource, sys
+from codeclab.codecs.spec import CodecSpec
+from codeclab.pipelines.clab_files import encode_file
+encode_file(sys.argv[1], sys.argv[2], CodecSpec("codeclab-16k-speech"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+"""
+
+
+def test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
+    rng = np.random.default_rng(0)
+    seconds, rate = 20 * 60, 16000
+    audio = (0.1 * rng.standard_normal(seconds * rate)).astype(np.float32)
+    sf.write(tmp_path / "long.flac", audio, rate)
+    out = subprocess.run(
+        [sys.executable, "-c", _ENCODE, str(tmp_path / "long.flac"), str(tmp_path / "long.clab")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    peak_mib = int(out.stdout.split()[-1])
+    assert peak_mib < 1536, peak_mib  # a whole pass peaked at 8.2 GB
