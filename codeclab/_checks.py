@@ -102,3 +102,27 @@ def check_n_q(n_q: Any, available: int) -> int:
     if isinstance(n_q, bool) or not isinstance(n_q, numbers.Integral) or not 1 <= int(n_q) <= available:
         raise ValueError(f"n_q must be an integer from 1 to {available}, got {n_q!r}")
     return int(n_q)
+
+
+def check_device(device: str) -> str:
+    """`device` when this machine has it ("cpu", "cuda", "cuda:N", "mps"); else ValueError saying what is
+    missing (instead of a torch error deep inside the first encode)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r} ({err}); use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is available on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS is not available on this machine; use --device cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {device!r}: codeclab runs on cpu, cuda or mps")
+    return device

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from codeclab.cli.common import console, fail, setup_logging
+from codeclab.cli.common import console, device_or_fail, fail, setup_logging
 
 bench_app = typer.Typer(
     help="Benchmarks: reconstruction, token LM, phone probe, speed.", no_args_is_help=True
@@ -134,6 +134,7 @@ def speed_command(
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_speed
 
+    device = device_or_fail(device)
     rows, fingerprints = [], {}
     for spec in codecs:
         choice = CodecChoice.parse(spec, random_init)

@@ -27,6 +27,18 @@ def fail(message: str, code: int = EXIT_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def device_or_fail(device: str | None) -> str | None:
+    """The --device value when this machine has it; otherwise an input error (exit 2) saying why."""
+    from codeclab._checks import check_device
+
+    if device is None:
+        return None
+    try:
+        return check_device(device)
+    except ValueError as err:
+        fail(str(err))
+
+
 def format_bitrate(bps: float) -> str:
     return f"{bps / 1000:.2f} kbps" if bps >= 1000 else f"{bps:.0f} bps"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from codeclab.cli.common import console, fail, setup_logging
+from codeclab.cli.common import console, device_or_fail, fail, setup_logging
 
 DEFAULT_CODEC = "codeclab-16k-speech"
 
@@ -70,6 +70,7 @@ def tokenize_command(
     from codeclab.tokens.store import StoreError, merge, shard_status
 
     setup_logging()
+    device = device_or_fail(device)
     if merge_only:
         try:
             num_shards, done = shard_status(out)
@@ -176,6 +177,7 @@ def detokenize_command(
     from codeclab.tokens.store import StoreError
 
     setup_logging()
+    device = device_or_fail(device)
     override = CodecSpec(codec, weights, random_init) if codec else None
     try:
         written = detokenize(store, out, ids or None, override, device)

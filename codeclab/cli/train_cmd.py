@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from codeclab.cli.common import console, fail, setup_logging
+from codeclab.cli.common import console, device_or_fail, fail, setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +71,7 @@ def train_command(
     from codeclab.train.trainer import Trainer
 
     setup_logging()
+    device = device_or_fail(device)
     plan: dict = {}
     if recipe is not None:
         import json

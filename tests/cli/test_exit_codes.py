@@ -59,3 +59,14 @@ def test_usage_errors_exit_2(capsys):
 def test_clean_run_exits_0(capsys):
     code, _ = run(["list"], capsys)
     assert code == 0
+
+
+def test_an_unavailable_device_is_an_input_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, err = run(["tokenize", str(tmp_path), "--out", str(tmp_path / "s"), "--device", "cuda"], capsys)
+    assert code == 2 and "no CUDA GPU is available" in err
+    code, err = run(["tokenize", str(tmp_path), "--out", str(tmp_path / "s"), "--device", "tpu"], capsys)
+    assert code == 2 and "unknown device 'tpu'" in err

@@ -150,3 +150,48 @@ def test_provenance_and_device_are_part_of_the_contract(tmp_path):
     reloaded = codeclab.load_codec(tmp_path / "saved").provenance()
     assert reloaded["weights_sha256"] == facts["weights_sha256"]  # the tensors, not the file
     assert reloaded["random_init"] is True  # saved untrained weights stay marked untrained
+
+
+@pytest.mark.parametrize(
+    ("codes", "lengths", "audio_lengths", "message"),
+    [
+        (torch.zeros(1, 2, 5, dtype=torch.long), [0], None, r"lengths must lie in \[1, 5\]"),
+        (torch.zeros(1, 2, 5, dtype=torch.long), [-3], None, r"lengths must lie in \[1, 5\]"),
+        (torch.zeros(1, 2, 5, dtype=torch.long), [9], None, r"lengths must lie in \[1, 5\]"),
+        (
+            torch.zeros(1, 2, 5, dtype=torch.long),
+            torch.tensor([2.5]),
+            None,
+            "lengths must be an integer tensor",
+        ),
+        (torch.zeros(1, 2, 5), [5], None, "codes must be an integer tensor"),
+        (torch.zeros(1, 2, 0, dtype=torch.long), [1], None, "must not be empty"),
+        (torch.zeros(0, 2, 5, dtype=torch.long), [], None, "must not be empty"),
+        (torch.zeros(1, 2, 5, dtype=torch.long), [5], [0], "audio_lengths must be positive"),
+    ],
+)
+def test_encoded_refuses_inconsistent_lengths(codes, lengths, audio_lengths, message):
+    from codeclab.codecs.base import Encoded
+
+    lengths = torch.as_tensor(lengths, dtype=torch.long) if isinstance(lengths, list) else lengths
+    audio = None if audio_lengths is None else torch.tensor(audio_lengths)
+    with pytest.raises(ValueError, match=message):
+        Encoded(codes, lengths, audio)
+
+
+def test_decode_checks_codes_against_the_codec():
+    import numpy as np
+
+    from codeclab.codecs.base import Encoded
+
+    codec = get("codeclab-tiny")
+    good = codec.encode(audio(codec, 0.5))
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 64\)"):
+        codec.decode(good.codes + 64)
+    with pytest.raises(ValueError, match="audio_lengths .* exceed"):
+        codec.decode(Encoded(good.codes, good.lengths, good.lengths * codec.hop_length * 10))
+    with pytest.raises(ValueError, match="n_q must be an integer from 1 to 4"):
+        codec.decode(torch.cat([good.codes] * 2, dim=1))
+    assert codec.check_n_q(np.int64(2)) == 2  # numpy integers are integers
+    with pytest.raises(ValueError, match="n_q must be an integer"):
+        codec.check_n_q(2.0)
