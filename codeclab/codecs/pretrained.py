@@ -16,13 +16,7 @@ import torch
 from codeclab._files import atomic_write_bytes
 from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
-
-# Buffers added after weight directories were first written, and why leaving them at their initial value
-# loads old weights exactly as they ran: the one explicit list of keys an older directory may lack.
-ADDED_BUFFERS: dict[str, str] = {
-    "latent_mean": "RVQ centring: zero offset = the uncentred quantizer the weights were trained with",
-    "mean_initted": "RVQ centring: set by the first training step",
-}
+from codeclab.codecs.spec import ADDED_BUFFERS
 
 FORMAT = "codeclab-codec"
 FORMAT_VERSION = 1

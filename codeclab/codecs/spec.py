@@ -63,9 +63,19 @@ class CodecSpec:
         return cls(name=data["name"], weights=weights, random_init=random_init, seed=seed)
 
 
+# Buffers added after weight directories were first written, and why leaving them at their initial value
+# loads old weights exactly as they ran: the one explicit list of keys an older directory may lack.
+ADDED_BUFFERS: dict[str, str] = {
+    "latent_mean": "RVQ centring: zero offset = the uncentred quantizer the weights were trained with",
+    "mean_initted": "RVQ centring: set by the first training step",
+}
+
+
 def weights_sha256(codec: AudioCodec) -> str | None:
     """sha256 over the codec's tensors (sorted names, dtypes, shapes and bytes); None for codecs with
-    no tensors (e.g. Opus). Unlike a file hash, it does not depend on how the weights were stored."""
+    no tensors (e.g. Opus). Unlike a file hash, it does not depend on how the weights were stored.
+    `ADDED_BUFFERS` still at their neutral value (all zeros) are left out: they do not change what the
+    codec computes, and leaving them out keeps the digest that older versions recorded."""
     state_dict = getattr(codec, "state_dict", None)
     if state_dict is None:
         return None
@@ -75,6 +85,8 @@ def weights_sha256(codec: AudioCodec) -> str | None:
         return None
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
+        if name.rsplit(".", 1)[-1] in ADDED_BUFFERS and not bool(t.any()):
+            continue
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()

@@ -27,10 +27,20 @@ register_quantizer("rfsq", ResidualFSQConfig, ResidualFSQ)
 register_quantizer("split", SplitConfig, SplitRVQ)
 
 
+# settings that configs written by earlier versions may hold and that no longer exist, with why dropping
+# them loads those weights exactly as they ran (every one of them acts in training only)
+RETIRED_SETTINGS: dict[str, str] = {
+    "dead_code_threshold": "codeclab 0.1.0's absolute dead-code count, replaced by dead_code_ratio and "
+    "dead_code_rows; it acted only on training steps",
+}
+
+
 def quantizer_config(kind: str, params: dict[str, Any]):
-    """Typed config for `kind` from a plain dict (as stored in config.json); unknown keys are an error."""
+    """Typed config for `kind` from a plain dict (as stored in config.json); unknown keys are an error,
+    retired ones (`RETIRED_SETTINGS`) are dropped."""
     if kind not in QUANTIZERS:
         raise ValueError(f"unknown quantizer kind {kind!r}; known: {', '.join(sorted(QUANTIZERS))}")
+    params = {key: value for key, value in params.items() if key not in RETIRED_SETTINGS}
     config_cls, _ = QUANTIZERS[kind]
     known = {f.name for f in fields(config_cls)}
     unknown = set(params) - known
