@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from codeclab.audio.io import load_audio, resample
 from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
@@ -43,6 +44,7 @@ class CodecChoice:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     n_q: list[int] | None = None
+    spec: str = ""  # the text it was parsed from (labels results)
 
     @classmethod
     def parse(cls, text: str, random_init_default: bool = False) -> CodecChoice:
@@ -66,7 +68,7 @@ class CodecChoice:
                 raise ValueError(f"unknown codec option {key!r} in {text!r}")
         if random_init_default and "weights" not in options and "random_init" not in options:
             options["random_init"] = True
-        return cls(name, options, n_q)
+        return cls(name, options, n_q, text)
 
     def series(self) -> str:
         """The curve this choice belongs to: name plus options, without those that only move it along the
@@ -155,109 +157,93 @@ def bitrate_flags(
     return flags
 
 
-def run_recon(
-    codecs: list[str],
-    data: list[str],
-    out: str | Path,
-    metrics: list[str] | None = None,
-    eval_rate: int = 16000,
-    max_items: int | None = None,
-    max_seconds: float | None = None,
-    random_init: bool = False,
-    command: list[str] | None = None,
-    log=print,
-) -> dict[str, Any]:
-    """Run the benchmark and write results.json, results.csv, results.md and plots/ under `out`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = metrics or M.DEFAULT_METRICS
-    status = M.metric_status(names)
-    usable = [m for m in names if not status[m]]
-    for metric, reason in status.items():
-        if reason:
-            log(f"skipping {metric}: {reason}")
-    items = _limit(discover(data), max_items, max_seconds)
-    if not items:
-        raise ValueError(f"no audio items in {data}")
-    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
-    reference_cache: dict[str, dict] = {it.id: {} for it in items}
-    rows: list[dict[str, Any]] = []
-    fingerprints: dict[str, Any] = {}
-    for spec in codecs:
-        choice = CodecChoice.parse(spec, random_init)
-        codec = choice.load()
-        classic = isinstance(codec, RoundTripCodec)
-        fingerprints[spec] = codec_fingerprint(codec)
-        settings = [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks))
-        for n_q in settings:
-            label = spec if classic else f"{choice.name}@{n_q}"
-            per_item: dict[str, list[float]] = {}
-            all_codes, measured = [], []
-            for it in items:
-                x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
-                if classic:
-                    result = codec.roundtrip(x[None])
-                    estimate = result.audio[0]
-                    measured.append(float(result.bitrate[0]))
-                else:
-                    encoded = codec.encode(x[None], n_q=n_q)
-                    all_codes.append(encoded.items()[0].cpu().numpy())
-                    estimate = codec.decode(Encoded(encoded.codes, encoded.lengths, encoded.audio_lengths))[0]
-                est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
-                scores = M.compute(
-                    references[it.id], est, eval_rate, usable, it.text, it.language, reference_cache[it.id]
-                )
-                for key, value in scores.items():
-                    per_item.setdefault(key, []).append(value)
-            row: dict[str, Any] = {
-                "codec": spec,
-                "series": choice.series(),
-                "label": label,
-                "n_q": n_q,
-                "items": len(items),
-            }
-            if classic:
-                row["nominal_kbps"] = codec.bitrate() / 1000
-                row["bitrate_kbps"] = float(np.mean(measured)) / 1000
-            else:
-                row["nominal_kbps"] = codec.bitrate(n_q) / 1000
-                stats = M.codebook_statistics(all_codes, codec.codebook_size, codec.frame_rate)
-                row["bitrate_kbps"] = row["nominal_kbps"]
-                row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
-                row["codebooks"] = stats["per_codebook"]
-            for key, values in per_item.items():
-                finite = [v for v in values if not math.isnan(v)]
-                row[key] = float(np.mean(finite)) if finite else math.nan
-                row[f"{key}_scored"] = len(finite)
-            rows.append(row)
-            log(
-                f"{label}: " + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
-            )
-    flags = bitrate_flags(rows, {m: M.SPECS[m].higher_is_better for m in usable})
-    for flag in flags:
-        log(f"warning: {flag}")
-    report = {
-        "flags": flags,
-        "provenance": provenance(
-            command,
-            codecs=fingerprints,
-            data={
-                "inputs": data,
-                "items": len(items),
-                "sha256": data_fingerprint(items),
-                "max_items": max_items,
-                "max_seconds": max_seconds,
-            },
-        ),
-        "eval_rate": eval_rate,
-        "metric_rates": {m: (M.SPECS[m].rate or eval_rate) for m in usable},
-        "skipped_metrics": {m: r for m, r in status.items() if r},
-        "metrics": {
-            m: {"higher_is_better": M.SPECS[m].higher_is_better, "description": M.SPECS[m].description}
-            for m in usable
-        },
-        "results": rows,
+@dataclass
+class Measured:
+    """One codec setting over the items: per-item scores, codes (token codecs) or measured bitrates
+    (round-trip codecs)."""
+
+    choice: CodecChoice
+    codec: AudioCodec | RoundTripCodec
+    n_q: int | None
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    codes: list[np.ndarray] = field(default_factory=list)
+    bitrates: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.choice.spec if self.n_q is None else f"{self.choice.name}@{self.n_q}"
+
+
+def reconstruct(codec: AudioCodec | RoundTripCodec, x: Tensor, n_q: int | None) -> tuple[Tensor, Any, Any]:
+    """x [C, T] -> (estimate [C, T], codes [n_q, F] or None, measured bits/s or None)."""
+    if isinstance(codec, RoundTripCodec):
+        result = codec.roundtrip(x[None])
+        return result.audio[0], None, float(result.bitrate[0])
+    encoded = codec.encode(x[None], n_q=n_q)
+    estimate = codec.decode(Encoded(encoded.codes, encoded.lengths, encoded.audio_lengths))[0]
+    return estimate, encoded.items()[0].cpu().numpy(), None
+
+
+def measure(
+    choice: CodecChoice,
+    codec: AudioCodec | RoundTripCodec,
+    n_q: int | None,
+    items: list[AudioItem],
+    references: dict[str, np.ndarray],
+    reference_cache: dict[str, dict],
+    metrics: list[str],
+    eval_rate: int,
+) -> Measured:
+    """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`."""
+    measured = Measured(choice, codec, n_q)
+    for it in items:
+        x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
+        estimate, codes, bitrate = reconstruct(codec, x, n_q)
+        if codes is not None:
+            measured.codes.append(codes)
+        if bitrate is not None:
+            measured.bitrates.append(bitrate)
+        est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
+        scores = M.compute(
+            references[it.id], est, eval_rate, metrics, it.text, it.language, reference_cache[it.id]
+        )
+        for key, value in scores.items():
+            measured.scores.setdefault(key, []).append(value)
+    return measured
+
+
+def aggregate(measured: Measured, items: int) -> dict[str, Any]:
+    """One results row: bitrates (nominal, measured or entropy-coded) and each metric's mean over the items
+    it could score (`METRIC_scored` says how many)."""
+    codec, n_q = measured.codec, measured.n_q
+    row: dict[str, Any] = {
+        "codec": measured.choice.spec,
+        "series": measured.choice.series(),
+        "label": measured.label,
+        "n_q": n_q,
+        "items": items,
     }
+    if isinstance(codec, RoundTripCodec):
+        row["nominal_kbps"] = codec.bitrate() / 1000
+        row["bitrate_kbps"] = float(np.mean(measured.bitrates)) / 1000
+    else:
+        row["nominal_kbps"] = codec.bitrate(n_q) / 1000
+        stats = M.codebook_statistics(measured.codes, codec.codebook_size, codec.frame_rate)
+        row["bitrate_kbps"] = row["nominal_kbps"]
+        row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
+        row["codebooks"] = stats["per_codebook"]
+    for key, values in measured.scores.items():
+        finite = [v for v in values if not math.isnan(v)]
+        row[key] = float(np.mean(finite)) if finite else math.nan
+        row[f"{key}_scored"] = len(finite)
+    return row
+
+
+def write_report(
+    out: Path, report: dict[str, Any], usable: list[str], status: dict[str, str | None], eval_rate: int
+) -> dict[str, Any]:
+    """results.json, results.csv, results.md and plots/ under `out`; returns the report with its plots."""
+    rows, flags = report["results"], report["flags"]
     write_json(report, out / "results.json")
     columns = [
         "label",
@@ -291,3 +277,73 @@ def run_recon(
         else []
     )
     return report
+
+
+def run_recon(
+    codecs: list[str],
+    data: list[str],
+    out: str | Path,
+    metrics: list[str] | None = None,
+    eval_rate: int = 16000,
+    max_items: int | None = None,
+    max_seconds: float | None = None,
+    random_init: bool = False,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Run the benchmark and write results.json, results.csv, results.md and plots/ under `out`:
+    measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing, write."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = metrics or M.DEFAULT_METRICS
+    status = M.metric_status(names)
+    usable = [m for m in names if not status[m]]
+    for metric, reason in status.items():
+        if reason:
+            log(f"skipping {metric}: {reason}")
+    items = _limit(discover(data), max_items, max_seconds)
+    if not items:
+        raise ValueError(f"no audio items in {data}")
+    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
+    reference_cache: dict[str, dict] = {it.id: {} for it in items}
+    rows: list[dict[str, Any]] = []
+    fingerprints: dict[str, Any] = {}
+    for spec in codecs:
+        choice = CodecChoice.parse(spec, random_init)
+        codec = choice.load()
+        fingerprints[spec] = codec_fingerprint(codec)
+        classic = isinstance(codec, RoundTripCodec)
+        for n_q in [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks)):
+            measured = measure(choice, codec, n_q, items, references, reference_cache, usable, eval_rate)
+            row = aggregate(measured, len(items))
+            rows.append(row)
+            log(
+                f"{row['label']}: "
+                + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
+            )
+    flags = bitrate_flags(rows, {m: M.SPECS[m].higher_is_better for m in usable})
+    for flag in flags:
+        log(f"warning: {flag}")
+    report = {
+        "flags": flags,
+        "provenance": provenance(
+            command,
+            codecs=fingerprints,
+            data={
+                "inputs": data,
+                "items": len(items),
+                "sha256": data_fingerprint(items),
+                "max_items": max_items,
+                "max_seconds": max_seconds,
+            },
+        ),
+        "eval_rate": eval_rate,
+        "metric_rates": {m: (M.SPECS[m].rate or eval_rate) for m in usable},
+        "skipped_metrics": {m: r for m, r in status.items() if r},
+        "metrics": {
+            m: {"higher_is_better": M.SPECS[m].higher_is_better, "description": M.SPECS[m].description}
+            for m in usable
+        },
+        "results": rows,
+    }
+    return write_report(out, report, usable, status, eval_rate)
