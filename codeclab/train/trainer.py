@@ -24,6 +24,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,18 @@ from codeclab.train.losses import (
 )
 
 log = logging.getLogger("codeclab.train")
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: the step just done, steps done in this process, audio seen and wall time since
+    this process started (a resumed run counts from its own start), and the last step's metrics."""
+
+    started: float
+    step: int = -1
+    done: int = 0
+    audio_seconds: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 def cosine_schedule(warmup: int, total: int, min_ratio: float):
@@ -272,7 +285,9 @@ class Trainer:
         elif self.disc is not None:
             # a run trained for reconstruction first and resumed with `adversarial` on: the discriminators
             # start fresh (their learning rate warms up from this step)
-            log.info("%s has no discriminator state: the discriminators start fresh at step %d", path, step + 1)
+            log.info(
+                "%s has no discriminator state: the discriminators start fresh at step %d", path, step + 1
+            )
         if self.balancer is not None and state.get("balancer"):
             self.balancer.load_state_dict(state["balancer"])
         buffers = dict(self.codec.named_buffers())
@@ -439,42 +454,49 @@ class Trainer:
         """Train until config.steps (or, with `stop_after`, after that many steps of this run, with a
         checkpoint written first: for time-limited jobs; resume=True continues exactly)."""
         cfg = self.config
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(
-                json.dumps(
-                    {
-                        "codec": self.codec_config.to_dict(),
-                        "train": cfg.to_dict(),
-                        "data": self.data,
-                        "world_size": self.world,
-                        "codeclab_version": __version__,
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
+        self._write_run_config()
         self._build()
+        loader = self._prepare_data()
+        progress = self._progress()
+        state = TrainState(started=time.perf_counter())
+        for batch in loader:
+            state.step = int(batch["step"])
+            wav, lengths = batch["wav"].to(self.device), batch["lengths"].to(self.device)
+            metrics = self.train_step(wav, lengths, state.step, batch["clips"], batch["offsets"])
+            state.audio_seconds += cfg.batch_size * cfg.segment_seconds * self.world
+            state.last = {"step": state.step, **metrics}
+            state.done += 1
+            self._after_step(state, metrics, progress)
+            if self._checkpoint_or_stop(state, stop_after):
+                break
+        if progress is not None:
+            progress[0].stop()
+        if stop_after is not None and state.last and state.last["step"] < cfg.steps - 1:
+            return state.last
+        return self._finish(state.last)
+
+    def _write_run_config(self) -> None:
+        if not self.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "codec": self.codec_config.to_dict(),
+            "train": self.config.to_dict(),
+            "data": self.data,
+            "world_size": self.world,
+            "codeclab_version": __version__,
+        }
+        (self.run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def _prepare_data(self) -> torch.utils.data.DataLoader:
+        """The training, validation and held-out sets, teacher features, TensorBoard, and the loader of
+        this rank's batches from `start_step` on."""
+        cfg = self.config
         sr, ch = self.codec_config.sample_rate, self.codec_config.encoder.channels
-        train_set = AudioDataset(
-            self.data,
-            sr,
-            ch,
-            cfg.segment_seconds,
-            split="train",
-            val_fraction=cfg.val_fraction,
-            target_db=cfg.target_db,
-        )
+        split = dict(val_fraction=cfg.val_fraction, target_db=cfg.target_db)
+        train_set = AudioDataset(self.data, sr, ch, cfg.segment_seconds, split="train", **split)
         try:
-            self.val_set = AudioDataset(
-                self.data,
-                sr,
-                ch,
-                cfg.segment_seconds,
-                split="validation",
-                val_fraction=cfg.val_fraction,
-                target_db=cfg.target_db,
-            )
+            self.val_set = AudioDataset(self.data, sr, ch, cfg.segment_seconds, split="validation", **split)
         except ValueError:
             log.warning("no validation items: validating on training items")
             self.val_set = train_set
@@ -497,7 +519,7 @@ class Trainer:
                     "tensorboard is not installed: pip install tensorboard (metrics.jsonl is written anyway)"
                 )
         batches = TrainingBatches(train_set, cfg.batch_size, cfg.seed, self.start_step, self.rank, cfg.steps)
-        loader = torch.utils.data.DataLoader(
+        return torch.utils.data.DataLoader(
             batches,
             batch_size=None,
             num_workers=cfg.num_workers,
@@ -507,75 +529,69 @@ class Trainer:
             # restores from the checkpoint (batches themselves depend only on seed, step and rank)
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-        progress = self._progress()
-        last: dict[str, Any] = {}
-        started, audio_seconds, done = time.perf_counter(), 0.0, 0
-        for batch in loader:
-            step = int(batch["step"])
-            wav, lengths = batch["wav"].to(self.device), batch["lengths"].to(self.device)
-            metrics = self.train_step(wav, lengths, step, batch["clips"], batch["offsets"])
-            audio_seconds += cfg.batch_size * cfg.segment_seconds * self.world
-            last = {"step": step, **metrics}
-            if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                elapsed = time.perf_counter() - started
-                self._log(
-                    {
-                        "step": step,
-                        "split": "train",
-                        **metrics,
-                        "audio_seconds_per_second": audio_seconds / max(elapsed, 1e-9),
-                        "wall_seconds": elapsed,
-                    }
-                )
-            if progress is not None:
-                progress[0].update(
-                    progress[1], completed=step + 1, mel=metrics["loss/mel"], ppl=_perplexities(metrics)
-                )
-            if step % cfg.log_every == 0 and self.is_main:
-                weak = weak_stages(metrics, self.codec.codebook_size, cfg.min_perplexity_fraction)
-                if weak and step >= cfg.warmup_steps // 2:
-                    log.warning(
-                        "step %d: codebook stage(s) %s use few codes (EMA perplexity below %.0f%% of %d): "
-                        "they may be collapsing",
-                        step,
-                        ", ".join(str(i + 1) for i in weak),
-                        100 * cfg.min_perplexity_fraction,
-                        self.codec.codebook_size,
-                    )
-            if (step + 1) % cfg.validate_every == 0 or step == cfg.steps - 1:
-                if self.is_main:
-                    val = self.validate(step)
-                    wall = time.perf_counter() - started
-                    self._log({"step": step, "split": "validation", "wall_seconds": wall, **val})
-                    last.update(val)
-                self._barrier()
-            done += 1
-            stopping = stop_after is not None and done >= stop_after and step < cfg.steps - 1
-            out_of_time = cfg.max_seconds > 0 and time.perf_counter() - started >= cfg.max_seconds
-            out_of_time = self._agree(out_of_time)
-            if out_of_time and not stopping and step < cfg.steps - 1:
-                if self.is_main and (step + 1) % cfg.validate_every != 0:
-                    val = self.validate(step)
-                    wall = time.perf_counter() - started
-                    self._log({"step": step, "split": "validation", "wall_seconds": wall, **val})
-                    last.update(val)
-                if self.is_main:
-                    save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
-                self._barrier()
-                log.info("max_seconds reached at step %d: finishing the run", step)
-                break
-            if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1 or stopping:
-                if self.is_main:
-                    save_checkpoint(self.run_dir, step, self._state(step), cfg.keep_checkpoints)
-                self._barrier()
-            if stopping:
-                log.info("stopping after %d steps of this run at step %d; resume to continue", done, step)
-                break
+
+    def _after_step(self, state: TrainState, metrics: dict[str, float], progress) -> None:
+        """The hooks after every step: metrics log, progress bar, codebook-health warning, validation."""
+        cfg, step = self.config, state.step
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            elapsed = time.perf_counter() - state.started
+            self._log(
+                {
+                    "step": step,
+                    "split": "train",
+                    **metrics,
+                    "audio_seconds_per_second": state.audio_seconds / max(elapsed, 1e-9),
+                    "wall_seconds": elapsed,
+                }
+            )
         if progress is not None:
-            progress[0].stop()
-        if stop_after is not None and last and last["step"] < cfg.steps - 1:
-            return last
-        return self._finish(last)
+            progress[0].update(
+                progress[1], completed=step + 1, mel=metrics["loss/mel"], ppl=_perplexities(metrics)
+            )
+        if step % cfg.log_every == 0 and self.is_main:
+            weak = weak_stages(metrics, self.codec.codebook_size, cfg.min_perplexity_fraction)
+            if weak and step >= cfg.warmup_steps // 2:
+                log.warning(
+                    "step %d: codebook stage(s) %s use few codes (EMA perplexity below %.0f%% of %d): "
+                    "they may be collapsing",
+                    step,
+                    ", ".join(str(i + 1) for i in weak),
+                    100 * cfg.min_perplexity_fraction,
+                    self.codec.codebook_size,
+                )
+        if (step + 1) % cfg.validate_every == 0 or step == cfg.steps - 1:
+            self._validate_and_log(state)
+
+    def _validate_and_log(self, state: TrainState) -> None:
+        if self.is_main:
+            val = self.validate(state.step)
+            wall = time.perf_counter() - state.started
+            self._log({"step": state.step, "split": "validation", "wall_seconds": wall, **val})
+            state.last.update(val)
+        self._barrier()
+
+    def _checkpoint_or_stop(self, state: TrainState, stop_after: int | None) -> bool:
+        """Write a checkpoint when one is due; True when this run ends here (stop_after or max_seconds)."""
+        cfg, step = self.config, state.step
+        stopping = stop_after is not None and state.done >= stop_after and step < cfg.steps - 1
+        out_of_time = cfg.max_seconds > 0 and time.perf_counter() - state.started >= cfg.max_seconds
+        out_of_time = self._agree(out_of_time)
+        if out_of_time and not stopping and step < cfg.steps - 1:
+            if (step + 1) % cfg.validate_every != 0:  # the end of the run is always validated
+                self._validate_and_log(state)
+            self._save(step)
+            log.info("max_seconds reached at step %d: finishing the run", step)
+            return True
+        if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1 or stopping:
+            self._save(step)
+        if stopping:
+            log.info("stopping after %d steps of this run at step %d; resume to continue", state.done, step)
+        return stopping
+
+    def _save(self, step: int) -> None:
+        if self.is_main:
+            save_checkpoint(self.run_dir, step, self._state(step), self.config.keep_checkpoints)
+        self._barrier()
 
     def _progress(self):
         if not (self.is_main and self.show_progress):
