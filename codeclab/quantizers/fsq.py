@@ -70,14 +70,6 @@ def standardize_projection(project_in: torch.nn.Module, z: Tensor) -> None:
         project_in.bias.sub_(mean).div_(std)
 
 
-def _require_vq_pytorch():
-    try:
-        import vector_quantize_pytorch
-    except ImportError as err:  # pragma: no cover - a core dependency
-        raise ImportError("FSQ needs vector-quantize-pytorch: pip install vector-quantize-pytorch") from err
-    return vector_quantize_pytorch
-
-
 class FSQ(Quantizer):
     """z [B, D, T] -> codes [B, 1, T] in [0, prod(levels))."""
 
@@ -85,7 +77,8 @@ class FSQ(Quantizer):
         super().__init__()
         config = config if config is not None else FSQConfig(**kwargs)
         self.config = config
-        vqp = _require_vq_pytorch()
+        import vector_quantize_pytorch as vqp
+
         self.fsq = vqp.FSQ(levels=list(config.levels), dim=config.dim)
         self.dim = config.dim
         self.num_quantizers = 1
@@ -131,7 +124,8 @@ class ResidualFSQ(Quantizer):
         super().__init__()
         config = config if config is not None else ResidualFSQConfig(**kwargs)
         self.config = config
-        vqp = _require_vq_pytorch()
+        import vector_quantize_pytorch as vqp
+
         self.rfsq = vqp.ResidualFSQ(
             levels=list(config.levels),
             num_quantizers=config.num_quantizers,

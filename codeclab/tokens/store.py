@@ -60,15 +60,6 @@ def codes_dtype(codebook_size: int) -> str:
     return "int16" if codebook_size <= 32768 else "int32"
 
 
-def _require_pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as err:  # pragma: no cover - a core dependency
-        raise ImportError("the token store needs pyarrow: pip install pyarrow") from err
-    return pyarrow
-
-
 def _json_seconds(value: float | None) -> float | str | None:
     """A segment time as JSON allows it: NaN and inf (which JSON lacks) become their text."""
     return value if value is None or math.isfinite(value) else str(value)
@@ -103,7 +94,8 @@ class TokenRecord:
 
 
 def _schema(dtype: str):
-    pa = _require_pyarrow()
+    import pyarrow as pa
+
     code_type = pa.int16() if dtype == "int16" else pa.int32()
     return pa.schema(
         [
@@ -280,7 +272,7 @@ class ShardWriter:
         self.last_flush = time.monotonic()
         if not self._rows:
             return None
-        pa = _require_pyarrow()
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         rows = sorted(self._rows, key=lambda r: r["id"])
@@ -398,7 +390,7 @@ def merge(store: str | Path) -> dict[str, int]:
 
     An id present in several parts keeps its first part (by file name); failures of ids that were
     tokenized later (a retry) are dropped. Returns counts."""
-    pa = _require_pyarrow()
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     store = Path(store)
