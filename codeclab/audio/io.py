@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,15 +217,31 @@ def stream_audio(
         raise AudioError(path, "zero-length audio (no samples)")
 
 
+def _subtype(path: str | Path) -> str | None:
+    return "PCM_16" if str(path).lower().endswith((".wav", ".flac")) else None
+
+
 def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
     """Write wav [C, T] float in [-1, 1] (clipped) as a 16-bit PCM file chosen by the extension."""
     import soundfile as sf
 
     x = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(
-        str(path),
-        x.T,
-        sample_rate,
-        subtype="PCM_16" if str(path).lower().endswith((".wav", ".flac")) else None,
-    )
+    sf.write(str(path), x.T, sample_rate, subtype=_subtype(path))
+
+
+def write_audio_blocks(
+    path: str | Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int
+) -> int:
+    """Write blocks [C, n] one after another (bounded memory) as `write_audio` would write their
+    concatenation; returns the samples written."""
+    import soundfile as sf
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with sf.SoundFile(str(path), "w", sample_rate, channels, subtype=_subtype(path)) as fh:
+        for block in blocks:
+            x = np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0)
+            fh.write(x.T)
+            written += x.shape[1]
+    return written

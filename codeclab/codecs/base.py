@@ -227,6 +227,11 @@ class AudioCodec(ABC):
         whole pass (`codeclab.codecs.chunked`)."""
         return None
 
+    def decoder_context(self) -> tuple[int, int] | None:
+        """Code frames (before, after) that one frame of decoded audio depends on, when bounded; None when
+        not known. A known context lets long items be decoded in chunks (`codeclab.codecs.chunked`)."""
+        return None
+
     def decode_lengths(self, encoded: Encoded) -> Tensor:
         """Samples of each decoded item: its input length when known, else frames x hop."""
         if encoded.audio_lengths is not None:

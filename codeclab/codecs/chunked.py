@@ -11,7 +11,7 @@ the kept frames are bit-identical to a whole pass, for causal and non-causal cod
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -96,3 +96,25 @@ def encode_chunked(
     return encode_stream(
         codec, (wav[:, i : i + step] for i in range(0, wav.shape[1], step)), n_q, chunk_seconds
     )
+
+
+def decode_stream(
+    codec: AudioCodec, codes: Tensor, audio_length: int, chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+) -> Iterator[Tensor]:
+    """Decode one item's codes [n_q, F] in chunks: yields audio blocks [C, n] whose concatenation is the
+    decode of the whole item (to float rounding), `audio_length` samples in all. Memory holds one chunk
+    and its context (`codec.decoder_context()`), never the whole item. Raises `ValueError` for a codec
+    whose decoder context is unknown."""
+    context = codec.decoder_context()
+    if context is None:
+        raise ValueError(f"{codec.name}: the decoder's context is unknown; decode such codes whole")
+    before, after = context
+    hop, frames = codec.hop_length, codes.shape[1]
+    chunk = max(int(chunk_seconds * codec.frame_rate), 1)
+    for first in range(0, frames, chunk):
+        stop = min(first + chunk, frames)
+        lo, hi = max(0, first - before), min(frames, stop + after)
+        piece = codec.decode(Encoded(codes[None, :, lo:hi], torch.tensor([hi - lo])))[0]
+        end = min((stop - lo) * hop, audio_length - lo * hop)
+        if end > (first - lo) * hop:
+            yield piece[:, (first - lo) * hop : end]

@@ -249,6 +249,10 @@ class NeuralCodec(nn.Module, AudioCodec):
         codes = mask_tail(codes, frames)
         return Encoded(codes, frames, lengths)
 
+    def decoder_context(self) -> tuple[int, int] | None:
+        context = getattr(self.decoder, "context_frames", None)
+        return context() if context is not None else None
+
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
         """Encoded or codes [B, n_q, F] -> wav [B, C, T'] (T' = longest item), zero past each length."""
         encoded = self.checked(encoded).to(self.device)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from codeclab.audio.io import audio_info, load_audio, stream_audio, write_audio
+from codeclab.audio.io import audio_info, load_audio, stream_audio, write_audio, write_audio_blocks
 from codeclab.codecs.base import AudioCodec, Encoded
-from codeclab.codecs.chunked import DEFAULT_CHUNK_SECONDS, encode_stream
+from codeclab.codecs.chunked import DEFAULT_CHUNK_SECONDS, decode_stream, encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
 from codeclab.tokens.clab import ClabFormatError, read_clab, write_clab
 
@@ -52,8 +52,16 @@ def encode_file(
     return size, audio_length / codec.sample_rate, n_q, codec
 
 
-def decode_file(source: str | Path, target: str | Path, codec_override: CodecSpec | None = None) -> float:
-    """Decode a .clab file to audio with the codec it records (or `codec_override`); returns seconds."""
+def decode_file(
+    source: str | Path,
+    target: str | Path,
+    codec_override: CodecSpec | None = None,
+    long_seconds: float = 300.0,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+) -> float:
+    """Decode a .clab file to audio with the codec it records (or `codec_override`); returns seconds.
+    Items longer than `long_seconds` are decoded and written in chunks (bounded memory) when the codec's
+    decoder context is bounded."""
     clab = read_clab(source)
     record = clab.header.get("codec")
     if not isinstance(record, dict) or "name" not in record:
@@ -72,6 +80,22 @@ def decode_file(source: str | Path, target: str | Path, codec_override: CodecSpe
         encoded = codec.checked(encoded)
     except ValueError as err:
         raise ClabFormatError(f"{source}: the codes do not fit codec {codec.name} ({err})") from err
-    wav = codec.decode(encoded)[0].cpu().numpy()
-    write_audio(target, wav, codec.sample_rate)
+    write_decoded(codec, encoded, target, long_seconds, chunk_seconds)
     return clab.audio_length / codec.sample_rate
+
+
+def write_decoded(
+    codec: AudioCodec,
+    encoded: Encoded,
+    target: str | Path,
+    long_seconds: float = 300.0,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+) -> None:
+    """Decode one item (batch of 1) to an audio file: in chunks when it is long and the codec allows."""
+    length = int(codec.decode_lengths(encoded)[0])
+    if length > long_seconds * codec.sample_rate and codec.decoder_context() is not None:
+        codes = encoded.items()[0]
+        blocks = (b.cpu().numpy() for b in decode_stream(codec, codes, length, chunk_seconds))
+        write_audio_blocks(target, blocks, codec.sample_rate, codec.channels)
+    else:
+        write_audio(target, codec.decode(encoded)[0].cpu().numpy(), codec.sample_rate)

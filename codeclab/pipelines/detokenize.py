@@ -6,10 +6,11 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from codeclab.audio.io import AUDIO_EXTENSIONS, write_audio
+from codeclab.audio.io import AUDIO_EXTENSIONS
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import CodecSpec, open_recorded_codec
 from codeclab.corpora.manifest import check_item_id
+from codeclab.pipelines.clab_files import write_decoded
 from codeclab.tokens.store import TokenStore
 
 
@@ -40,8 +41,7 @@ def detokenize(
         encoded = Encoded(
             record.tensor()[None], torch.tensor([record.num_frames]), torch.tensor([audio_length])
         )
-        wav = codec.decode(encoded)[0].cpu().numpy()
         path = output_path(out, item_id)
-        write_audio(path, wav, codec.sample_rate)
+        write_decoded(codec, codec.checked(encoded), path)
         written.append(path)
     return written

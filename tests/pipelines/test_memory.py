@@ -34,3 +34,25 @@ def test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
     )
     peak_mib = int(out.stdout.split()[-1])
     assert peak_mib < 1536, peak_mib  # a whole pass peaked at 8.2 GB
+
+
+_DECODE = r"""
+import resource, sys
+from codeclab.pipelines.clab_files import decode_file
+decode_file(sys.argv[1], sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+"""
+
+
+def test_decoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
+    test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE, str(tmp_path / "long.clab"), str(tmp_path / "decoded.flac")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    peak_mib = int(out.stdout.split()[-1])
+    assert peak_mib < 1536, peak_mib  # a whole decode peaked at 12.6 GB
+    assert sf.info(tmp_path / "decoded.flac").frames == 20 * 60 * 16000

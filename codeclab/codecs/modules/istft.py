@@ -116,6 +116,16 @@ class ISTFTDecoder(nn.Module):
         self.head = nn.Conv1d(cfg.width, 2 * self.bins * cfg.channels, 1)
         self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
 
+    def context_frames(self) -> tuple[int, int]:
+        """Latent frames (before, after) that the audio of one frame depends on: the embedding and block
+        convolutions reach back (causal) or both ways, and a frame's samples sum the windows of the next
+        `overlap - 1` frames."""
+        cfg = self.config
+        span, convs = cfg.kernel_size - 1, cfg.blocks + 1
+        if cfg.causal:
+            return span * convs, cfg.overlap - 1
+        return (span - span // 2) * convs, (span // 2) * convs + cfg.overlap - 1
+
     def spectra(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         """latent [B, D, F] -> complex spectra [B, channels, bins, F], zero past each item's frames."""
         x = self.norm_in(self.embed(mask_tail(z, lengths)))
