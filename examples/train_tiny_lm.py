@@ -100,7 +100,7 @@ def sample(
         allowed = logits[vocab.offset(q) : vocab.offset(q) + k]
         code = torch.multinomial(torch.softmax(allowed, -1), 1, generator=gen).item()
         ids.append(vocab.offset(q) + code)
-    return vocab.decode(torch.tensor(ids), "flatten")
+    return vocab.from_ids(torch.tensor(ids), "flatten")
 
 
 def main() -> None:

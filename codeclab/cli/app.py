@@ -9,7 +9,7 @@ import typer
 
 from codeclab.cli import (
     bench_cmd,
-    bitstream_cmd,
+    clab_cmd,
     codecs_cmd,
     corpus_cmd,
     demo_cmd,
@@ -30,7 +30,7 @@ app = typer.Typer(
 codecs_cmd.register(app)
 demo_cmd.register(app)
 tokenize_cmd.register(app)
-bitstream_cmd.register(app)
+clab_cmd.register(app)
 export_cmd.register(app)
 train_cmd.register(app)
 corpus_cmd.register(app)

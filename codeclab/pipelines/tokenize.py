@@ -172,7 +172,7 @@ def _batches(pending: list[dict[str, Any]], max_samples: int) -> list[list[dict[
     return batches
 
 
-class Tokenizer:
+class TokenizeJob:
     """Runs one shard of a tokenization job; see `tokenize_corpus`."""
 
     def __init__(
@@ -425,4 +425,7 @@ def tokenize_corpus(
     options: TokenizeOptions, on_progress: Callable[[TokenizeReport, int], None] | None = None
 ) -> TokenizeReport:
     """Tokenize `options.inputs` into the store `options.out` (one shard of it); see the module doc."""
-    return Tokenizer(options, on_progress).run()
+    return TokenizeJob(options, on_progress).run()
+
+
+Tokenizer = TokenizeJob  # the name before 0.2: a corpus job, not a tokenizer

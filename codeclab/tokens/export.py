@@ -65,7 +65,7 @@ def export_hf_tokenizer(
 
 
 def audio_text(vocab: AudioVocab, tokens: torch.Tensor) -> str:
-    """The token strings of audio / special ids (e.g. vocab.encode(codes, markers=True)) as one string that
+    """The token strings of audio / special ids (e.g. vocab.to_ids(codes, markers=True)) as one string that
     the exported tokenizer maps back to exactly those ids."""
     strings = vocab.token_strings()
     ids = torch.as_tensor(tokens).reshape(-1).tolist()
@@ -165,7 +165,7 @@ def export_parquet(
                 "sha256": [r.sha256 for r in chunk],
             }
             if pattern is not None:
-                columns["input_ids"] = [vocab.encode(r.tensor()[:n_q], pattern).tolist() for r in chunk]
+                columns["input_ids"] = [vocab.to_ids(r.tensor()[:n_q], pattern).tolist() for r in chunk]
             path = data / f"train-{f:05d}-of-{files:05d}.parquet"
             tmp = temp_path_for(path)
             staged.append((tmp, path))

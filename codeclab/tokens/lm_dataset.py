@@ -68,8 +68,8 @@ class TokenDataset(torch.utils.data.Dataset):
     def tokens(self, record) -> Tensor:
         codes = record.tensor()[: self.n_q]
         if self.pattern not in FLAT_PATTERNS:
-            return self.vocab.encode(codes, self.pattern)
-        audio = self.vocab.encode(codes, self.pattern, markers=self.markers)
+            return self.vocab.to_ids(codes, self.pattern)
+        audio = self.vocab.to_ids(codes, self.pattern, markers=self.markers)
         parts = []
         if self.bos:
             parts.append(torch.tensor([self.vocab.bos_id]))

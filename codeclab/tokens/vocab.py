@@ -20,6 +20,7 @@ Patterns turn codes [Q, T] into tokens and back, exactly:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +120,7 @@ class AudioVocab:
             raise VocabError(f"codes must lie in [0, {self.codebook_size})")
         return codes.long()
 
-    def encode(
+    def to_ids(
         self,
         codes: Tensor,
         pattern: str = "flatten",
@@ -162,8 +163,8 @@ class AudioVocab:
         return torch.cat(parts)
 
     # -- tokens -> codes ---------------------------------------------------------------------------
-    def decode(self, tokens: Tensor, pattern: str = "flatten", n_q: int | None = None) -> Tensor:
-        """Exact inverse of `encode`: token ids -> codes [Q, T]. Flat patterns ignore bos, eos, pad and the
+    def from_ids(self, tokens: Tensor, pattern: str = "flatten", n_q: int | None = None) -> Tensor:
+        """Exact inverse of `to_ids`: token ids -> codes [Q, T]. Flat patterns ignore bos, eos, pad and the
         audio markers around the codes; anything else that is not a code of the expected codebook raises
         `VocabError`. n_q: codebooks in the sequence (flat patterns; default: all of the vocabulary's)."""
         tokens = torch.as_tensor(tokens).long()
@@ -188,6 +189,16 @@ class AudioVocab:
         if not torch.equal(self.codebook_of(grid), expected):
             raise VocabError(f"tokens are not in {pattern} order for {n_q} codebooks")
         return grid - torch.tensor([self.offset(q) for q in range(n_q)])[:, None]
+
+    def encode(self, *args, **kwargs) -> Tensor:
+        """Deprecated name of `to_ids` (codecs encode audio; a vocabulary maps codes to ids)."""
+        warnings.warn("AudioVocab.encode is now AudioVocab.to_ids", DeprecationWarning, stacklevel=2)
+        return self.to_ids(*args, **kwargs)
+
+    def decode(self, *args, **kwargs) -> Tensor:
+        """Deprecated name of `from_ids`."""
+        warnings.warn("AudioVocab.decode is now AudioVocab.from_ids", DeprecationWarning, stacklevel=2)
+        return self.from_ids(*args, **kwargs)
 
     def _decode_streams(self, tokens: Tensor, pattern: str) -> Tensor:
         if tokens.ndim != 2 or not 1 <= tokens.shape[0] <= self.num_codebooks:

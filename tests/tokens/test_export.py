@@ -43,14 +43,14 @@ def test_exported_tokenizer_round_trips_text_and_audio(base_tokenizer, tmp_path)
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
     assert len(tok) == vocab.size
     codes = torch.randint(0, 50, (3, 12))
-    audio = vocab.encode(codes, markers=True)
+    audio = vocab.to_ids(codes, markers=True)
     text = "hello world" + audio_text(vocab, audio) + " the lazy dog"
     ids = tok.encode(text, add_special_tokens=False)
     prefix = tok.encode("hello world", add_special_tokens=False)
     assert ids[: len(prefix)] == prefix and max(prefix) < vocab.base_size
     assert ids[len(prefix) : len(prefix) + len(audio)] == audio.tolist()
     audio_ids = torch.tensor(ids[len(prefix) : len(prefix) + len(audio)])
-    assert torch.equal(vocab.decode(audio_ids), codes)
+    assert torch.equal(vocab.from_ids(audio_ids), codes)
     assert tok.decode(ids) == text
     assert tok.encode(tok.decode(ids), add_special_tokens=False) == ids
 
@@ -86,7 +86,7 @@ def test_parquet_export_reads_with_datasets(tmp_path):
     assert sorted(ds["id"]) == store.ids()
     for row in ds:
         assert np.array_equal(np.array(row["codes"]), store[row["id"]].codes)
-        assert torch.equal(vocab.decode(torch.tensor(row["input_ids"])), store[row["id"]].tensor())
+        assert torch.equal(vocab.from_ids(torch.tensor(row["input_ids"])), store[row["id"]].tensor())
     assert datasets.load_dataset(str(tmp_path / "out"))["train"].num_rows == 7
 
 

@@ -49,7 +49,7 @@ def test_map_style_items(store):
     rec = store[item["id"]]
     vocab = ds.vocab
     assert item["input_ids"][0] == vocab.bos_id and item["input_ids"][-1] == vocab.eos_id
-    assert torch.equal(vocab.decode(item["input_ids"]), rec.tensor())
+    assert torch.equal(vocab.from_ids(item["input_ids"]), rec.tensor())
     delay = TokenDataset(store, pattern="delay")[0]["input_ids"]
     assert delay.shape == (3, rec.num_frames + 2)
 

@@ -24,10 +24,10 @@ def test_tokens_codes_tokens_is_exact(vc, pattern, markers, bos, eos):
     vocab, codes = vc
     flat = pattern in ("flatten", "coarse_first")
     kwargs = {"markers": markers, "bos": bos, "eos": eos} if flat else {}
-    tokens = vocab.encode(codes, pattern, **kwargs)
-    back = vocab.decode(tokens, pattern, n_q=codes.shape[0])
+    tokens = vocab.to_ids(codes, pattern, **kwargs)
+    back = vocab.from_ids(tokens, pattern, n_q=codes.shape[0])
     assert torch.equal(back, codes)
-    assert torch.equal(vocab.encode(back, pattern, **kwargs), tokens)
+    assert torch.equal(vocab.to_ids(back, pattern, **kwargs), tokens)
     audio = tokens[vocab.is_audio(tokens)]
     assert bool((audio >= vocab.base_size).all())  # never inside the base vocabulary
     assert bool((tokens < vocab.size).all())
@@ -51,7 +51,7 @@ def test_patterns_layout():
     vocab = AudioVocab(2, 10, base_size=100)
     codes = torch.tensor([[1, 2, 3], [4, 5, 6]])
     off0, off1 = vocab.offset(0), vocab.offset(1)
-    assert vocab.encode(codes, "flatten").tolist() == [
+    assert vocab.to_ids(codes, "flatten").tolist() == [
         off0 + 1,
         off1 + 4,
         off0 + 2,
@@ -59,7 +59,7 @@ def test_patterns_layout():
         off0 + 3,
         off1 + 6,
     ]
-    assert vocab.encode(codes, "coarse_first").tolist() == [
+    assert vocab.to_ids(codes, "coarse_first").tolist() == [
         off0 + 1,
         off0 + 2,
         off0 + 3,
@@ -67,7 +67,7 @@ def test_patterns_layout():
         off1 + 5,
         off1 + 6,
     ]
-    delay = vocab.encode(codes, "delay")
+    delay = vocab.to_ids(codes, "delay")
     assert delay.shape == (2, 4)
     assert delay[0, 3] == vocab.special("audio_pad_0") and delay[1, 0] == vocab.special("audio_pad_1")
     assert delay[1, 1:].tolist() == [off1 + 4, off1 + 5, off1 + 6]
@@ -75,17 +75,17 @@ def test_patterns_layout():
 
 def test_bad_sequences_are_rejected():
     vocab = AudioVocab(2, 10)
-    tokens = vocab.encode(torch.tensor([[1, 2], [3, 4]]))
+    tokens = vocab.to_ids(torch.tensor([[1, 2], [3, 4]]))
     with pytest.raises(VocabError, match="order"):
-        vocab.decode(tokens.flip(0))
+        vocab.from_ids(tokens.flip(0))
     with pytest.raises(VocabError, match="divide"):
-        vocab.decode(tokens[:-1])
+        vocab.from_ids(tokens[:-1])
     with pytest.raises(VocabError, match="neither audio"):
-        vocab.decode(torch.tensor([vocab.size + 5]))
+        vocab.from_ids(torch.tensor([vocab.size + 5]))
     with pytest.raises(VocabError, match="codebooks"):
-        vocab.encode(torch.zeros(3, 2, dtype=torch.long))
+        vocab.to_ids(torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(VocabError, match="unknown pattern"):
-        vocab.encode(torch.zeros(2, 2, dtype=torch.long), "spiral")
+        vocab.to_ids(torch.zeros(2, 2, dtype=torch.long), "spiral")
 
 
 def test_json_round_trip(tmp_path):
@@ -94,4 +94,14 @@ def test_json_round_trip(tmp_path):
     again = AudioVocab.load(tmp_path / "v.json")
     assert again.to_dict() == vocab.to_dict()
     codes = torch.randint(0, 1024, (4, 7))
-    assert torch.equal(again.encode(codes, "delay"), vocab.encode(codes, "delay"))
+    assert torch.equal(again.to_ids(codes, "delay"), vocab.to_ids(codes, "delay"))
+
+
+def test_old_method_names_still_work_with_a_warning():
+    vocab = AudioVocab(2, 8)
+    codes = torch.tensor([[1, 2], [3, 4]])
+    with pytest.warns(DeprecationWarning, match="to_ids"):
+        ids = vocab.encode(codes)
+    with pytest.warns(DeprecationWarning, match="from_ids"):
+        assert torch.equal(vocab.decode(ids), codes)
+    assert torch.equal(ids, vocab.to_ids(codes))

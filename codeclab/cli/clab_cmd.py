@@ -1,4 +1,4 @@
-"""`codeclab encode` / `codeclab decode`: one audio file to a .clab bitstream and back."""
+"""`codeclab encode` / `codeclab decode`: one audio file to a .clab file and back."""
 
 from __future__ import annotations
 
