@@ -196,7 +196,8 @@ class AudioCodec(ABC):
         """`encoded` (or a codes tensor [B, n_q, F]) checked against this codec before decoding: n_q
         within its codebooks, codes within [0, codebook_size), audio lengths the frames can hold."""
         encoded = as_encoded(encoded)
-        self.check_n_q(encoded.n_q)
+        if encoded.n_q > self.num_codebooks:
+            raise ValueError(f"codes have {encoded.n_q} codebooks; {self.name} has {self.num_codebooks}")
         low, high = int(encoded.codes.min()), int(encoded.codes.max())
         if low < 0 or high >= self.codebook_size:
             raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values from {low} to {high}")

@@ -363,15 +363,26 @@ def shard_status(store: str | Path) -> tuple[int, set[int]]:
     return (counts.pop() if counts else 0), done
 
 
+def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
+    """Columns of one part file as Python lists; a part that cannot be read or decoded (corrupt bytes)
+    raises StoreError naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(part, columns=columns, page_checksum_verification=True)
+        return {name: table.column(name).to_pylist() for name in columns}
+    except (OSError, pa.ArrowException, ValueError, KeyError) as err:
+        raise StoreError(f"{part}: cannot read this part of the store ({err})") from None
+
+
 def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
     """(ids with codes in any part file, ids in any error log) of a store (empty sets for a new one)."""
     store = Path(store)
     done: set[str] = set()
     if part_files(store):
-        import pyarrow.parquet as pq
-
         for part in part_files(store):
-            done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+            done.update(part_columns(part, ["id"])["id"])
     failed: set[str] = set()
     errors_dir = store / "errors"
     if errors_dir.is_dir():
@@ -403,13 +414,9 @@ def merge(store: str | Path) -> dict[str, int]:
     seen: set[str] = set()
     duplicates = 0
     for part in part_files(store):
-        table = pq.read_table(part, columns=["id", "num_frames", "duration"])
+        columns = part_columns(part, ["id", "num_frames", "duration"])
         for row, (item_id, n, dur) in enumerate(
-            zip(
-                table.column("id").to_pylist(),
-                table.column("num_frames").to_pylist(),
-                table.column("duration").to_pylist(),
-            )
+            zip(columns["id"], columns["num_frames"], columns["duration"])
         ):
             if item_id in seen:
                 duplicates += 1
@@ -466,7 +473,9 @@ class TokenStore:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path, columns=columns, page_checksum_verification=True)
+            table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+            table.column_names  # noqa: B018  (a corrupt footer can fail only when its names are decoded)
+            return table
         except (OSError, pa.ArrowException, ValueError) as err:
             raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
 
@@ -486,7 +495,7 @@ class TokenStore:
             }
         index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
         for part in parts:
-            for row, item_id in enumerate(self._read(part, ["id"]).column("id").to_pylist()):
+            for row, item_id in enumerate(part_columns(part, ["id"])["id"]):
                 index.setdefault(item_id, (f"data/{part.name}", row))
         return index
 

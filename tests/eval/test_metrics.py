@@ -73,6 +73,7 @@ def test_rising_noise_makes_every_metric_worse(speech):
         assert quality[-1] < quality[0], (name, values)
 
 
+@pytest.mark.slow  # 110 s on 2 cores
 @pytest.mark.skipif("wer" not in USABLE or not shutil.which("flite"), reason="needs pocketsphinx and flite")
 def test_word_error_rate_rises_with_noise_in_expectation(speech):
     """A single decode is a noisy statistic (WER saturates near 1 and fluctuates); its mean over noise draws rises."""

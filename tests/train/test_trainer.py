@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from codeclab.codecs.presets import tiny
@@ -36,6 +37,7 @@ def test_one_step_gives_finite_losses_and_changes_weights(train_corpus, tmp_path
     assert list((tmp_path / "run" / "samples").rglob("*_reconstruction.wav"))
 
 
+@pytest.mark.slow  # 60 s on 2 cores; the learning itself is covered by the codebook-health test
 def test_small_config_overfits_one_clip(tmp_path):
     import soundfile as sf
 
