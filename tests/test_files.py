@@ -62,18 +62,9 @@ def test_store_parts_and_saved_weights_follow_umask(tmp_path, umask_022):
     from codeclab.codecs.loading import load_codec
     from codeclab.codecs.pretrained import save_pretrained
     from codeclab.tokens.store import ShardWriter, TokenRecord
+    from tests.tokens.test_store import META
 
-    meta = {
-        "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
-        "sample_rate": 16000,
-        "channels": 1,
-        "hop_length": 320,
-        "frame_rate": 50.0,
-        "n_q": 1,
-        "codebook_size": 16,
-        "codes_dtype": "int16",
-    }
-    writer = ShardWriter(tmp_path / "store", meta)
+    writer = ShardWriter(tmp_path / "store", {**META, "n_q": 1})
     writer.add(TokenRecord("a", np.zeros((1, 3), dtype=np.int64), "p", "s", 0.06, 16000))
     writer.finish({})
     save_pretrained(load_codec("codeclab-16k-speech", random_init=True), tmp_path / "weights")

@@ -42,6 +42,6 @@ def detokenize(
             record.tensor()[None], torch.tensor([record.num_frames]), torch.tensor([audio_length])
         )
         path = output_path(out, item_id)
-        write_decoded(codec, codec.checked(encoded), path)
+        write_decoded(codec, encoded, path)  # decode checks the codes against the codec
         written.append(path)
     return written

@@ -20,19 +20,24 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
 """
 
 
-def test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
-    rng = np.random.default_rng(0)
-    seconds, rate = 20 * 60, 16000
-    audio = (0.1 * rng.standard_normal(seconds * rate)).astype(np.float32)
-    sf.write(tmp_path / "long.flac", audio, rate)
+def _peak_mib(script: str, *args) -> int:
+    """Run `script` in a fresh Python with `args`; its last printed number is its peak RSS in MiB."""
     out = subprocess.run(
-        [sys.executable, "-c", _ENCODE, str(tmp_path / "long.flac"), str(tmp_path / "long.clab")],
+        [sys.executable, "-c", script, *map(str, args)],
         capture_output=True,
         text=True,
         check=True,
         timeout=1800,
     )
-    peak_mib = int(out.stdout.split()[-1])
+    return int(out.stdout.split()[-1])
+
+
+def test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
+    rng = np.random.default_rng(0)
+    seconds, rate = 20 * 60, 16000
+    audio = (0.1 * rng.standard_normal(seconds * rate)).astype(np.float32)
+    sf.write(tmp_path / "long.flac", audio, rate)
+    peak_mib = _peak_mib(_ENCODE, tmp_path / "long.flac", tmp_path / "long.clab")
     assert peak_mib < 1536, peak_mib  # a whole pass peaked at 8.2 GB
 
 
@@ -46,13 +51,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
 
 def test_decoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
     test_encoding_a_20_minute_file_stays_under_1_5_gib(tmp_path)
-    out = subprocess.run(
-        [sys.executable, "-c", _DECODE, str(tmp_path / "long.clab"), str(tmp_path / "decoded.flac")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=1800,
-    )
-    peak_mib = int(out.stdout.split()[-1])
+    peak_mib = _peak_mib(_DECODE, tmp_path / "long.clab", tmp_path / "decoded.flac")
     assert peak_mib < 1536, peak_mib  # a whole decode peaked at 12.6 GB
     assert sf.info(tmp_path / "decoded.flac").frames == 20 * 60 * 16000
