@@ -233,6 +233,21 @@ class AudioCodec(ABC):
         not known. A known context lets long items be decoded in chunks (`codeclab.codecs.chunked`)."""
         return None
 
+    @property
+    def latency(self):  # -> codeclab.codecs.streaming.Latency | None
+        """Algorithmic latency of a stream through this codec (ms), or None when it cannot stream."""
+        return None
+
+    def streaming(self, batch_size: int = 1, n_q: int | None = None):
+        """`with codec.streaming(batch_size) as stream:` (docs/streaming.md). Codecs without a streaming
+        state raise `StreamingUnsupported` naming the codec and why."""
+        from codeclab.codecs.modules.state import StreamingUnsupported
+
+        raise StreamingUnsupported(
+            f"{self.name} cannot stream: only causal codeclab codecs keep a streaming state "
+            "(see `codeclab list`); encode and decode whole files with it"
+        )
+
     def decode_lengths(self, encoded: Encoded) -> Tensor:
         """Samples of each decoded item: its input length when known, else frames x hop."""
         if encoded.audio_lengths is not None:

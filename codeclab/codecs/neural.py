@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from codeclab.codecs.semantic import SemanticConfig, SemanticHead
+from codeclab.codecs.streaming import CodecStream, Latency, codec_latency
 from codeclab.quantizers import (
     Quantizer,
     QuantizerConfig,
@@ -182,6 +185,7 @@ class NeuralCodec(nn.Module, AudioCodec):
         self.semantic_head = SemanticHead(quantizer.dim, config.semantic) if config.semantic else None
         self.weights_sha256: str | None = None  # sha256 of the weights file it was loaded from
         self.random_init = False  # True for an untrained preset (load_codec(..., random_init=True))
+        self._stream: CodecStream | None = None  # the stream of an open `with codec.streaming(...)`
 
     @classmethod
     def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
@@ -263,6 +267,44 @@ class NeuralCodec(nn.Module, AudioCodec):
         wav = wav[..., : int(out_lengths.max())]
         return mask_tail(wav, out_lengths)
 
+    # -- streaming ------------------------------------------------------------------------------------
+    @property
+    def latency(self) -> Latency | None:
+        return codec_latency(self)
+
+    @contextmanager
+    def streaming(self, batch_size: int = 1, n_q: int | None = None) -> Iterator[CodecStream]:
+        """`with codec.streaming(batch_size) as stream:` opens `batch_size` streams (docs/streaming.md);
+        inside, `codec.encode_step` / `decode_step` / ... act on it too. Raises StreamingUnsupported for
+        a non-causal codec."""
+        stream = CodecStream(self, batch_size, n_q)
+        previous, self._stream = self._stream, stream
+        try:
+            yield stream
+        finally:
+            self._stream = previous
+
+    def _open_stream(self) -> CodecStream:
+        if self._stream is None:
+            raise RuntimeError(f"{self.name}: no open stream; call this inside `with codec.streaming(...):`")
+        return self._stream
+
+    def encode_step(self, wav: Tensor) -> Tensor:
+        """`CodecStream.encode_step` of the open stream: chunk [B, C, n] -> codes [B, n_q, f]."""
+        return self._open_stream().encode_step(wav)
+
+    def encode_flush(self) -> Tensor:
+        """`CodecStream.encode_flush` of the open stream: the last partial frame's codes."""
+        return self._open_stream().encode_flush()
+
+    def decode_step(self, codes: Tensor) -> Tensor:
+        """`CodecStream.decode_step` of the open stream: codes [B, n_q, f] -> audio [B, C, samples]."""
+        return self._open_stream().decode_step(codes)
+
+    def decode_flush(self) -> Tensor:
+        """`CodecStream.decode_flush` of the open stream: the audio that waited for lookahead frames."""
+        return self._open_stream().decode_flush()
+
     # -- training -------------------------------------------------------------------------------------
     def forward(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> CodecOutput:
         """Training pass: wav [B, C, T] -> CodecOutput (audio [B, C, T], quantizer losses and metrics)."""
@@ -302,6 +344,8 @@ class NeuralCodec(nn.Module, AudioCodec):
     def describe(self) -> dict:
         info = super().describe()
         info.update(causal=self.causal, weights_sha256=self.weights_sha256, random_init=self.random_init)
+        latency = self.latency
+        info["latency_ms"] = latency.as_dict() if latency is not None else None
         if self.config.semantic is not None:
             info["semantic"] = asdict(self.config.semantic)
         return info

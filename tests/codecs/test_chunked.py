@@ -29,11 +29,43 @@ def test_chunks_concatenate_to_the_whole_decode(speech_codec, chunk_seconds):
         assert len(blocks) > 2
 
 
-def test_a_decoder_without_known_context_is_refused():
-    tiny = codeclab.load_codec("codeclab-tiny", random_init=True)  # SEANet decoder: context not derived
-    assert tiny.decoder_context() is None
-    with pytest.raises(ValueError, match="decoder's context is unknown"):
-        next(decode_stream(tiny, torch.zeros(4, 10, dtype=torch.long), 3200))
+@pytest.mark.parametrize("name", ["codeclab-tiny", "codeclab-24k-audio"])
+def test_seanet_decoders_decode_in_chunks_too(name):
+    """Causal and centred SEANet decoders: the context walked through their transposed convolutions is
+    enough for chunks to make the whole decode."""
+    codec = codeclab.load_codec(name, random_init=True)
+    before, after = codec.decoder_context()
+    assert before > 0 and (after == 0) == codec.causal
+    wav = synthetic_speech(1.9, codec.sample_rate, seed=2)[None]
+    encoded = codec.encode(wav)
+    whole = codec.decode(encoded)[0]
+    length = int(encoded.audio_lengths[0])
+    blocks = list(decode_stream(codec, encoded.items()[0], length, chunk_seconds=0.1))
+    assert len(blocks) > 5
+    streamed = torch.cat(blocks, dim=1)
+    assert streamed.shape == whole.shape
+    assert (streamed - whole).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["codeclab-tiny", "codeclab-24k-audio"])
+def test_the_walked_decoder_context_is_exactly_what_a_frame_reads(name):
+    """Autograd finds which latent frames one frame's samples depend on: exactly the walked context."""
+    codec = codeclab.load_codec(name, random_init=True)
+    before, after = codec.decoder_context()
+    frames, first = 60, 30
+    z = torch.randn(1, codec.quantizer.dim, frames, requires_grad=True)
+    hop = codec.hop_length
+    samples = codec.decoder(z)[0, :, first * hop : (first + 1) * hop]
+    (samples * torch.randn_like(samples)).sum().backward()
+    reads = (z.grad[0].abs().sum(0) > 0).nonzero().flatten()
+    assert (int(reads.min()), int(reads.max())) == (first - before, first + after)
+
+
+def test_a_decoder_with_an_lstm_has_no_bounded_context():
+    from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, seanet_decoder_context
+
+    decoder = SEANetDecoder(SEANetConfig(dimension=8, n_filters=2, lstm_layers=1))
+    assert seanet_decoder_context(decoder) is None
 
 
 def test_context_of_the_inverse_stft_decoder(speech_codec):

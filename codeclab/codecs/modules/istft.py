@@ -10,6 +10,10 @@ decoded: the decoder's lookahead is `n_fft / hop - 1` frames (60 ms for hop 320,
 In a whole-file pass the last n_fft - hop samples are covered by fewer windows (they fade out).
 Frames past each item's length are zeroed before the overlap-add, so a padded batch gives each item
 exactly what it gives alone.
+
+The overlap-add sums each block's `overlap` window segments in one fixed order, newest frame first, in
+a whole pass and in a stream alike (`init_state`, `step`, `flush`), so a stream's samples differ from a
+whole pass's only by the convolutions' rounding on short chunks.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from torch import Tensor, nn
 
 from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.modules.conv import Conv1d, mask_tail
+from codeclab.codecs.modules.state import ConvState, OverlapAddState, SequenceState
 
 
 @dataclass
@@ -85,7 +90,8 @@ class ChannelNorm(nn.Module):
 
 
 class ConvNeXtBlock(nn.Module):
-    """x + scale * pw2(gelu(pw1(norm(dwconv(x))))); [B, C, T] -> [B, C, T]."""
+    """x + scale * pw2(gelu(pw1(norm(dwconv(x))))); [B, C, T] -> [B, C, T]. `step` runs one chunk of a
+    stream (only the depthwise convolution keeps a memory)."""
 
     def __init__(self, width: int, kernel_size: int, expansion: int, causal: bool) -> None:
         super().__init__()
@@ -96,7 +102,13 @@ class ConvNeXtBlock(nn.Module):
         self.scale = nn.Parameter(torch.full((width, 1), 1.0 / 8))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.scale * self.pw2(F.gelu(self.pw1(self.norm(self.dwconv(x)))))
+        return self._pointwise(x, self.dwconv(x))
+
+    def step(self, x: Tensor, state: ConvState) -> Tensor:
+        return self._pointwise(x, self.dwconv.step(x, state))
+
+    def _pointwise(self, x: Tensor, mixed: Tensor) -> Tensor:
+        return x + self.scale * self.pw2(F.gelu(self.pw1(self.norm(mixed))))
 
 
 class ISTFTDecoder(nn.Module):
@@ -126,43 +138,99 @@ class ISTFTDecoder(nn.Module):
             return span * convs, cfg.overlap - 1
         return (span - span // 2) * convs, (span // 2) * convs + cfg.overlap - 1
 
+    def lookahead_frames(self) -> int:
+        """Frames after a frame that its audio waits for (the later windows that overlap it)."""
+        return self.config.overlap - 1
+
+    def _features(self, x: Tensor) -> Tensor:
+        """Embedded features [B, width, F] -> complex spectra [B, channels, bins, F] (per frame)."""
+        out = self.head(self.norm_out(x))
+        b, _, frames = out.shape
+        out = out.float().view(b, self.config.channels, 2, self.bins, frames)
+        magnitude = torch.exp(out[:, :, 0]).clamp(max=1e2)
+        return torch.polar(magnitude, out[:, :, 1])
+
     def spectra(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         """latent [B, D, F] -> complex spectra [B, channels, bins, F], zero past each item's frames."""
         x = self.norm_in(self.embed(mask_tail(z, lengths)))
         for block in self.blocks:
             x = block(x)
-        out = self.head(self.norm_out(x))
-        b, _, frames = out.shape
-        out = out.float().view(b, self.config.channels, 2, self.bins, frames)
-        magnitude = torch.exp(out[:, :, 0]).clamp(max=1e2)
-        phase = out[:, :, 1]
-        spec = torch.polar(magnitude, phase)
+        spec = self._features(x)
         if lengths is not None:
-            keep = torch.arange(frames, device=z.device)[None, :] < lengths[:, None]
+            keep = torch.arange(spec.shape[-1], device=z.device)[None, :] < lengths[:, None]
             spec = spec * keep[:, None, None, :]
         return spec
 
+    def _synthesis_frames(self, spec: Tensor) -> Tensor:
+        """spectra [B, C, bins, F] -> windowed time-domain frames [B, C, n_fft, F]."""
+        return torch.fft.irfft(spec, n=self.config.n_fft, dim=2) * self.window[:, None]
+
+    def _complete_blocks(self, frames: Tensor) -> Tensor:
+        """frames [B, C, n_fft, overlap - 1 + n]: the `overlap - 1` frames before n new ones, then the new
+        -> the n blocks of audio [B, C, n * hop] that the new frames complete. Block of new frame m sums
+        segment j of frame m - j for j = 0 .. overlap - 1 (newest first), always in that order."""
+        cfg = self.config
+        b, c, _, total = frames.shape
+        lead, n = cfg.overlap - 1, total - (cfg.overlap - 1)
+        segments = frames.view(b, c, cfg.overlap, cfg.hop, total)
+        blocks = segments[:, :, 0, :, lead : lead + n]
+        for j in range(1, cfg.overlap):
+            blocks = blocks + segments[:, :, j, :, lead - j : lead - j + n]
+        # Hann windows at overlap n_fft/hop sum to n_fft / (2 hop); divide so unit spectra give unit audio
+        blocks = blocks / (cfg.n_fft / (2 * cfg.hop))
+        return blocks.permute(0, 1, 3, 2).reshape(b, c, n * cfg.hop)
+
     def overlap_add(self, spec: Tensor) -> Tensor:
         """spectra [B, C, bins, F] -> wav [B, C, F * hop] (end-aligned windows, see the module doc)."""
-        cfg = self.config
-        b, c, _, frames = spec.shape
-        n_fft, hop = cfg.n_fft, cfg.hop
-        frames_td = torch.fft.irfft(spec, n=n_fft, dim=2) * self.window[:, None]  # [B, C, n_fft, F]
-        # overlap-add: output index (f * hop + k) - (n_fft - hop) for k in [0, n_fft)
-        total = (frames - 1) * hop + n_fft
-        wav = F.fold(
-            frames_td.reshape(b * c, n_fft, frames),
-            output_size=(1, total),
-            kernel_size=(1, n_fft),
-            stride=(1, hop),
-        ).reshape(b, c, total)
-        # Hann windows at overlap n_fft/hop sum to n_fft / (2 hop); divide so unit spectra give unit audio
-        wav = wav / (n_fft / (2 * hop))
-        return wav[..., n_fft - hop : n_fft - hop + frames * hop]
+        lead = self.config.overlap - 1
+        frames = F.pad(self._synthesis_frames(spec), (lead, lead))  # no frames before 0 or after F - 1
+        return self._complete_blocks(frames)[..., lead * self.config.hop :]
 
     def forward(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         """lengths [B]: valid frames per item. Output zero past each item's frames * hop samples."""
         wav = self.overlap_add(self.spectra(z, lengths))
         if lengths is not None:
             wav = mask_tail(wav, lengths * self.hop_length)
+        return wav
+
+    # -- streaming ------------------------------------------------------------------------------------
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
+        """A fresh stream's memory: convolution histories, then the overlap-add's pending frames."""
+        cfg = self.config
+        convs: list[ConvState | OverlapAddState | None] = [self.embed.init_state(batch_size, min_outputs)]
+        convs += [block.dwconv.init_state(batch_size, min_outputs) for block in self.blocks]
+        lead = cfg.overlap - 1
+        pending = self.window.new_zeros(batch_size, cfg.channels, cfg.n_fft, lead)
+        convs.append(OverlapAddState(pending, drop=lead, mute=[0] * batch_size))
+        return SequenceState(convs)
+
+    def step(self, z: Tensor, state: SequenceState) -> Tensor:
+        """Latent frames [B, D, f] -> the audio [B, C, samples] they complete: blocks of hop samples up
+        to `lookahead_frames()` frames behind the newest (the rest waits for later frames or `flush`)."""
+        embed, *convs, overlap = state.children
+        x = self.norm_in(self.embed.step(z, embed))
+        for block, conv in zip(self.blocks, convs, strict=True):
+            x = block.step(x, conv)
+        return self._emit(self._synthesis_frames(self._features(x)), overlap)
+
+    def flush(self, state: SequenceState) -> Tensor:
+        """The audio [B, C, (overlap - 1) * hop] still waiting for later frames, completed as a whole pass
+        completes the end of an item (no later frames). A stream that goes on needs a fresh state."""
+        overlap = state.children[-1]
+        b, c, n_fft, lead = overlap.frames.shape
+        return self._emit(overlap.frames.new_zeros(b, c, n_fft, lead), overlap)
+
+    def _emit(self, new_frames: Tensor, overlap: OverlapAddState) -> Tensor:
+        frames = torch.cat([overlap.frames, new_frames], dim=-1)
+        overlap.frames = frames[..., frames.shape[-1] - overlap.frames.shape[-1] :]
+        wav = self._complete_blocks(frames)
+        hop = self.config.hop
+        drop = min(overlap.drop, new_frames.shape[-1])
+        overlap.drop -= drop
+        wav = wav[..., drop * hop :]
+        for index, muted in enumerate(overlap.mute):
+            if muted:
+                silent = min(muted, wav.shape[-1] // hop)
+                wav[index, :, : silent * hop] = 0
+                overlap.mute[index] = muted - silent
         return wav

@@ -5,6 +5,8 @@ activation -> conv to `dimension`. Decoder mirrors it with transposed convolutio
 ratios in reverse order. Every block takes and returns `(x, lengths)`: `lengths [B]` are the valid steps of
 each item at the block's resolution, and steps past them are kept at zero, which is what makes a padded
 batch compute exactly what each item computes alone.
+Causal encoders and decoders also stream: `init_state(batch)` and `step(x, state)` run one chunk (a whole
+number of frames) with the memory of the earlier chunks (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.modules.activations import make_activation
 from codeclab.codecs.modules.conv import Conv1d, ConvTranspose1d, mask_tail
+from codeclab.codecs.modules.state import LSTMState, SequenceState, StateLike
 
 
 @dataclass
@@ -92,6 +95,15 @@ class ResidualUnit(nn.Module):
         y = mask_tail(self.conv2(self.act2(y)), lengths)
         return x + y, lengths
 
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
+        return SequenceState(
+            [self.conv1.init_state(batch_size, min_outputs), self.conv2.init_state(batch_size, min_outputs)]
+        )
+
+    def step(self, x: Tensor, state: SequenceState) -> Tensor:
+        first, second = state.children
+        return x + self.conv2.step(self.act2(self.conv1.step(self.act1(x), first)), second)
+
 
 class Resample(nn.Module):
     """act -> strided conv (down) or transposed conv (up); lengths scale with the factor."""
@@ -115,6 +127,12 @@ class Resample(nn.Module):
             lengths = lengths * self.ratio if self.up else lengths // self.ratio
         return mask_tail(self.conv(self.act(x)), lengths), lengths
 
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> StateLike:
+        return self.conv.init_state(batch_size, min_outputs)
+
+    def step(self, x: Tensor, state: StateLike) -> Tensor:
+        return self.conv.step(self.act(x), state)
+
 
 class Projection(nn.Module):
     """[act ->] conv with stride 1; [B, C_in, T] -> [B, C_out, T]."""
@@ -126,6 +144,12 @@ class Projection(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         return mask_tail(self.conv(self.act(x)), lengths), lengths
+
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> StateLike:
+        return self.conv.init_state(batch_size, min_outputs)
+
+    def step(self, x: Tensor, state: StateLike) -> Tensor:
+        return self.conv.step(self.act(x), state)
 
 
 class LSTMBlock(nn.Module):
@@ -139,11 +163,32 @@ class LSTMBlock(nn.Module):
         y, _ = self.lstm(x.permute(2, 0, 1))
         return mask_tail(x + y.permute(1, 2, 0), lengths), lengths
 
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> LSTMState:
+        weight = next(self.lstm.parameters())
+        shape = (self.lstm.num_layers, batch_size, self.lstm.hidden_size)
+        return LSTMState(weight.new_zeros(shape), weight.new_zeros(shape))
+
+    def step(self, x: Tensor, state: LSTMState) -> Tensor:
+        if x.shape[-1] == 0:
+            return x
+        y, (state.hidden, state.cell) = self.lstm(x.permute(2, 0, 1), (state.hidden, state.cell))
+        return x + y.permute(1, 2, 0)
+
 
 def _run(blocks: nn.ModuleList, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
     for block in blocks:
         x, lengths = block(x, lengths)
     return x, lengths
+
+
+def _init_states(blocks: nn.ModuleList, batch_size: int, min_outputs: int) -> SequenceState:
+    return SequenceState([block.init_state(batch_size, min_outputs) for block in blocks])
+
+
+def _step(blocks: nn.ModuleList, x: Tensor, state: SequenceState) -> Tensor:
+    for block, child in zip(blocks, state.children, strict=True):
+        x = block.step(x, child)
+    return x
 
 
 class SEANetEncoder(nn.Module):
@@ -171,6 +216,15 @@ class SEANetEncoder(nn.Module):
         """lengths [B]: valid samples per item, each a multiple of the hop."""
         return _run(self.blocks, mask_tail(x, lengths), lengths)[0]
 
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
+        """A fresh stream's memory, per block (raises StreamingUnsupported when not causal); every
+        convolution step computes at least `min_outputs` outputs (`Conv1d.step`)."""
+        return _init_states(self.blocks, batch_size, min_outputs)
+
+    def step(self, x: Tensor, state: SequenceState) -> Tensor:
+        """Chunk wav [B, channels, n] (n a multiple of the hop) -> its latent frames [B, dimension, n / hop]."""
+        return _step(self.blocks, x, state)
+
 
 class SEANetDecoder(nn.Module):
     """latent [B, dimension, F] -> wav [B, channels, F * hop]."""
@@ -196,3 +250,59 @@ class SEANetDecoder(nn.Module):
     def forward(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         """lengths [B]: valid frames per item."""
         return _run(self.blocks, mask_tail(z, lengths), lengths)[0]
+
+    def lookahead_frames(self) -> int:
+        """Frames after a frame that its audio waits for: none (a causal decoder)."""
+        return 0
+
+    def context_frames(self) -> tuple[int, int] | None:
+        """Latent frames (before, after) that the audio of one frame depends on, walked back through the
+        blocks from one frame's samples to the latent frames they read (None with an LSTM)."""
+        return seanet_decoder_context(self)
+
+    def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
+        """A fresh stream's memory, per block (raises StreamingUnsupported when not causal); every
+        convolution step computes at least `min_outputs` outputs (`Conv1d.step`)."""
+        return _init_states(self.blocks, batch_size, min_outputs)
+
+    def step(self, z: Tensor, state: SequenceState) -> Tensor:
+        """Latent frames [B, dimension, f] -> their audio [B, channels, f * hop]."""
+        return _step(self.blocks, z, state)
+
+    def flush(self, state: SequenceState) -> Tensor:
+        """Nothing waits for later frames in a causal SEANet decoder: an empty [B, channels, 0]."""
+        weight = next(self.parameters())
+        batch = next(c for c in state.children if c is not None)
+        size = batch.history.shape[0] if hasattr(batch, "history") else batch.hidden.shape[1]
+        return weight.new_zeros(size, self.config.channels, 0)
+
+
+def _input_span(module: nn.Module, lo: int, hi: int) -> tuple[int, int]:
+    """Input steps [lo', hi'] that outputs [lo, hi] of one layer read (conv or transposed conv)."""
+    if isinstance(module, Conv1d):
+        return lo * module.stride - module.pad_left, hi * module.stride - module.pad_left + module.span
+    if isinstance(module, ConvTranspose1d):
+        kernel, stride = module.conv.kernel_size[0], module.stride
+        first, last = lo + module.trim_left, hi + module.trim_left  # untrimmed output positions
+        return -((kernel - 1 - first) // stride), last // stride  # ceil((first - k + 1) / s), floor(last / s)
+    return lo, hi
+
+
+def seanet_decoder_context(decoder: SEANetDecoder) -> tuple[int, int] | None:
+    """(before, after) latent frames that the samples of one frame of `decoder` read, or None with an
+    LSTM (it reads the whole past). Walks one frame's samples back through the blocks: a residual unit
+    reads what its branch reads, its skip path adds nothing."""
+    hop = decoder.hop_length
+    frame = 10_000  # far from both ends, where the walk is a pure shift
+    lo, hi = frame * hop, (frame + 1) * hop - 1
+    for block in reversed(decoder.blocks):
+        if isinstance(block, LSTMBlock):
+            return None
+        span_lo, span_hi = lo, hi
+        for conv in reversed([m for m in block.modules() if isinstance(m, (Conv1d, ConvTranspose1d))]):
+            span_lo, span_hi = _input_span(conv, span_lo, span_hi)
+        if isinstance(block, ResidualUnit):
+            lo, hi = min(lo, span_lo), max(hi, span_hi)
+        else:
+            lo, hi = span_lo, span_hi
+    return frame - lo, hi - frame
