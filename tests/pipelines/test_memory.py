@@ -54,3 +54,25 @@ def test_decoding_a_20_minute_file_stays_under_1_5_gib(tmp_path):
     peak_mib = _peak_mib(_DECODE, tmp_path / "long.clab", tmp_path / "decoded.flac")
     assert peak_mib < 1536, peak_mib  # a whole decode peaked at 12.6 GB
     assert sf.info(tmp_path / "decoded.flac").frames == 20 * 60 * 16000
+
+
+_DECODE_SEANET = r"""
+import resource, sys
+import torch
+import codeclab
+from codeclab.audio.io import write_audio_blocks
+from codeclab.codecs.chunked import decode_stream
+codec = codeclab.load_codec("codeclab-16k-small", random_init=True)
+codes = torch.randint(0, codec.codebook_size, (codec.num_codebooks, 20 * 60 * 50), generator=torch.Generator().manual_seed(0))
+length = codes.shape[1] * codec.hop_length
+blocks = (b.numpy() for b in decode_stream(codec, codes, length))
+write_audio_blocks(sys.argv[1], blocks, codec.sample_rate, codec.channels)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+"""
+
+
+def test_a_seanet_decoder_decodes_20_minutes_in_bounded_memory(tmp_path):
+    """SEANet decoders (transposed convolutions) decode in chunks too, from their walked context."""
+    peak_mib = _peak_mib(_DECODE_SEANET, tmp_path / "decoded.flac")
+    assert peak_mib < 1536, peak_mib
+    assert sf.info(tmp_path / "decoded.flac").frames == 20 * 60 * 16000
