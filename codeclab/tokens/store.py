@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ RECORD_COLUMNS = frozenset(
     ("id", "path", "sha256", "start", "end", "duration", "sample_rate", "num_frames", "codes", "text")
 )  # index.parquet schema metadata: {part file: sha256}
 FORMAT_VERSION = 1
+PART_ROWS = "codeclab.rows"  # a part's own row count, in its schema metadata (checked against its footer)
 PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})-(\d{6})\.parquet$")
 # tokens.json fields that must agree before codes from two runs may share a store
 COMPATIBLE_FIELDS = (
@@ -111,6 +112,19 @@ def _schema(dtype: str):
             ("text", pa.string()),
         ]
     )
+
+
+def _check_column_types(table, path: Path, names: Iterable[str] = RECORD_COLUMNS) -> None:
+    """Raise StoreError naming the part and column when a column's type is not the one stores write
+    (a flipped byte in a footer can turn a string column into binary, or a list into a scalar)."""
+    allowed = [_schema(dtype) for dtype in ("int16", "int32")]
+    for name in sorted(names):
+        found = table.schema.field(name).type
+        if not any(found == schema.field(name).type for schema in allowed):
+            raise StoreError(f"{path}: column {name!r} has type {found}, not the type token stores write")
+    recorded = (table.schema.metadata or {}).get(PART_ROWS.encode())
+    if recorded is not None and recorded != str(table.num_rows).encode():
+        raise StoreError(f"{path}: {table.num_rows} rows, but the part was written with {recorded!r}")
 
 
 def _read_errors(path: Path) -> list[dict[str, Any]]:
@@ -278,7 +292,8 @@ class ShardWriter:
         rows = sorted(self._rows, key=lambda r: r["id"])
         columns = {name: [r[name] for r in rows] for name in _schema(self.dtype).names}
         columns["codes"] = [r["codes"].tolist() for r in rows]
-        table = pa.table(columns, schema=_schema(self.dtype))
+        schema = _schema(self.dtype).with_metadata({PART_ROWS: str(len(rows))})
+        table = pa.table(columns, schema=schema)
         path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
         atomic_write(
             path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
@@ -371,6 +386,7 @@ def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
 
     try:
         table = pq.read_table(part, columns=columns, page_checksum_verification=True)
+        _check_column_types(table, part, [c for c in columns if c in RECORD_COLUMNS])
         return {name: table.column(name).to_pylist() for name in columns}
     except (OSError, pa.ArrowException, ValueError, KeyError) as err:
         raise StoreError(f"{part}: cannot read this part of the store ({err})") from None
@@ -540,6 +556,7 @@ class TokenStore:
         missing = RECORD_COLUMNS - set(table.column_names)
         if missing:
             raise StoreError(f"{path}: not a part of a token store (no column {sorted(missing)[0]!r})")
+        _check_column_types(table, path)
         self._cache[file] = table
         if len(self._cache) > self._cache_files:
             self._cache.popitem(last=False)

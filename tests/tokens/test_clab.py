@@ -49,9 +49,25 @@ VALID = to_bytes(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
+
+
+@settings(max_examples=300, **FUZZ)
 @given(st.data())
 def test_fuzzed_files_raise_the_format_error(data):
+    _damaged_file_is_refused(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, **FUZZ)
+@given(st.data())
+def test_many_more_fuzzed_files_raise_the_format_error(data):
+    _damaged_file_is_refused(data)
+
+
+def _damaged_file_is_refused(data) -> None:
+    """Truncate, flip, overwrite or extend a valid file (a fixed, derandomized sequence of cases): any
+    change raises ClabFormatError."""
     blob = bytearray(VALID)
     kind = data.draw(st.sampled_from(["truncate", "flip", "overwrite", "append"]))
     if kind == "truncate":
@@ -72,7 +88,7 @@ def test_fuzzed_files_raise_the_format_error(data):
         from_bytes(bytes(blob))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, **FUZZ)
 @given(st.binary(max_size=400))
 def test_random_bytes_raise_the_format_error(blob):
     with pytest.raises(ClabFormatError):

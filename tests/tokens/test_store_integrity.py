@@ -38,14 +38,27 @@ def test_two_writers_on_one_shard_are_refused(tmp_path):
 
 @pytest.mark.parametrize("merged", [True, False])
 def test_byte_flips_in_a_part_never_serve_wrong_codes(tmp_path, merged):
+    _flip_bytes(tmp_path, merged, trials=150, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("merged", [True, False])
+def test_many_more_byte_flips_never_serve_wrong_codes(tmp_path, merged):
+    _flip_bytes(tmp_path, merged, trials=2000, seed=1)
+
+
+def _flip_bytes(tmp_path, merged: bool, trials: int, seed: int) -> None:
+    """Flip one random byte of a part per trial (fixed seed): the read raises a StoreError naming the part
+    or index, or serves exactly the right codes; with an index every flip is caught by its sha256."""
     clean = tmp_path / "clean"
     expected = build(clean)
     part = sorted((clean / "data").glob("part-*.parquet"))[1]
     size = part.stat().st_size
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     caught = silent_ok = 0
-    for trial in range(150):
+    for trial in range(trials):
         store = tmp_path / f"t{trial}"
+        shutil.rmtree(tmp_path / f"t{trial - 1}", ignore_errors=True)
         shutil.copytree(clean, store)
         if not merged:
             (store / "index.parquet").unlink()
@@ -62,7 +75,7 @@ def test_byte_flips_in_a_part_never_serve_wrong_codes(tmp_path, merged):
         assert got == expected  # a flip the reader did not notice must not change a single code
         silent_ok += 1
     if merged:
-        assert caught == 150  # the index's sha256 of every part catches every flip
+        assert caught == trials  # the index's sha256 of every part catches every flip
     assert caught > 0
 
 
