@@ -135,6 +135,14 @@ def info_command(
     if isinstance(codec, NeuralCodec):
         counts = codec.parameter_counts()
         table.add_row("hop length", f"{codec.hop_length} samples")
+        latency = codec.latency
+        table.add_row(
+            "latency (streaming)",
+            f"encode {latency.encode_ms:g} ms (one frame), decode {latency.decode_ms:g} ms (lookahead), "
+            f"round trip {latency.roundtrip_ms:g} ms; docs/streaming.md"
+            if latency is not None
+            else "none: not causal, encodes and decodes whole files",
+        )
         table.add_row(
             "parameters",
             ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())

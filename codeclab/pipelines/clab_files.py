@@ -34,22 +34,26 @@ def encode_file(
         wav = torch.as_tensor(load_audio(source, codec.sample_rate, codec.channels))
         encoded = codec.encode(wav[None], n_q=n_q)
     audio_length = int(encoded.audio_lengths[0])
+    header = {**clab_header(codec, spec), "audio_length": audio_length}
+    size = write_clab(target, encoded.items()[0].cpu().numpy(), header)
+    return size, audio_length / codec.sample_rate, n_q, codec
+
+
+def clab_header(codec: AudioCodec, spec: CodecSpec) -> dict:
+    """The .clab header fields that describe the codec (a record to reopen it, and its stream facts)."""
     full = fingerprint(codec, spec)
     record = {"name": full["name"], "random_init": full["random_init"], "seed": full["seed"]}
     if full["weights"] is not None:
         record["weights"] = full["weights"]
     if full["weights_sha256"] is not None:
         record["weights_sha256"] = full["weights_sha256"][:16]  # 64 bits: enough to catch the wrong codec
-    header = {
+    return {
         "codec": record,
         "sample_rate": codec.sample_rate,
         "channels": codec.channels,
         "hop_length": codec.hop_length,
         "codebook_size": codec.codebook_size,
-        "audio_length": audio_length,
     }
-    size = write_clab(target, encoded.items()[0].cpu().numpy(), header)
-    return size, audio_length / codec.sample_rate, n_q, codec
 
 
 def decode_file(
@@ -63,17 +67,7 @@ def decode_file(
     Items longer than `long_seconds` are decoded and written in chunks (bounded memory) when the codec's
     decoder context is bounded."""
     clab = read_clab(source)
-    record = clab.header.get("codec")
-    if not isinstance(record, dict) or "name" not in record:
-        raise ClabFormatError(f"{source}: the header does not name its codec")
-    try:
-        codec = open_recorded_codec(record, codec_override)
-    except ValueError as err:
-        raise ValueError(f"{source}: {err}") from err
-    if codec.codebook_size != clab.header["codebook_size"] or codec.sample_rate != clab.sample_rate:
-        raise ValueError(
-            f"{source}: codec {codec.name} does not match the file (codebook size or sample rate)"
-        )
+    codec = codec_for_header(clab.header, codec_override, source)
     codes = torch.from_numpy(clab.codes)
     encoded = Encoded(codes[None], torch.tensor([codes.shape[1]]), torch.tensor([clab.audio_length]))
     try:
@@ -82,6 +76,22 @@ def decode_file(
         raise ClabFormatError(f"{source}: the codes do not fit codec {codec.name} ({err})") from err
     write_decoded(codec, encoded, target, long_seconds, chunk_seconds)
     return clab.audio_length / codec.sample_rate
+
+
+def codec_for_header(header: dict, override: CodecSpec | None, source: str | Path) -> AudioCodec:
+    """The codec a .clab header records (or `override`), checked against the header's facts."""
+    record = header.get("codec")
+    if not isinstance(record, dict) or "name" not in record:
+        raise ClabFormatError(f"{source}: the header does not name its codec")
+    try:
+        codec = open_recorded_codec(record, override)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
+    if codec.codebook_size != header["codebook_size"] or codec.sample_rate != header["sample_rate"]:
+        raise ValueError(
+            f"{source}: codec {codec.name} does not match the file (codebook size or sample rate)"
+        )
+    return codec
 
 
 def write_decoded(

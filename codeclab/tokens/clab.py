@@ -12,6 +12,18 @@ Layout (all integers little-endian):
                    first, frame-major (frame 0 codebooks 0..n_q-1, then frame 1, ...); P = ceil(n_q*frames*bits/8)
     9+H+P    4     CRC32 of every byte before it
 
+Version 2, the packet layout, is written while codes are made (`codeclab encode --stream`) and can be
+read while it arrives (`iter_stream`): the header leaves out `frames` and `audio_length`, and packets follow.
+
+    0        4     magic b"CLAB"
+    4        1     format version (2)
+    5        4     header length H (u32)
+    9        H     header: as version 1 without frames and audio_length, plus "coding": "bits"
+    9+H      4     CRC32 of every byte before it
+    then packets, each: u16 frames f (1..65535), ceil(n_q*f*bits/8) bytes of codes packed as in version 1,
+                   u32 CRC32 of the packet's bytes before it
+    end packet:    u16 0, u64 audio_length, u32 CRC32
+
 Anything else (foreign, truncated or corrupt files, inconsistent headers, codes out of range) raises
 `ClabFormatError`, never another exception and never garbage codes.
 """
@@ -22,16 +34,21 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 MAGIC = b"CLAB"
 VERSION = 1
+STREAM_VERSION = 2  # the packet layout
 _PREFIX = struct.Struct("<4sBI")
 _CRC = struct.Struct("<I")
+_FRAMES = struct.Struct("<H")
+_LENGTH = struct.Struct("<Q")
+MAX_PACKET_FRAMES = 65535
 MAX_HEADER = 1 << 20
 
 
@@ -174,9 +191,14 @@ def from_bytes(data: bytes, where: str = "<bytes>") -> ClabFile:
     magic, version, head_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
+    if version == STREAM_VERSION:
+        import io
+
+        return read_stream(io.BytesIO(data), where)
     if version != VERSION:
         raise ClabFormatError(
-            f"{where}: .clab format version {version} is not supported (this codeclab reads {VERSION})"
+            f"{where}: .clab format version {version} is not supported (this codeclab reads "
+            f"{VERSION} and {STREAM_VERSION})"
         )
     if head_len > MAX_HEADER or _PREFIX.size + head_len + _CRC.size > len(data):
         raise ClabFormatError(
@@ -212,3 +234,123 @@ def read_clab(path: str | Path) -> ClabFile:
     except OSError as err:
         raise ClabFormatError(f"{path}: cannot read ({err.strerror})") from None
     return from_bytes(data, str(path))
+
+
+# -- version 2: packets ------------------------------------------------------------------------------
+STREAM_FIELDS = ("frames", "audio_length")  # known only at the end of a stream
+
+
+class ClabStreamWriter:
+    """Writes a version-2 .clab to a binary file object as codes arrive: `write(codes [n_q, f])` sends
+    one packet per call (flushed), `close(audio_length)` the end packet. The header is checked first."""
+
+    def __init__(self, out: BinaryIO, header: dict[str, Any], n_q: int) -> None:
+        self.out = out
+        self.bits = bits_per_code(int(header["codebook_size"]))
+        self.codebook_size = int(header["codebook_size"])
+        self.n_q = n_q
+        self.frames = 0
+        full = {**header, "n_q": n_q, "bits": self.bits, "coding": "bits"}
+        check_header({**full, "frames": 1, "audio_length": 1}, "the .clab header to write")
+        for name in STREAM_FIELDS:
+            full.pop(name, None)
+        head = json.dumps(full, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        prefix = _PREFIX.pack(MAGIC, STREAM_VERSION, len(head)) + head
+        self._send(prefix + _CRC.pack(zlib.crc32(prefix)))
+
+    def _send(self, blob: bytes) -> None:
+        self.out.write(blob)
+        self.out.flush()
+
+    def write(self, codes: np.ndarray) -> None:
+        """Codes [n_q, f] of the next f frames (f may be 0: nothing is sent)."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[0] != self.n_q:
+            raise ValueError(f"codes must have shape [{self.n_q}, frames], got {codes.shape}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        for start in range(0, codes.shape[1], MAX_PACKET_FRAMES):
+            piece = codes[:, start : start + MAX_PACKET_FRAMES]
+            body = _FRAMES.pack(piece.shape[1]) + pack_codes(piece, self.bits)
+            self._send(body + _CRC.pack(zlib.crc32(body)))
+            self.frames += piece.shape[1]
+
+    def close(self, audio_length: int) -> None:
+        """The end packet: the item's length in samples (at most what the frames written can hold)."""
+        if self.frames == 0:
+            raise ValueError("a .clab stream needs at least one frame")
+        body = _FRAMES.pack(0) + _LENGTH.pack(int(audio_length))
+        self._send(body + _CRC.pack(zlib.crc32(body)))
+
+
+def _read_exactly(stream: BinaryIO, size: int, where: str, what: str) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            raise ClabFormatError(f"{where}: truncated .clab stream (ended inside {what})")
+        data += more
+    return data
+
+
+def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str, Any] | np.ndarray]:
+    """Read a version-2 .clab from a binary file object as it arrives: yields the header (a dict), then
+    codes [n_q, f] per packet; at the end packet, the header gains `frames` and `audio_length` and is
+    checked whole. Every problem raises ClabFormatError naming `where` (and the packet)."""
+    prefix = _read_exactly(stream, _PREFIX.size, where, "the prefix")
+    magic, version, head_len = _PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
+    if version != STREAM_VERSION:
+        raise ClabFormatError(f"{where}: .clab version {version} is not the packet layout ({STREAM_VERSION})")
+    if head_len > MAX_HEADER:
+        raise ClabFormatError(f"{where}: header length {head_len} exceeds {MAX_HEADER} bytes")
+    raw = _read_exactly(stream, head_len, where, "the header")
+    (crc,) = _CRC.unpack(_read_exactly(stream, _CRC.size, where, "the header CRC"))
+    if zlib.crc32(prefix + raw) != crc:
+        raise ClabFormatError(f"{where}: corrupt .clab header (CRC32 mismatch)")
+    header = _parse_header(raw, where)
+    if header.get("coding") != "bits":
+        raise ClabFormatError(
+            f"{where}: unknown packet coding {header.get('coding')!r} (this codeclab reads 'bits')"
+        )
+    if any(name in header for name in STREAM_FIELDS):
+        raise ClabFormatError(f"{where}: a packet-layout header must not give frames or audio_length")
+    check_header({**header, "frames": 1, "audio_length": 1}, where)
+    n_q, k, bits = header["n_q"], header["codebook_size"], header["bits"]
+    yield header
+    frames = packet = 0
+    while True:
+        head = _read_exactly(stream, _FRAMES.size, where, f"packet {packet}")
+        (count,) = _FRAMES.unpack(head)
+        body = _read_exactly(
+            stream,
+            _LENGTH.size if count == 0 else math.ceil(n_q * count * bits / 8),
+            where,
+            f"packet {packet}",
+        )
+        (crc,) = _CRC.unpack(_read_exactly(stream, _CRC.size, where, f"packet {packet}"))
+        if zlib.crc32(head + body) != crc:
+            raise ClabFormatError(f"{where}: packet {packet} is corrupt (CRC32 mismatch)")
+        if count == 0:
+            (audio_length,) = _LENGTH.unpack(body)
+            header.update(frames=frames, audio_length=audio_length)
+            check_header(header, where)
+            if stream.read(1):
+                raise ClabFormatError(f"{where}: bytes after the end packet")
+            return
+        codes = unpack_codes(body, n_q, count, bits)
+        if codes.max() >= k:
+            raise ClabFormatError(f"{where}: packet {packet} has codes beyond the codebook size {k}")
+        frames += count
+        packet += 1
+        yield codes
+
+
+def read_stream(stream: BinaryIO, where: str = "<stream>") -> ClabFile:
+    """A whole version-2 .clab from a binary file object -> ClabFile (codes of every packet)."""
+    parts = iter_stream(stream, where)
+    header = next(parts)
+    n_q = header["n_q"]
+    codes = [c for c in parts]
+    return ClabFile(header, np.concatenate(codes, axis=1) if codes else np.zeros((n_q, 0), np.int64))

@@ -144,9 +144,13 @@ def test_foreign_and_newer_files():
     with pytest.raises(ClabFormatError, match="not a .clab file"):
         from_bytes(b"RIFF" + bytes(100))
     newer = bytearray(VALID)
-    newer[4] = 2
-    with pytest.raises(ClabFormatError, match="version 2 is not supported"):
+    newer[4] = 3
+    with pytest.raises(ClabFormatError, match="version 3 is not supported"):
         from_bytes(bytes(newer))
+    relabelled = bytearray(VALID)
+    relabelled[4] = 2  # a version-1 body read as the packet layout: its header CRC cannot match
+    with pytest.raises(ClabFormatError):
+        from_bytes(bytes(relabelled))
 
 
 def _header(**fields) -> bytes:
@@ -186,3 +190,59 @@ def test_crafted_headers_with_a_valid_crc_are_refused(header, message):
 def test_writer_refuses_headers_the_reader_would_refuse():
     with pytest.raises(ClabFormatError, match="longer than"):
         to_bytes(np.zeros((1, 2), dtype=np.int64), {**HEADER, "codebook_size": 4, "audio_length": 10**9})
+
+
+# -- version 2: the packet layout ---------------------------------------------------------------------
+def _stream_bytes(codes, pieces, audio_length) -> bytes:
+    import io
+
+    from codeclab.tokens.clab import ClabStreamWriter
+
+    buffer = io.BytesIO()
+    writer = ClabStreamWriter(buffer, {**HEADER, "codebook_size": 1000}, codes.shape[0])
+    for start, stop in pieces:
+        writer.write(codes[:, start:stop])
+    writer.close(audio_length)
+    return buffer.getvalue()
+
+
+STREAM_CODES = np.random.default_rng(2).integers(0, 1000, size=(4, 30))
+VALID_STREAM = _stream_bytes(STREAM_CODES, [(0, 4), (4, 4), (4, 17), (17, 30)], 30 * 320 - 77)
+
+
+def test_packet_layout_round_trip_and_read_as_it_arrives():
+    import io
+
+    from codeclab.tokens.clab import iter_stream
+
+    parsed = from_bytes(VALID_STREAM)
+    assert np.array_equal(parsed.codes, STREAM_CODES)
+    assert parsed.audio_length == 30 * 320 - 77 and parsed.header["frames"] == 30
+    parts = list(iter_stream(io.BytesIO(VALID_STREAM)))
+    assert [p.shape[1] for p in parts[1:]] == [4, 13, 13]  # one packet per write that had frames
+
+
+@pytest.mark.parametrize(
+    "cut, message", [(-1, "bytes after|CRC32|truncated"), (-10, "truncated"), (40, "truncated")]
+)
+def test_a_cut_stream_is_refused(cut, message):
+    blob = VALID_STREAM[:cut] if cut < 0 else VALID_STREAM[:cut]
+    with pytest.raises(ClabFormatError, match=message):
+        from_bytes(blob)
+
+
+def test_a_stream_whose_length_the_frames_cannot_hold_is_refused():
+    with pytest.raises(ClabFormatError, match="audio_length"):
+        from_bytes(_stream_bytes(STREAM_CODES, [(0, 30)], 40 * 320))
+
+
+@settings(max_examples=300, **FUZZ)
+@given(st.data())
+def test_fuzzed_streams_raise_the_format_error(data):
+    blob = bytearray(VALID_STREAM)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] ^= data.draw(st.integers(1, 255))
+    if bytes(blob) != VALID_STREAM:
+        with pytest.raises(ClabFormatError):
+            from_bytes(bytes(blob))

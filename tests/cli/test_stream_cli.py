@@ -1,0 +1,114 @@
+"""`codeclab encode - ... --stream` and `codeclab decode ... - --stream`: PCM or WAV on stdin, .clab
+packets out as frames complete, PCM on stdout; the same codes and audio as whole-file commands."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import codeclab
+from codeclab.audio.signals import synthetic_speech
+from codeclab.cli.app import app
+from codeclab.tokens.clab import read_clab
+
+runner = CliRunner()
+TINY = ["--codec", "codeclab-tiny", "--random-init"]
+
+
+def _pcm16(seconds: float, seed: int) -> np.ndarray:
+    wav = synthetic_speech(seconds, 16000, seed=seed).numpy()[0]
+    return np.round(np.clip(wav, -1, 1) * 32767).astype("<i2")
+
+
+def _wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+def test_raw_pcm_on_stdin_streams_to_the_codes_of_a_whole_encode(tmp_path):
+    samples = _pcm16(1.37, seed=3)
+    result = runner.invoke(app, ["encode", "-", str(tmp_path / "s.clab"), *TINY], input=samples.tobytes())
+    assert result.exit_code == 0, result.output
+    clab = read_clab(tmp_path / "s.clab")
+    codec = codeclab.load_codec("codeclab-tiny", random_init=True)
+    wav = torch.from_numpy(samples.astype(np.float32) / 32768.0)[None, None]
+    assert np.array_equal(clab.codes, codec.encode(wav).codes[0].numpy())
+    assert clab.audio_length == len(samples)
+
+    result = runner.invoke(app, ["decode", str(tmp_path / "s.clab"), "-", *TINY])
+    assert result.exit_code == 0, result.output
+    pcm = np.frombuffer(result.stdout_bytes, dtype="<i2")
+    whole = codec.decode(codec.encode(wav))[0, 0].numpy()
+    assert len(pcm) == len(samples)
+    assert np.abs(pcm.astype(np.float32) / 32767 - np.clip(whole, -1, 1)).max() < 2e-4  # 16-bit rounding
+
+
+def test_a_wav_stream_piped_through_encode_and_decode(tmp_path):
+    """ffmpeg-style use: WAV on stdin, .clab packets through a pipe, PCM out, with the default codec."""
+    samples = _pcm16(0.9, seed=5)
+    cli = [sys.executable, "-m", "codeclab.cli.app"]
+    encode = subprocess.Popen([*cli, "encode", "-", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    decode = subprocess.Popen([*cli, "decode", "-", "-"], stdin=encode.stdout, stdout=subprocess.PIPE)
+    encode.stdout.close()
+    encode.stdin.write(_wav_bytes(samples))
+    encode.stdin.close()
+    pcm, _ = decode.communicate(timeout=300)
+    assert encode.wait(timeout=60) == 0 and decode.returncode == 0
+    codec = codeclab.load_codec("codeclab-16k-speech")
+    wav = torch.from_numpy(samples.astype(np.float32) / 32768.0)[None, None]
+    whole = codec.decode(codec.encode(wav))[0, 0].numpy()
+    decoded = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767
+    assert len(decoded) == len(samples)
+    assert np.abs(decoded - np.clip(whole, -1, 1)).max() < 2e-4
+
+
+def test_a_whole_file_clab_decodes_as_a_stream_too(tmp_path):
+    source = tmp_path / "a.wav"
+    (source).write_bytes(_wav_bytes(_pcm16(0.5, seed=1)))
+    assert runner.invoke(app, ["encode", str(source), str(tmp_path / "a.clab"), *TINY]).exit_code == 0
+    assert read_clab(tmp_path / "a.clab").header.get("coding") is None  # version 1
+    result = runner.invoke(app, ["decode", str(tmp_path / "a.clab"), "-", *TINY])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout_bytes) == 2 * 8000
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["encode", "-", "{out}", *TINY], _wav_bytes(np.zeros(800, "<i2"), rate=22050), "22050 Hz"),
+        (["encode", "-", "{out}", *TINY], b"", "empty audio"),
+        (["encode", "-", "{out}", *TINY], b"\x01\x02\x03", "stray bytes"),
+        (
+            ["encode", "-", "{out}", "--codec", "codeclab-24k-audio", "--random-init"],
+            b"\0" * 960,
+            "not causal",
+        ),
+    ],
+)
+def test_bad_streams_exit_2_with_a_message_and_leave_no_file(tmp_path, args, stdin, message):
+    out = tmp_path / "x.clab"
+    result = runner.invoke(app, [a.format(out=out) for a in args], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_a_cut_stream_is_refused_when_decoded(tmp_path):
+    samples = _pcm16(0.5, seed=2)
+    runner.invoke(app, ["encode", "-", str(tmp_path / "s.clab"), *TINY], input=samples.tobytes())
+    blob = (tmp_path / "s.clab").read_bytes()
+    result = runner.invoke(app, ["decode", "-", "-", *TINY], input=blob[:-20])
+    assert result.exit_code == 2
+    assert "truncated" in result.output
