@@ -11,6 +11,7 @@ import torch
 import codeclab
 from codeclab._files import sha256_file
 from codeclab.audio.io import load_audio
+from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.presets import bundled_weights
 
 NAME = "codeclab-16k-speech"
@@ -77,3 +78,17 @@ def test_exact_batching_holds_for_the_trained_codec(codec):
     enc = codec.encode(batch, lengths=torch.tensor(lengths))
     for i, x in enumerate(items):
         assert torch.equal(enc.items()[i], codec.encode(x[None]).codes[0])
+
+
+def test_a_batch_of_16_items_gives_each_item_its_single_latent_bit_for_bit(codec):
+    """PyTorch hands CPU batches of 16 or more to NNPACK, which rounds differently; encoding keeps it
+    off, so the latents (and so the codes, even at near-ties) of a big batch are each item's alone."""
+    from torch.nn.utils import parametrize
+
+    from codeclab.codecs.modules.numerics import exact_numerics
+
+    wav = torch.stack([synthetic_speech(0.7, 16000, seed=i) for i in range(16)])
+    with exact_numerics(torch.device("cpu")), torch.inference_mode(), parametrize.cached():
+        batched = codec.encoder(wav)
+        single = torch.cat([codec.encoder(wav[i : i + 1]) for i in range(16)])
+    assert torch.equal(batched, single)

@@ -5,8 +5,10 @@ different activations in a batch of 1 and in a padded batch of 8 (we measured di
 which can flip a nearest-code choice. PyTorch's native CPU convolution computes each output element the
 same way whatever the batch size or length, once every output is at least about a dozen steps long (thin
 matrices go to other BLAS kernels). Encoding therefore runs with oneDNN off (about 12 % slower measured
-on 2 cores) and pads every item to at least `MIN_FRAMES` frames. (The codebook search needs no such care:
-it returns the exact argmin on every backend.)
+on 2 cores) and pads every item to at least `MIN_FRAMES` frames. NNPACK is off too: PyTorch hands batches
+of 16 or more items to it, which rounds differently from the native path (measured: latents up to 6e-6
+from a single item's) and ran 3x slower on 2 cores. (The codebook search needs no such care: it returns
+the exact argmin on every backend.)
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ def exact_numerics(device: torch.device) -> Iterator[None]:
     """Inside: convolutions whose per-item results do not depend on the batch shape (CPU)."""
     if device.type == "cpu":
         # Only the `enabled` flag: the other flags keep their values (and their warnings stay quiet).
-        with torch.backends.mkldnn.flags(
-            enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None
+        with (
+            torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None),
+            torch.backends.nnpack.flags(enabled=False),
         ):
             yield
     else:
