@@ -127,14 +127,24 @@ def speed_command(
     batch: int = typer.Option(4, "--batch"),
     reps: int = typer.Option(3, "--reps"),
     random_init: bool = typer.Option(False, "--random-init"),
+    stream: bool = typer.Option(
+        False,
+        "--stream",
+        help="Stream in --chunk-ms chunks: per-chunk compute time, real-time factor, concurrent real-time streams.",
+    ),
+    chunk_ms: float = typer.Option(80.0, "--chunk-ms", help="Chunk size of --stream, in milliseconds."),
 ) -> None:
-    """Encode/decode x real time, frames/s and peak memory on one device."""
+    """Encode/decode x real time, frames/s and peak memory on one device (or, with --stream, streaming
+    speed)."""
     from codeclab.codecs.base import RoundTripCodec
     from codeclab.eval.recon import CodecChoice
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_speed
 
     device = device_or_fail(device)
+    if stream:
+        _stream_speed(codecs, out, device, seconds, chunk_ms, random_init)
+        return
     rows, fingerprints = [], {}
     for spec in codecs:
         choice = CodecChoice.parse(spec, random_init)
@@ -173,3 +183,50 @@ def speed_command(
             "Speed",
             [f"provenance: {report['provenance']['command']}; {report['provenance']['machine']}"],
         )
+
+
+def _stream_speed(
+    codecs: list[str], out: Path | None, device: str, seconds: float, chunk_ms: float, random_init: bool
+) -> None:
+    """`bench speed --stream`: one row per codec, and the batch sizes tried per codec."""
+    from codeclab.codecs.modules.state import StreamingUnsupported
+    from codeclab.eval.recon import CodecChoice
+    from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
+    from codeclab.eval.speed import measure_stream_speed
+
+    if not 1.0 <= chunk_ms <= 10_000.0:
+        fail(f"--chunk-ms must lie in [1, 10000], got {chunk_ms}")
+    rows, by_streams, fingerprints = [], [], {}
+    for spec in codecs:
+        choice = CodecChoice.parse(spec, random_init)
+        choice.options["device"] = device
+        try:
+            codec = choice.load()
+            result = measure_stream_speed(codec, chunk_ms, min(seconds, 4.0), device)
+        except (ValueError, ImportError, StreamingUnsupported) as err:
+            fail(f"{spec}: {err}")
+        fingerprints[spec] = codec_fingerprint(codec)
+        row = {"codec": spec, **result.to_dict()}
+        by_streams += [{"codec": spec, **r} for r in row.pop("by_streams")]
+        latency = row.pop("latency_ms") or {}
+        row["roundtrip_latency_ms"] = latency.get("roundtrip_ms")
+        rows.append(row)
+        console.print(
+            f"{spec}: {result.chunk_ms:g} ms chunks: encode {result.encode_ms:.1f} ms, decode "
+            f"{result.decode_ms:.1f} ms per chunk (real-time factor {result.rtf:.2f}); "
+            f"{result.max_realtime_streams} streams in real time on {result.device}"
+        )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        report = {
+            "provenance": provenance(_command(), codecs=fingerprints),
+            "results": rows,
+            "by_streams": by_streams,
+        }
+        write_json(report, out / "stream_speed.json")
+        note = [f"provenance: {report['provenance']['command']}; {report['provenance']['machine']}"]
+        columns = ["codec", "device", "chunk_ms", "encode_ms", "decode_ms", "p95_ms", "rtf"]
+        columns += ["max_realtime_streams", "roundtrip_latency_ms", "random_init"]
+        write_table(rows, columns, out / "stream_speed", "Streaming speed", note)
+        columns = ["codec", "streams", "encode_ms", "decode_ms", "p95_ms", "realtime"]
+        write_table(by_streams, columns, out / "stream_speed_by_streams", "Streaming speed by batch", note)

@@ -110,3 +110,100 @@ def measure_speed(
         decode_peak_mib=decode_peak,
         random_init=codec.random_init,
     )
+
+
+@dataclass
+class StreamSpeedResult:
+    """Streaming speed of one causal codec: per-chunk compute times (ms) of one stream's encode_step and
+    decode_step on `chunk_ms` chunks, the real-time factor (compute time / audio time, < 1 keeps up), and
+    the most streams one batched process keeps in real time (95th-percentile chunk time under the chunk's
+    duration), with the timings of every batch size tried."""
+
+    codec: str
+    device: str
+    chunk_ms: float
+    encode_ms: float
+    decode_ms: float
+    p95_ms: float
+    rtf: float
+    max_realtime_streams: int
+    by_streams: list[dict]
+    latency_ms: dict | None
+    random_init: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _chunk_times(
+    codec: AudioCodec, streams: int, chunk: int, seconds: float, dev: torch.device
+) -> list[tuple]:
+    """(encode s, decode s) per chunk of `streams` batched streams over `seconds` of speech (warm-up
+    chunks dropped)."""
+    wav = torch.stack([synthetic_speech(seconds, codec.sample_rate, seed=i % 16) for i in range(streams)])
+    wav = wav.repeat(1, codec.channels, 1).to(dev) if codec.channels > 1 else wav.to(dev)
+    times = []
+    with codec.streaming(batch_size=streams) as stream:
+        for start in range(0, wav.shape[-1] - chunk + 1, chunk):
+            t0 = time.perf_counter()
+            codes = stream.encode_step(wav[..., start : start + chunk])
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t1 = time.perf_counter()
+            stream.decode_step(codes)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            times.append((t1 - t0, time.perf_counter() - t1))
+    return times[2:]  # the first chunks warm up allocators and caches
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def measure_stream_speed(
+    codec: AudioCodec,
+    chunk_ms: float = 80.0,
+    seconds: float = 4.0,
+    device: str | None = None,
+    max_streams: int = 1024,
+) -> StreamSpeedResult:
+    """Stream `seconds` of speech in `chunk_ms` chunks through encode_step and decode_step: one stream,
+    then batches of 2, 4, 8, ... streams until a batch's 95th-percentile chunk time exceeds the chunk's
+    duration (or `max_streams`). Raises StreamingUnsupported for a codec that cannot stream."""
+    dev = torch.device(device) if device else codec.device
+    chunk = max(int(round(chunk_ms / 1000 * codec.sample_rate)), 1)
+    budget = chunk / codec.sample_rate
+    rows, streams, best = [], 1, 0
+    single = None
+    while streams <= max_streams:
+        times = _chunk_times(codec, streams, chunk, seconds, dev)
+        totals = [e + d for e, d in times]
+        row = {
+            "streams": streams,
+            "encode_ms": 1000 * statistics.median(e for e, _ in times),
+            "decode_ms": 1000 * statistics.median(d for _, d in times),
+            "p95_ms": 1000 * _p95(totals),
+            "realtime": _p95(totals) < budget,
+        }
+        rows.append(row)
+        single = single or row
+        if not row["realtime"]:
+            break
+        best = streams
+        streams *= 2
+    latency = getattr(codec, "latency", None)
+    return StreamSpeedResult(
+        codec=codec.name,
+        device=str(dev),
+        chunk_ms=1000 * budget,
+        encode_ms=single["encode_ms"],
+        decode_ms=single["decode_ms"],
+        p95_ms=single["p95_ms"],
+        rtf=(single["encode_ms"] + single["decode_ms"]) / (1000 * budget),
+        max_realtime_streams=best,
+        by_streams=rows,
+        latency_ms=latency.as_dict() if latency is not None else None,
+        random_init=codec.random_init,
+    )

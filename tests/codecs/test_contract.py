@@ -195,3 +195,21 @@ def test_decode_checks_codes_against_the_codec():
     assert codec.check_n_q(np.int64(2)) == 2  # numpy integers are integers
     with pytest.raises(ValueError, match="n_q must be an integer"):
         codec.check_n_q(2.0)
+
+
+@pytest.mark.parametrize("name", TOKEN_CODECS)
+def test_every_codec_streams_or_says_why_not(name):
+    """Causal codeclab codecs stream (tests/codecs/test_streaming.py); every other codec, peers
+    included, raises StreamingUnsupported naming itself, and reports no latency."""
+    from codeclab.codecs.streaming import StreamingUnsupported
+
+    codec = get(name)
+    if entries()[name].family == "codeclab" and codec.causal:
+        with codec.streaming() as stream:
+            assert stream.encode_step(audio(codec, 0.1)).shape[1] == codec.num_codebooks
+        assert codec.latency.encode_ms == 1000 * codec.hop_length / codec.sample_rate
+    else:
+        with pytest.raises(StreamingUnsupported, match=name):
+            with codec.streaming():
+                pass
+        assert codec.latency is None
