@@ -17,6 +17,8 @@ _LAZY = {
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
     "RoundTripCodec": "codeclab.codecs.base",
+    "CodecRef": "codeclab.codecs.ref",
+    "StreamingUnsupported": "codeclab.codecs.streaming",
     "TokenStore": "codeclab.tokens.store",
 }
 
@@ -25,6 +27,8 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec  # noqa: F401
     from codeclab.codecs.loading import codec_info, list_codecs, load_codec, load_roundtrip_codec  # noqa: F401
+    from codeclab.codecs.ref import CodecRef  # noqa: F401
+    from codeclab.codecs.streaming import StreamingUnsupported  # noqa: F401
     from codeclab.tokens.store import TokenStore  # noqa: F401
 
 

@@ -27,7 +27,7 @@ def recon_command(
     codecs: list[str] = typer.Option(
         ...,
         "--codec",
-        help="NAME[:key=value,...] (repeatable): weights=DIR, random_init=true, n_q=2+4+8, bitrate=6000, mode=1200.",
+        help="NAME[@WEIGHTS][:N+M][,key=value] (repeatable): random_init=true, seed=S, bitrate=6000, mode=1200 (docs/codecs.md#naming-a-codec).",
     ),
     data: list[str] = typer.Option(
         ..., "--data", help="Directory, glob or manifest (repeatable); manifests give text for WER."
@@ -51,12 +51,7 @@ def recon_command(
     specs = list(codecs)
     if n_q:
         extra = "n_q=" + "+".join(str(q) for q in n_q)
-        specs = [
-            s
-            if "n_q=" in s or s.split(":")[0] in ("opus", "codec2")
-            else s + ("," if ":" in s else ":") + extra
-            for s in specs
-        ]
+        specs = [_with_default_n_q(s, extra) for s in specs]
     try:
         report = run_recon(
             specs,
@@ -120,7 +115,9 @@ def probe_command(
 
 @bench_app.command("speed")
 def speed_command(
-    codecs: list[str] = typer.Option(..., "--codec", help="NAME[:key=value,...] (repeatable)."),
+    codecs: list[str] = typer.Option(
+        ..., "--codec", help="NAME[@WEIGHTS][:N][,key=value] (repeatable; docs/codecs.md#naming-a-codec)."
+    ),
     out: Path = typer.Option(None, "--out"),
     device: str = typer.Option("cpu", "--device"),
     seconds: float = typer.Option(10.0, "--seconds"),
@@ -230,3 +227,16 @@ def _stream_speed(
         write_table(rows, columns, out / "stream_speed", "Streaming speed", note)
         columns = ["codec", "streams", "encode_ms", "decode_ms", "p95_ms", "realtime"]
         write_table(by_streams, columns, out / "stream_speed_by_streams", "Streaming speed by batch", note)
+
+
+def _with_default_n_q(text: str, extra: str) -> str:
+    """`--n-q` for every token codec whose reference names no n_q of its own."""
+    from codeclab.codecs.ref import CodecRef, split_ref
+
+    try:
+        ref = CodecRef.parse(text)
+    except ValueError as err:
+        fail(str(err))
+    if ref.n_q is not None or ref.name in ("opus", "codec2"):
+        return text
+    return text + ("," if split_ref(text)[2] else ":") + extra

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from codeclab.cli.common import console, err_console, fail, format_bitrate
+from codeclab.cli.common import codec_from_options, console, err_console, fail, format_bitrate
 
 DEFAULT_CODEC = "codeclab-16k-speech"
 
@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
 def encode_command(
     source: Path = typer.Argument(..., help="Audio file, or - for WAV or raw s16le PCM on stdin."),
     target: Path = typer.Argument(..., help="Output .clab file, or - for stdout."),
-    codec: str = typer.Option(DEFAULT_CODEC, "--codec", help="Codec name or saved directory."),
+    codec: str = typer.Option(
+        DEFAULT_CODEC,
+        "--codec",
+        help="NAME[@WEIGHTS][:N][,key=value] or a saved directory (docs/codecs.md#naming-a-codec).",
+    ),
     weights: str = typer.Option(None, "--weights"),
     random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
     seed: int = typer.Option(0, "--seed"),
@@ -32,10 +36,9 @@ def encode_command(
 ) -> None:
     """Encode one audio file to a .clab bitstream."""
     from codeclab.audio.io import AudioError
-    from codeclab.codecs.spec import CodecSpec
     from codeclab.pipelines.clab_files import encode_file
 
-    spec = CodecSpec(codec, weights, random_init, seed)
+    spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
     if stream or str(source) == "-" or str(target) == "-":
         _encode_streaming(source, target, spec, n_q)
         return
@@ -54,7 +57,9 @@ def decode_command(
     target: Path = typer.Argument(
         ..., help="Output audio file (.wav, .flac), or - for raw s16le PCM on stdout."
     ),
-    codec: str = typer.Option(None, "--codec", help="Override the codec recorded in the file."),
+    codec: str = typer.Option(
+        None, "--codec", help="Override the codec recorded in the file (NAME[@WEIGHTS] or a directory)."
+    ),
     weights: str = typer.Option(None, "--weights"),
     random_init: bool = typer.Option(False, "--random-init"),
     stream: bool = typer.Option(
@@ -64,11 +69,10 @@ def decode_command(
     ),
 ) -> None:
     """Decode a .clab bitstream to audio."""
-    from codeclab.codecs.spec import CodecSpec
     from codeclab.pipelines.clab_files import decode_file
     from codeclab.tokens.clab import ClabFormatError
 
-    override = CodecSpec(codec, weights, random_init) if codec else None
+    override = codec_from_options(codec, weights, random_init)[0] if codec else None
     if stream or str(source) == "-" or str(target) == "-":
         _decode_streaming(source, target, override)
         return

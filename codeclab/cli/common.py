@@ -53,3 +53,17 @@ def setup_logging(level: int = 20) -> None:
     if not any(isinstance(h, RichHandler) for h in logger.handlers):
         logger.addHandler(RichHandler(console=err_console, show_path=False, show_time=False))
     logger.setLevel(level)
+
+
+def codec_from_options(
+    text: str, weights: str | None = None, random_init: bool = False, seed: int = 0, n_q: int | None = None
+):  # -> tuple[CodecSpec, int | None]
+    """A command's `--codec` text (`NAME[@WEIGHTS][:N][,key=value]`, docs/codecs.md#naming-a-codec) with its
+    separate flags folded in -> (how to load and record the codec, n_q or None); exits 2 on a bad one."""
+    from codeclab.codecs.ref import CodecRef
+
+    try:
+        ref = CodecRef.parse(text).with_flags(weights, random_init, seed, n_q)
+        return ref.spec(), ref.single_n_q()
+    except ValueError as err:
+        fail(str(err))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from codeclab.cli.common import console, device_or_fail, fail, setup_logging
+from codeclab.cli.common import codec_from_options, console, device_or_fail, fail, setup_logging
 
 DEFAULT_CODEC = "codeclab-16k-speech"
 
@@ -35,7 +35,9 @@ def tokenize_command(
     ),
     out: Path = typer.Option(..., "--out", help="Token store directory."),
     codec: str = typer.Option(
-        DEFAULT_CODEC, "--codec", help="Codec name or a directory written by save_pretrained."
+        DEFAULT_CODEC,
+        "--codec",
+        help="NAME[@WEIGHTS][:N][,key=value] or a saved directory (docs/codecs.md#naming-a-codec).",
     ),
     weights: str = typer.Option(None, "--weights", help="Pretrained weights for a registry codec."),
     random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
@@ -64,7 +66,6 @@ def tokenize_command(
     ),
 ) -> None:
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
-    from codeclab.codecs.spec import CodecSpec
     from codeclab.corpora.manifest import ManifestError
     from codeclab.pipelines.tokenize import TokenizeOptions, WorkerError, tokenize_corpus
     from codeclab.tokens.store import StoreError, merge, shard_status
@@ -88,10 +89,11 @@ def tokenize_command(
         raise typer.Exit(1 if counts["errors"] else 0)
     if not inputs:
         fail("give at least one input (directory, glob, manifest or file), or --merge")
+    spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
     options = TokenizeOptions(
         inputs=list(inputs),
         out=out,
-        codec=CodecSpec(codec, weights, random_init, seed),
+        codec=spec,
         n_q=n_q,
         device=device,
         batch_seconds=batch_seconds,
@@ -166,19 +168,20 @@ def detokenize_command(
     store: Path = typer.Argument(..., help="Token store directory."),
     out: Path = typer.Option(..., "--out", help="Directory for the decoded .wav files."),
     ids: list[str] = typer.Option(None, "--ids", help="Ids to decode (repeatable); default all."),
-    codec: str = typer.Option(None, "--codec", help="Override the codec recorded in the store."),
+    codec: str = typer.Option(
+        None, "--codec", help="Override the codec recorded in the store (NAME[@WEIGHTS] or a directory)."
+    ),
     weights: str = typer.Option(None, "--weights", help="Weights for --codec."),
     random_init: bool = typer.Option(False, "--random-init", help="With --codec: an untrained codec."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Decode items of a token store back to audio files (OUT/<id>.wav)."""
-    from codeclab.codecs.spec import CodecSpec
     from codeclab.pipelines.detokenize import detokenize
     from codeclab.tokens.store import StoreError
 
     setup_logging()
     device = device_or_fail(device)
-    override = CodecSpec(codec, weights, random_init) if codec else None
+    override = codec_from_options(codec, weights, random_init)[0] if codec else None
     try:
         written = detokenize(store, out, ids or None, override, device)
     except (StoreError, ValueError, KeyError) as err:

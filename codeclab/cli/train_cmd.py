@@ -72,24 +72,7 @@ def train_command(
 
     setup_logging()
     device = device_or_fail(device)
-    plan: dict = {}
-    if recipe is not None:
-        import json
-
-        try:
-            plan = json.loads(recipe.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            fail(f"{recipe}: cannot read the recipe: {err}")
-        unknown = set(plan) - {"preset", "codec", "train", "data", "comment"}
-        if unknown:
-            fail(f"{recipe}: unknown recipe keys {sorted(unknown)}")
-        if preset == "codeclab-16k-speech" and plan.get("preset"):
-            preset = plan["preset"]
-        if not data:
-            data = [
-                str((recipe.parent / d) if not Path(d).is_absolute() and (recipe.parent / d).exists() else d)
-                for d in plan.get("data", [])
-            ]
+    plan, preset, data = _read_recipe(recipe, preset, data)
     if not data:
         fail('no training data: pass --data (or a recipe with "data")')
     try:
@@ -98,42 +81,16 @@ def train_command(
         fail(str(err))
     if entry.family != "codeclab":
         fail(
-            f"{preset} is a peer codec; train a codeclab preset ({', '.join(n for n in ['codeclab-16k-speech', 'codeclab-24k-audio'])}, ...)"
+            f"{preset} is a peer codec; train a codeclab preset (codeclab-16k-speech, codeclab-24k-audio, ...)"
         )
-    overrides = {key: _setting_text(value) for key, value in plan.get("train", {}).items()}
-    for item in settings or []:
-        if "=" not in item:
-            fail(f"--set takes key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
-    for key, value in (("steps", steps), ("batch_size", batch_size), ("segment_seconds", segment_seconds)):
-        if value is not None:
-            overrides[key] = str(value)
+    overrides = _train_overrides(
+        plan, settings, steps=steps, batch_size=batch_size, segment_seconds=segment_seconds
+    )
     try:
         config = TrainConfig().with_overrides(overrides)
-        codec_config = entry.extra["config"]()
-        if plan.get("codec"):
-            from codeclab.codecs.neural import CodecConfig
-
-            codec_config = CodecConfig.from_dict(plan["codec"])
-        if semantic is not None:
-            from codeclab.codecs.semantic import SemanticConfig
-            from codeclab.teachers import load_teacher
-
-            teacher = load_teacher(semantic)
-            codec_config = codec_config.with_semantic(
-                SemanticConfig(
-                    teacher=semantic,
-                    teacher_dim=teacher.dim,
-                    codebooks=semantic_codebooks,
-                    loss=semantic_loss,
-                    weight=semantic_weight,
-                    hidden=semantic_hidden,
-                )
-            )
-            console.print(
-                f"distilling {teacher.name} ({teacher.dim}-dim, {teacher.frame_rate:g} Hz) with {semantic_loss}"
-            )
+        codec_config = _codec_config(
+            entry, plan, semantic, semantic_loss, semantic_weight, semantic_codebooks, semantic_hidden
+        )
         trainer = Trainer(codec_config, config, data, out, device=device, resume=resume, name=preset)
         last = trainer.run(stop_after=stop_after)
     except (ValueError, FileNotFoundError, ImportError) as err:
@@ -143,6 +100,74 @@ def train_command(
         console.print(f"{out}: step {last.get('step')}; {summary}")
         if (out / "codec").is_dir():
             console.print(f"codec saved to {out / 'codec'} (codeclab.load_codec('{out / 'codec'}'))")
+
+
+def _read_recipe(recipe: Path | None, preset: str, data: list[str] | None) -> tuple[dict, str, list[str]]:
+    """The recipe's plan, and the preset and data it gives where the command line gave none (data paths
+    relative to the recipe's folder when they exist there)."""
+    if recipe is None:
+        return {}, preset, list(data or [])
+    import json
+
+    try:
+        plan = json.loads(recipe.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        fail(f"{recipe}: cannot read the recipe: {err}")
+    if not isinstance(plan, dict):
+        fail(f"{recipe}: a recipe is a JSON object")
+    unknown = set(plan) - {"preset", "codec", "train", "data", "comment"}
+    if unknown:
+        fail(f"{recipe}: unknown recipe keys {sorted(unknown)}")
+    if preset == "codeclab-16k-speech" and plan.get("preset"):
+        preset = plan["preset"]
+    if not data:
+        data = [
+            str((recipe.parent / d) if not Path(d).is_absolute() and (recipe.parent / d).exists() else d)
+            for d in plan.get("data", [])
+        ]
+    return plan, preset, list(data)
+
+
+def _train_overrides(plan: dict, settings: list[str] | None, **options: object) -> dict[str, str]:
+    """TrainConfig overrides as text: the recipe's "train", then each --set key=value, then the named
+    options that were given (the command line wins)."""
+    overrides = {key: _setting_text(value) for key, value in plan.get("train", {}).items()}
+    for item in settings or []:
+        if "=" not in item:
+            fail(f"--set takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    overrides.update({key: str(value) for key, value in options.items() if value is not None})
+    return overrides
+
+
+def _codec_config(
+    entry, plan: dict, semantic: str | None, loss: str, weight: float, codebooks: int, hidden: int
+):
+    """The architecture to train: the preset's, or the recipe's "codec", with a semantic head when a
+    teacher is given (raises ValueError / ImportError for a bad config or teacher)."""
+    codec_config = entry.extra["config"]()
+    if plan.get("codec"):
+        from codeclab.codecs.neural import CodecConfig
+
+        codec_config = CodecConfig.from_dict(plan["codec"])
+    if semantic is None:
+        return codec_config
+    from codeclab.codecs.semantic import SemanticConfig
+    from codeclab.teachers import load_teacher
+
+    teacher = load_teacher(semantic)
+    console.print(f"distilling {teacher.name} ({teacher.dim}-dim, {teacher.frame_rate:g} Hz) with {loss}")
+    return codec_config.with_semantic(
+        SemanticConfig(
+            teacher=semantic,
+            teacher_dim=teacher.dim,
+            codebooks=codebooks,
+            loss=loss,
+            weight=weight,
+            hidden=hidden,
+        )
+    )
 
 
 def _setting_text(value: object) -> str:

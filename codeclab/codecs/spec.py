@@ -99,12 +99,14 @@ def config_sha256(codec: AudioCodec) -> str:
 
 
 def fingerprint(codec: AudioCodec, spec: CodecSpec) -> dict[str, Any]:
-    """What stores and .clab headers record about the codec that made them."""
+    """What stores and .clab headers record about the codec that made them: how to load it (`spec`) and
+    the digests of `codec.provenance()`, the one place codec digests are made (reports record the same)."""
+    facts = codec.provenance()
     return {
         **spec.to_dict(),
-        "codec": codec.name,
-        "config_sha256": config_sha256(codec),
-        "weights_sha256": weights_sha256(codec),
+        "codec": facts["name"],
+        "config_sha256": facts["config_sha256"],
+        "weights_sha256": facts["weights_sha256"],
     }
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from codeclab.audio.io import load_audio, resample
 from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
-from codeclab.codecs.loading import load_benchmark_codec
+from codeclab.codecs.ref import CodecRef
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import (
@@ -36,54 +36,8 @@ from codeclab.eval.report import (
     write_table,
 )
 
-
-@dataclass
-class CodecChoice:
-    """A parsed `NAME[:key=value,...]`."""
-
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
-    n_q: list[int] | None = None
-    spec: str = ""  # the text it was parsed from (labels results)
-
-    @classmethod
-    def parse(cls, text: str, random_init_default: bool = False) -> CodecChoice:
-        name, _, rest = text.partition(":")
-        options: dict[str, Any] = {}
-        n_q = None
-        for part in filter(None, rest.split(",")):
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise ValueError(f"codec option {part!r} in {text!r} is not key=value")
-            key = key.strip()
-            if key == "n_q":
-                n_q = [int(v) for v in value.split("+")]
-            elif key in ("random_init",):
-                options[key] = value.lower() in ("1", "true", "yes")
-            elif key in ("seed", "bitrate", "mode", "sample_rate"):
-                options[key] = int(value)
-            elif key in ("weights", "device"):
-                options[key] = value
-            else:
-                raise ValueError(f"unknown codec option {key!r} in {text!r}")
-        if random_init_default and "weights" not in options and "random_init" not in options:
-            options["random_init"] = True
-        return cls(name, options, n_q, text)
-
-    def series(self) -> str:
-        """The curve this choice belongs to: name plus options, without those that only move it along the
-        bitrate axis (n_q, bitrate, mode)."""
-        kept = [
-            f"{k}={v}"
-            for k, v in sorted(self.options.items())
-            if k not in ("bitrate", "mode", "random_init", "seed")
-        ]
-        return self.name + (":" + ",".join(kept) if kept else "")
-
-    def load(self) -> AudioCodec | RoundTripCodec:
-        options = dict(self.options)
-        random_init = bool(options.pop("random_init", False))
-        return load_benchmark_codec(self.name, random_init=random_init, **options)
+# `codeclab.codecs.ref.CodecRef` is the one codec grammar; benchmarks knew it as CodecChoice
+CodecChoice = CodecRef
 
 
 def default_n_q(num_codebooks: int) -> list[int]:
@@ -171,7 +125,7 @@ class Measured:
 
     @property
     def label(self) -> str:
-        return self.choice.spec if self.n_q is None else f"{self.choice.name}@{self.n_q}"
+        return self.choice.text if self.n_q is None else f"{self.choice.series()}:{self.n_q}"
 
 
 def reconstruct(codec: AudioCodec | RoundTripCodec, x: Tensor, n_q: int | None) -> tuple[Tensor, Any, Any]:
@@ -217,7 +171,7 @@ def aggregate(measured: Measured, items: int) -> dict[str, Any]:
     it could score (`METRIC_scored` says how many)."""
     codec, n_q = measured.codec, measured.n_q
     row: dict[str, Any] = {
-        "codec": measured.choice.spec,
+        "codec": measured.choice.text,
         "series": measured.choice.series(),
         "label": measured.label,
         "n_q": n_q,

@@ -13,11 +13,16 @@ from codeclab.teachers.base import Teacher, codec_frame_times, features_at
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """ "path:9" -> ("path", "9"); "path:avg" -> ("path", "avg"); "path" -> ("path", None)."""
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and (tail.isdigit() or tail in ("avg", "mean")):
-        return head, tail
-    return spec, None
+    """ "path:9" -> ("path", "9"); "path:avg" -> ("path", "avg"); "path" -> ("path", None). The codec
+    grammar's parser splits it (`codeclab.codecs.ref.split_ref`): a teacher's bare value is its layer."""
+    from codeclab.codecs.ref import split_ref
+
+    source, weights, tail = split_ref(spec)
+    if weights is not None:
+        raise ValueError(f"{spec}: a teacher spec is SOURCE[:LAYER]; it takes no @WEIGHTS")
+    if tail.isdigit() or tail in ("avg", "mean"):
+        return source, tail
+    return spec, None  # no layer: the colon is part of the source's name
 
 
 def load_teacher(spec: str, device: str = "cpu") -> Teacher:

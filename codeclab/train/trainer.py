@@ -314,49 +314,18 @@ class Trainer:
     ) -> dict[str, float]:
         """One generator (and discriminator) step on wav [B, C, T]; `clips` / `offsets` [B] locate the
         crops in the training set (needed for semantic distillation)."""
-        cfg = self.config
         self.model.train()
         with self._autocast():
             out = self.model(wav, lengths)
         recon = out.audio.float()
-        losses: dict[str, Tensor] = {"mel": self.mel_loss(recon, wav)}
-        if self.stft_loss is not None and step >= cfg.stft_start:
-            losses["stft"] = self.stft_loss(recon, wav)
-        if cfg.waveform_weight > 0:
-            losses["waveform"] = waveform_l1(recon, wav)
-        adversarial = self.disc is not None and step >= cfg.adversarial_start
-        if adversarial:
-            with self._autocast():
-                fake_logits, fake_feats = self.disc_model(recon)
-                with torch.no_grad():
-                    _, real_feats = unwrap(self.disc_model)(wav)
-            losses["adv"] = generator_adversarial_loss([x.float() for x in fake_logits], cfg.adversarial_loss)
-            losses["fm"] = feature_matching_loss(real_feats, fake_feats)
-        quantizer_loss = out.quantizer.loss * cfg.quantizer_weight
-        aux_loss, semantic_value = quantizer_loss, None  # losses on the codec's internals, not on recon
-        if out.semantic is not None:
-            if clips is None or offsets is None:
-                raise ValueError(
-                    "a semantic codec needs the crops' clips and offsets for its teacher targets"
-                )
-            semantic = self.codec_config.semantic
-            target = self.semantic_targets(clips, offsets, out.semantic.shape[1])
-            mask = torch.arange(out.semantic.shape[1], device=self.device)[None, :] < out.frames[:, None]
-            semantic_value = semantic_loss(semantic.loss, out.semantic, target, mask)
-            aux_loss = quantizer_loss + semantic.weight * semantic_value
-        weights = self._weights()
-
-        self.opt_g.zero_grad(set_to_none=True)
-        if self.balancer is not None:
-            combined, _ = self.balancer.combined_gradient(losses, recon)
-            torch.autograd.backward([recon, aux_loss], [combined, torch.ones_like(aux_loss)])
-            total = sum(weights[k] * v.detach() for k, v in losses.items()) + aux_loss.detach()
-        else:
-            total = sum(weights[k] * v for k, v in losses.items()) + aux_loss
-            total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.codec.parameters(), cfg.grad_clip)
-        self.opt_g.step()
-        self.sched_g.step()
+        losses, adversarial = self._reconstruction_losses(recon, wav, step)
+        quantizer_loss, semantic_value = self._internal_losses(out, clips, offsets)
+        aux_loss = (
+            quantizer_loss
+            if semantic_value is None
+            else quantizer_loss + self.codec_config.semantic.weight * semantic_value
+        )
+        total, grad_norm = self._generator_update(losses, recon, aux_loss)
 
         metrics = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
         metrics.update(
@@ -373,6 +342,58 @@ class Trainer:
         if adversarial:
             metrics["loss/disc"] = self._discriminator_step(wav, recon.detach())
         return metrics
+
+    def _reconstruction_losses(self, recon: Tensor, wav: Tensor, step: int) -> tuple[dict[str, Tensor], bool]:
+        """Losses of recon against wav [B, C, T] that this step uses (mel; STFT from `stft_start`; waveform;
+        adversarial and feature matching from `adversarial_start`), and whether the adversarial ones ran."""
+        cfg = self.config
+        losses: dict[str, Tensor] = {"mel": self.mel_loss(recon, wav)}
+        if self.stft_loss is not None and step >= cfg.stft_start:
+            losses["stft"] = self.stft_loss(recon, wav)
+        if cfg.waveform_weight > 0:
+            losses["waveform"] = waveform_l1(recon, wav)
+        adversarial = self.disc is not None and step >= cfg.adversarial_start
+        if adversarial:
+            with self._autocast():
+                fake_logits, fake_feats = self.disc_model(recon)
+                with torch.no_grad():
+                    _, real_feats = unwrap(self.disc_model)(wav)
+            losses["adv"] = generator_adversarial_loss([x.float() for x in fake_logits], cfg.adversarial_loss)
+            losses["fm"] = feature_matching_loss(real_feats, fake_feats)
+        return losses, adversarial
+
+    def _internal_losses(
+        self, out, clips: Tensor | None, offsets: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Losses on the codec's internals, not on its audio: the weighted quantizer loss, and the semantic
+        distillation loss (unweighted; None for a codec without a semantic head)."""
+        quantizer_loss = out.quantizer.loss * self.config.quantizer_weight
+        if out.semantic is None:
+            return quantizer_loss, None
+        if clips is None or offsets is None:
+            raise ValueError("a semantic codec needs the crops' clips and offsets for its teacher targets")
+        target = self.semantic_targets(clips, offsets, out.semantic.shape[1])
+        mask = torch.arange(out.semantic.shape[1], device=self.device)[None, :] < out.frames[:, None]
+        return quantizer_loss, semantic_loss(self.codec_config.semantic.loss, out.semantic, target, mask)
+
+    def _generator_update(
+        self, losses: dict[str, Tensor], recon: Tensor, aux_loss: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Backward (through the balancer when on), clip, optimiser and scheduler step. Returns (total
+        loss, gradient norm before clipping)."""
+        weights = self._weights()
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.balancer is not None:
+            combined, _ = self.balancer.combined_gradient(losses, recon)
+            torch.autograd.backward([recon, aux_loss], [combined, torch.ones_like(aux_loss)])
+            total = sum(weights[k] * v.detach() for k, v in losses.items()) + aux_loss.detach()
+        else:
+            total = sum(weights[k] * v for k, v in losses.items()) + aux_loss
+            total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.codec.parameters(), self.config.grad_clip)
+        self.opt_g.step()
+        self.sched_g.step()
+        return total, grad_norm
 
     def _discriminator_step(self, real: Tensor, fake: Tensor) -> float:
         self.opt_d.zero_grad(set_to_none=True)

@@ -98,8 +98,12 @@ def test_a_whole_file_clab_decodes_as_a_stream_too(tmp_path):
     ],
 )
 def test_bad_streams_exit_2_with_a_message_and_leave_no_file(tmp_path, args, stdin, message):
-    out = tmp_path / "x.clab"
-    result = runner.invoke(app, [a.format(out=out) for a in args], input=stdin)
+    from codeclab.codecs.pretrained import save_pretrained
+    from tests.codecs.small_codecs import small_codec
+
+    out, centred = tmp_path / "x.clab", tmp_path / "centred"
+    save_pretrained(small_codec(causal=False), centred)
+    result = runner.invoke(app, [a.format(out=out, centred=centred) for a in args], input=stdin)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not out.exists()
@@ -112,3 +116,28 @@ def test_a_cut_stream_is_refused_when_decoded(tmp_path):
     result = runner.invoke(app, ["decode", "-", "-", *TINY], input=blob[:-20])
     assert result.exit_code == 2
     assert "truncated" in result.output
+
+
+def test_encode_takes_the_codec_grammar(tmp_path):
+    """`--codec NAME:N` keeps N codebooks, as --n-q does; a contradiction exits 2."""
+    source = tmp_path / "a.wav"
+    source.write_bytes(_wav_bytes(_pcm16(0.4, seed=6)))
+    result = runner.invoke(
+        app, ["encode", str(source), str(tmp_path / "a.clab"), "--codec", "codeclab-tiny:2", "--random-init"]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_clab(tmp_path / "a.clab").header["n_q"] == 2
+    result = runner.invoke(
+        app,
+        [
+            "encode",
+            str(source),
+            str(tmp_path / "b.clab"),
+            "--codec",
+            "codeclab-tiny:2",
+            "--n-q",
+            "3",
+            "--random-init",
+        ],
+    )
+    assert result.exit_code == 2 and "contradicts" in result.output

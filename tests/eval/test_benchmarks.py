@@ -47,11 +47,11 @@ def test_report_over_two_tiny_codecs_renders_table_and_plots(tmp_path):
         log=lambda *_: None,
     )
     rows = report["results"]
-    assert [r["label"] for r in rows] == ["codeclab-tiny@1", "codeclab-tiny@4", "codeclab-tiny@2"]
+    assert [r["label"] for r in rows] == ["codeclab-tiny:1", "codeclab-tiny:4", "codeclab-tiny:2"]
     assert all(r["nominal_kbps"] > 0 and r["entropy_kbps"] <= r["nominal_kbps"] + 1e-9 for r in rows)
     assert len(rows[1]["codebooks"]) == 4 and "dead_codes" in rows[1]["codebooks"][0]
     table = (tmp_path / "out" / "results.md").read_text()
-    assert "codeclab-tiny@4" in table and "mel_distance" in table
+    assert "codeclab-tiny:4" in table and "mel_distance" in table
     assert (tmp_path / "out" / "plots" / "mel_distance.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     prov = saved["provenance"]
@@ -65,7 +65,7 @@ def test_report_over_two_tiny_codecs_renders_table_and_plots(tmp_path):
 
 def test_codec_choice_parsing():
     choice = CodecChoice.parse("dac-16khz:n_q=2+4,weights=/m", random_init_default=True)
-    assert choice.n_q == [2, 4] and choice.options == {"weights": "/m"}
+    assert choice.n_q == [2, 4] and choice.weights == "/m" and not choice.random_init
     assert CodecChoice.parse("opus:bitrate=6000").series() == "opus"
     with pytest.raises(ValueError, match="unknown codec option"):
         CodecChoice.parse("opus:colour=red")
@@ -76,6 +76,7 @@ def test_codec_choice_loads_a_codec_directory(tiny_codec, tmp_path):
 
     save_pretrained(tiny_codec, tmp_path / "codec")
     choice = CodecChoice.parse(str(tmp_path / "codec"), random_init_default=True)
+    assert not choice.random_init  # a directory has its weights
     loaded = choice.load()
     assert loaded.config == tiny_codec.config and loaded.weights_sha256 is not None
 

@@ -15,6 +15,8 @@ from codeclab.quantizers import RVQConfig
 from codeclab.train.config import TrainConfig
 from codeclab.train.trainer import Trainer
 
+pytestmark = pytest.mark.slow  # a 400-step training run: about 90 s on 2 cores
+
 SPEECH = Path(__file__).resolve().parent.parent / "assets" / "speech"
 HELDOUT_SPEAKER = "it_IT_m_Carlo"
 # Floor on every stage's EMA perplexity after the run, as a fraction of the codebook size. Before the fix
@@ -33,35 +35,45 @@ def codec_config() -> CodecConfig:
     )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    train_dir = tmp_path_factory.mktemp("speech_train")
+def train_small_codec(workdir: Path, batch: int = 8, steps: int = 400) -> tuple:
+    """Train `codec_config()` on the shipped speech without the held-out speaker, on one thread (the same
+    arithmetic whatever the machine's core count); returns (trainer, last metrics). The benchmark
+    benchmarks/codebook_health.py runs this same training at other batch sizes."""
+    train_dir = workdir / "train"
+    train_dir.mkdir()
     for path in SPEECH.glob("*.flac"):
         if not path.name.startswith(HELDOUT_SPEAKER):
             (train_dir / path.name).symlink_to(path)
     config = TrainConfig(
-        steps=400,
-        batch_size=8,
+        steps=steps,
+        batch_size=batch,
         segment_seconds=0.5,
         lr=2e-3,
         warmup_steps=20,
         adversarial=False,
         num_workers=0,
         log_every=10,
-        validate_every=10_000,
-        checkpoint_every=10_000,
+        validate_every=10**6,
+        checkpoint_every=10**6,
         val_items=1,
         samples_to_write=0,
     )
-    run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same arithmetic whatever the machine's core count
+    torch.set_num_threads(1)
     try:
-        trainer = Trainer(codec_config(), config, [str(train_dir)], run, device="cpu", show_progress=False)
+        trainer = Trainer(
+            codec_config(), config, [str(train_dir)], workdir / "run", device="cpu", show_progress=False
+        )
         last = trainer.run()
     finally:
         torch.set_num_threads(threads)
+    return trainer, last
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    trainer, last = train_small_codec(tmp_path_factory.mktemp("codebook_health"))
     return trainer.codec.eval(), last
 
 
