@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "_version": 0,
     "_files": 0,
     "_checks": 0,
+    "_launch": 0,
     "audio": 1,
     "cuda_ext": 1,
     "tokens": 2,

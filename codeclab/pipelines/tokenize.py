@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from codeclab._files import sha256_file
+from codeclab._launch import launch_place
 from codeclab._version import __version__
 from codeclab.audio.io import (
     CHANNEL_POLICY,
@@ -101,7 +101,8 @@ class TokenizeReport:
 
 def shard_from_env() -> tuple[int, int]:
     """(RANK, WORLD_SIZE) under torchrun, else (0, 1)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    place = launch_place()
+    return place.rank, place.world
 
 
 def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
@@ -183,8 +184,8 @@ class TokenizeJob:
 
     def _device(self) -> str:
         device = self.options.device
-        if device == "cuda" and "LOCAL_RANK" in os.environ:
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        if device == "cuda" and launch_place().launched:
+            device = f"cuda:{launch_place().local_rank}"
         return device
 
     def metadata(self, codec: AudioCodec, n_q: int) -> dict[str, Any]:

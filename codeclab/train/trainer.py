@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from codeclab._launch import launch_place
 from codeclab._version import __version__
 from codeclab.audio.io import write_audio
 from codeclab.audio.spectral import mel_distance
@@ -138,13 +138,13 @@ class Trainer:
     ) -> None:
         self.codec_config, self.config, self.data = codec_config, config, list(data)
         self.run_dir, self.resume, self.name, self.show_progress = Path(run_dir), resume, name, show_progress
-        self.world = int(os.environ.get("WORLD_SIZE", 1))
-        self.rank = int(os.environ.get("RANK", 0))
+        place = launch_place()
+        self.world, self.rank = place.world, place.rank
         if self.world > 1 and not dist.is_initialized():
             use_cuda = device is None and torch.cuda.is_available() or (device or "").startswith("cuda")
             dist.init_process_group("nccl" if use_cuda else "gloo")
         if device is None:
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+            device = f"cuda:{place.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
