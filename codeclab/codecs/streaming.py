@@ -108,15 +108,8 @@ class CodecStream:
         """Chunk wav [B, C, n] (any n >= 0) -> codes [B, n_q, f] of the f frames it completes (f may be 0;
         a partial frame waits, see `pending_samples`)."""
         codec = self.codec
-        if (
-            not isinstance(wav, Tensor)
-            or wav.ndim != 3
-            or tuple(wav.shape[:2])
-            != (
-                self.batch_size,
-                codec.channels,
-            )
-        ):
+        expected = (self.batch_size, codec.channels)
+        if not isinstance(wav, Tensor) or wav.ndim != 3 or tuple(wav.shape[:2]) != expected:
             shape = tuple(wav.shape) if isinstance(wav, Tensor) else type(wav).__name__
             raise ValueError(
                 f"{codec.name}: a stream chunk must have shape [{self.batch_size}, {codec.channels}, n], got {shape}"

@@ -16,6 +16,8 @@ from codeclab.codecs.spec import CodecSpec
 from codeclab.pipelines.clab_files import clab_header, codec_for_header
 from codeclab.tokens.clab import STREAM_VERSION, ClabStreamWriter, from_bytes, iter_stream
 
+V1_STEP_FRAMES = 500  # frames per decode step when a whole (version-1) file is decoded as a stream
+
 
 def encode_to_stream(
     blocks: Iterable[np.ndarray],
@@ -88,7 +90,8 @@ def _clab_parts(source: BinaryIO, where: str):
         return
     clab = from_bytes(rest.read(), where)
     yield clab.header
-    yield clab.codes
+    for start in range(0, clab.codes.shape[1], V1_STEP_FRAMES):  # decode steps of bounded size
+        yield clab.codes[:, start : start + V1_STEP_FRAMES]
 
 
 class _Prefixed:

@@ -271,10 +271,8 @@ class SEANetDecoder(nn.Module):
 
     def flush(self, state: SequenceState) -> Tensor:
         """Nothing waits for later frames in a causal SEANet decoder: an empty [B, channels, 0]."""
-        weight = next(self.parameters())
-        batch = next(c for c in state.children if c is not None)
-        size = batch.history.shape[0] if hasattr(batch, "history") else batch.hidden.shape[1]
-        return weight.new_zeros(size, self.config.channels, 0)
+        first = state.children[0]  # the input projection's ConvState: [B, C_in, h]
+        return first.history.new_zeros(first.history.shape[0], self.config.channels, 0)
 
 
 def _input_span(module: nn.Module, lo: int, hi: int) -> tuple[int, int]:
