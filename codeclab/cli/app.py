@@ -27,6 +27,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from codeclab._version import __version__
+
+        typer.echo(f"codeclab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Neural audio codecs and discrete audio tokenizers."""
+
+
 codecs_cmd.register(app)
 demo_cmd.register(app)
 tokenize_cmd.register(app)

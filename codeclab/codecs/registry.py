@@ -88,8 +88,12 @@ def entries() -> dict[str, CodecEntry]:
 def get_entry(name: str) -> CodecEntry:
     _ensure_loaded()
     if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), sorted(_REGISTRY), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise ValueError(
-            f"unknown codec {name!r}; known codecs: {', '.join(sorted(_REGISTRY))} "
+            f"unknown codec {name!r}; {hint}known codecs: {', '.join(sorted(_REGISTRY))} "
             "(or pass a directory written by save_pretrained)"
         )
     return _REGISTRY[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -80,25 +81,57 @@ class TrainConfig:
         return cls(**data)
 
     def with_overrides(self, overrides: dict[str, str]) -> TrainConfig:
-        """Apply `key=value` strings (from the CLI), parsed by the field's type."""
-        import json
-
+        """Apply `key=value` strings (from the CLI's --set and recipes), each parsed by its field's type:
+        booleans strictly (true/false, yes/no, on/off, 1/0), numbers as numbers, lists and tuples as
+        comma-separated items (or JSON) of their element type. An unknown key or a value of the wrong
+        type raises ValueError naming the key, the value and what it takes."""
         data = self.to_dict()
+        hints = typing.get_type_hints(TrainConfig)
         for key, text in overrides.items():
             if key not in data:
-                raise ValueError(f"unknown training setting {key!r}")
-            current = data[key]
-            if isinstance(current, bool):
-                value: Any = text.lower() in ("1", "true", "yes", "on")
-            elif isinstance(current, (int, float)) and not isinstance(current, bool):
-                value = (
-                    type(current)(float(text))
-                    if isinstance(current, int) and "." in text
-                    else type(current)(text)
-                )
-            elif isinstance(current, (list, tuple)):
-                value = json.loads(text) if text.startswith("[") else text.split(",")
-            else:
-                value = text
-            data[key] = value
+                raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(data))}")
+            data[key] = parse_setting(key, str(text), hints[key])
         return TrainConfig.from_dict(data)
+
+
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse_setting(key: str, text: str, kind: Any) -> Any:
+    """One `--set key=text` value parsed as type `kind` (bool, int, float, str, list[T], tuple[T, ...])."""
+    import json
+
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (list, tuple):
+        items = (
+            json.loads(text)
+            if text.strip().startswith("[")
+            else [t.strip() for t in text.split(",") if t.strip()]
+        )
+        element = args[0] if args else str
+        values = [parse_setting(key, str(item), element) for item in items]
+        if origin is tuple and args and args[-1] is not Ellipsis and len(values) != len(args):
+            raise ValueError(
+                f"--set {key}={text}: takes {len(args)} comma-separated values, got {len(values)}"
+            )
+        return tuple(values) if origin is tuple else values
+    word = text.strip().lower()
+    if kind is bool:
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(f"--set {key}={text}: takes true or false")
+    if kind in (int, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(
+                f"--set {key}={text}: takes {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError(f"--set {key}={text}: takes an integer")
+            return int(number)
+        return number
+    return text

@@ -56,3 +56,16 @@ def test_demo_writes_audio(tmp_path):
     import codeclab
 
     assert len(codeclab.TokenStore(tmp_path / "tokens")) == 12
+
+
+def test_version_flag():
+    from codeclab._version import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"codeclab {__version__}"
+
+
+def test_a_misspelled_codec_gets_a_suggestion():
+    result = runner.invoke(app, ["info", "codeclab-16k-speach"])
+    assert result.exit_code == 2
+    assert "did you mean 'codeclab-16k-speech'" in result.output
