@@ -57,6 +57,11 @@ def export_hf_tokenizer(
         raise VocabError(
             f"{base}: the added audio tokens did not get contiguous ids after the base vocabulary"
         )
+    # bos / eos / pad policy (docs/llm.md): the base tokenizer's own tokens stay; the audio vocabulary's
+    # <|pad|>, <|bos|>, <|eos|> fill in only those it lacks, so `tok(batch, padding=True)` always works
+    for role in ("pad", "bos", "eos"):
+        if getattr(tok, f"{role}_token") is None:
+            setattr(tok, f"{role}_token", strings[vocab.special(role) - vocab.base_size])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out))

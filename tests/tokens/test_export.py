@@ -157,3 +157,15 @@ def test_parquet_overwrite_replaces_only_its_own_files(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "codeclab_tokens.json").read_text())["n_q"] == 1
     assert all(len(codes) == 1 for codes in pq.read_table(files[0]).column("codes").to_pylist())
+
+
+def test_exported_tokenizer_pads_batches_and_fills_in_bos_eos(base_tokenizer, tmp_path):
+    """The base has no pad, bos or eos: the audio vocabulary's fill in, so padding=True works."""
+    from codeclab.tokens.export import export_hf_tokenizer
+
+    vocab = export_hf_tokenizer(base_tokenizer, tmp_path / "out", num_codebooks=2, codebook_size=10)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    batch = tok(["hello world", "the quick brown fox jumps"], padding=True)
+    lengths = {len(ids) for ids in batch["input_ids"]}
+    assert len(lengths) == 1 and vocab.pad_id in batch["input_ids"][0]
