@@ -165,7 +165,11 @@ def test_exported_tokenizer_pads_batches_and_fills_in_bos_eos(base_tokenizer, tm
 
     vocab = export_hf_tokenizer(base_tokenizer, tmp_path / "out", num_codebooks=2, codebook_size=10)
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
-    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (
+        vocab.pad_id,
+        vocab.bos_id,
+        vocab.eos_id,
+    )
     batch = tok(["hello world", "the quick brown fox jumps"], padding=True)
     lengths = {len(ids) for ids in batch["input_ids"]}
     assert len(lengths) == 1 and vocab.pad_id in batch["input_ids"][0]
