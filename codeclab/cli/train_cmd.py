@@ -31,7 +31,9 @@ def train_command(
     out: Path = typer.Option(
         ..., "--out", help="Run directory (config, metrics.jsonl, checkpoints, samples, codec/)."
     ),
-    steps: int = typer.Option(None, "--steps", help="Total training steps."),
+    steps: int = typer.Option(
+        None, "--steps", help="Total training steps (default: the recipe's, else TrainConfig's 100,000)."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the run directory's latest checkpoint."
     ),
