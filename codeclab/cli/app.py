@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CODECLAB_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    stray = stray_switch_value(args)
+    if stray is not None:
+        err_console.print(f"[bold red]error:[/] {stray}", highlight=False)
+        sys.exit(EXIT_INPUT)
     try:
         app(args=args, prog_name="codeclab")
     except SystemExit:
@@ -79,6 +83,29 @@ def main(argv: list[str] | None = None) -> None:
         hint = "" if debug else " (rerun with --debug for the traceback)"
         err_console.print(f"[bold red]{kind}:[/] {message}{hint}", highlight=False)
         sys.exit(code)
+
+
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
+def stray_switch_value(args: list[str]) -> str | None:
+    """A message when a switch is followed by a boolean word (`--random-init true`): click would read the
+    word as the next argument, e.g. an input path. None when the line has no such pair."""
+    command = typer.main.get_command(app)
+    ctx = command.context_class(command)
+    for i, arg in enumerate(args):
+        sub = command.get_command(ctx, arg) if hasattr(command, "list_commands") else None
+        if sub is not None:
+            command = sub
+            continue
+        if i + 1 < len(args) and args[i + 1].lower() in BOOLEAN_WORDS and arg.startswith("--"):
+            switches = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
+            if arg in switches:
+                return (
+                    f"{arg} is a switch: write {arg} to turn it on and leave it out to keep it off, "
+                    f"not '{arg} {args[i + 1]}'"
+                )
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,3 +70,20 @@ def test_an_unavailable_device_is_an_input_error(tmp_path, capsys):
     assert code == 2 and "no CUDA GPU is available" in err
     code, err = run(["tokenize", str(tmp_path), "--out", str(tmp_path / "s"), "--device", "tpu"], capsys)
     assert code == 2 and "unknown device 'tpu'" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tokenize", "corpus", "--out", "s", "--random-init", "true"],
+        ["bench", "speed", "--codec", "codeclab-tiny", "--random-init", "yes"],
+    ],
+)
+def test_a_boolean_word_after_a_switch_is_a_usage_error(argv, capsys):
+    """`--random-init true` would make `true` the next argument (an input path): exit 2 with a message."""
+    from codeclab.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--random-init is a switch" in capsys.readouterr().err
