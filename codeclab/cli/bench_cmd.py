@@ -32,13 +32,13 @@ def recon_command(
     data: list[str] = typer.Option(
         ..., "--data", help="Directory, glob or manifest (repeatable); manifests give text for WER."
     ),
-    out: Path = typer.Option(..., "--out"),
+    out: Path = typer.Option(..., "--out", help="Report directory (JSON, CSV, Markdown, plots)."),
     n_q: list[int] = typer.Option(
         None, "--n-q", help="n_q values for every token codec (default: 1, 2, 4, ... , all)."
     ),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics (default: all available)."),
     eval_rate: int = typer.Option(16000, "--eval-rate", help="Rate at which items are compared."),
-    max_items: int = typer.Option(None, "--max-items"),
+    max_items: int = typer.Option(None, "--max-items", help="Use at most this many items (default: all)."),
     max_seconds: float = typer.Option(None, "--max-seconds", help="Use at most this much of each item."),
     random_init: bool = typer.Option(
         False, "--random-init", help="Token codecs without weights= get random weights (reported)."
@@ -73,13 +73,15 @@ def recon_command(
 @bench_app.command("lm")
 def lm_command(
     stores: list[str] = typer.Option(..., "--store", help="Token store (repeatable)."),
-    out: Path = typer.Option(..., "--out"),
-    patterns: str = typer.Option("flatten,delay", "--patterns"),
-    steps: int = typer.Option(400, "--steps"),
-    dim: int = typer.Option(128, "--dim"),
-    layers: int = typer.Option(2, "--layers"),
-    context_frames: int = typer.Option(64, "--context-frames"),
-    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="Report directory (JSON, CSV, Markdown, plots)."),
+    patterns: str = typer.Option(
+        "flatten,delay", "--patterns", help="Comma-separated codebook patterns to compare."
+    ),
+    steps: int = typer.Option(400, "--steps", help="Training steps of the LM on each store."),
+    dim: int = typer.Option(128, "--dim", help="Width of the LM."),
+    layers: int = typer.Option(2, "--layers", help="Transformer layers of the LM."),
+    context_frames: int = typer.Option(64, "--context-frames", help="Frames of context per LM sequence."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the LM's initialisation and batches."),
 ) -> None:
     """Train the same small transformer on each store; held-out bits per token and per second of audio."""
     from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
@@ -100,7 +102,7 @@ def probe_command(
     manifest: Path = typer.Option(
         ..., "--manifest", help="The corpus manifest (the demo corpus links espeak phone alignments)."
     ),
-    out: Path = typer.Option(..., "--out"),
+    out: Path = typer.Option(..., "--out", help="Report directory (JSON, CSV, Markdown, plots)."),
     steps: int = typer.Option(300, "--steps", help="Training steps of the all-codebooks probe."),
 ) -> None:
     """Linear phone probe per codebook: how semantic are the tokens?"""
@@ -118,12 +120,14 @@ def speed_command(
     codecs: list[str] = typer.Option(
         ..., "--codec", help="NAME[@WEIGHTS][:N][,key=value] (repeatable; docs/codecs.md#naming-a-codec)."
     ),
-    out: Path = typer.Option(None, "--out"),
-    device: str = typer.Option("cpu", "--device"),
-    seconds: float = typer.Option(10.0, "--seconds"),
-    batch: int = typer.Option(4, "--batch"),
-    reps: int = typer.Option(3, "--reps"),
-    random_init: bool = typer.Option(False, "--random-init"),
+    out: Path = typer.Option(None, "--out", help="Report directory (default: print only)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Seconds of audio per item (--stream: at most 4)."),
+    batch: int = typer.Option(4, "--batch", help="Items per encode / decode call."),
+    reps: int = typer.Option(3, "--reps", help="Timed repetitions after a warm-up (the median is reported)."),
+    random_init: bool = typer.Option(
+        False, "--random-init", help="Codecs without weights get random ones (speed does not depend on them)."
+    ),
     stream: bool = typer.Option(
         False,
         "--stream",

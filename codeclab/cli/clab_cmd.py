@@ -24,9 +24,11 @@ def encode_command(
         "--codec",
         help="NAME[@WEIGHTS][:N][,key=value] or a saved directory (docs/codecs.md#naming-a-codec).",
     ),
-    weights: str = typer.Option(None, "--weights"),
+    weights: str = typer.Option(
+        None, "--weights", help="Weights directory for a registry name (as NAME@WEIGHTS)."
+    ),
     random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of a --random-init codec."),
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
     stream: bool = typer.Option(
         False,
@@ -60,8 +62,12 @@ def decode_command(
     codec: str = typer.Option(
         None, "--codec", help="Override the codec recorded in the file (NAME[@WEIGHTS] or a directory)."
     ),
-    weights: str = typer.Option(None, "--weights"),
-    random_init: bool = typer.Option(False, "--random-init"),
+    weights: str = typer.Option(
+        None, "--weights", help="Weights directory for a registry name (as NAME@WEIGHTS)."
+    ),
+    random_init: bool = typer.Option(
+        False, "--random-init", help="With --codec: an untrained (random, seeded) codec."
+    ),
     stream: bool = typer.Option(
         False,
         "--stream",

@@ -28,7 +28,7 @@ def demo_corpus_command(
     music: int = typer.Option(8, help="Bach pieces from music21's corpus rendered with fluidsynth."),
     samples: int = typer.Option(60, help="Sounds from sonic-pi-samples."),
     val_percent: int = typer.Option(10, help="Percent of items in the fixed validation split."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the voice, rate and text choices."),
 ) -> None:
     """Build an offline demo corpus; `make corpus` installs what it needs."""
     from codeclab.corpora.demo import build_demo_corpus

@@ -70,14 +70,16 @@ def _parquet(
 @export_app.command("parquet")
 def parquet_command(
     store: Path = typer.Argument(..., help="Token store."),
-    out: Path = typer.Option(..., "--out"),
-    rows_per_file: int = typer.Option(10_000, "--rows-per-file"),
+    out: Path = typer.Option(
+        ..., "--out", help="Export directory (must not hold files this export did not write)."
+    ),
+    rows_per_file: int = typer.Option(10_000, "--rows-per-file", help="Rows per Parquet file."),
     pattern: str = typer.Option(
         None,
         "--pattern",
         help="Also write input_ids in this pattern (flatten, coarse_first, parallel, delay).",
     ),
-    n_q: int = typer.Option(None, "--n-q"),
+    n_q: int = typer.Option(None, "--n-q", help="Codebooks to export (default: all the store has)."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an earlier export's Parquet files in OUT/data (and nothing else)."
     ),
@@ -89,10 +91,14 @@ def parquet_command(
 @export_app.command("datasets")
 def datasets_command(
     store: Path = typer.Argument(..., help="Token store."),
-    out: Path = typer.Option(..., "--out"),
-    rows_per_file: int = typer.Option(10_000, "--rows-per-file"),
-    pattern: str = typer.Option(None, "--pattern"),
-    n_q: int = typer.Option(None, "--n-q"),
+    out: Path = typer.Option(
+        ..., "--out", help="Export directory (must not hold files this export did not write)."
+    ),
+    rows_per_file: int = typer.Option(10_000, "--rows-per-file", help="Rows per Parquet file."),
+    pattern: str = typer.Option(
+        None, "--pattern", help="Codebook pattern of input_ids (default: codes only)."
+    ),
+    n_q: int = typer.Option(None, "--n-q", help="Codebooks to export (default: all the store has)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export's Parquet files."),
 ) -> None:
     """The same as `export parquet`: a directory `datasets.load_dataset(OUT)` reads."""

@@ -21,11 +21,11 @@ def train_teacher_command(
         ..., "--data", help="Manifest with phone alignments (codeclab corpus demo writes one)."
     ),
     out: Path = typer.Option(..., "--out", help="Teacher directory (teacher.json + model.safetensors)."),
-    steps: int = typer.Option(1500, "--steps"),
-    batch_size: int = typer.Option(16, "--batch-size"),
+    steps: int = typer.Option(1500, "--steps", help="Training steps."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Crops per step."),
     seconds: float = typer.Option(3.0, "--seconds", help="Length of the training crops."),
-    lr: float = typer.Option(2e-3, "--lr"),
-    seed: int = typer.Option(0, "--seed"),
+    lr: float = typer.Option(2e-3, "--lr", help="Learning rate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation and batches."),
 ) -> None:
     """Train a frame-level phone recogniser on espeak-ng alignments; report validation accuracy."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

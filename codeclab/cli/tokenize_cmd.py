@@ -173,7 +173,7 @@ def detokenize_command(
     ),
     weights: str = typer.Option(None, "--weights", help="Weights for --codec."),
     random_init: bool = typer.Option(False, "--random-init", help="With --codec: an untrained codec."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ) -> None:
     """Decode items of a token store back to audio files (OUT/<id>.wav)."""
     from codeclab.pipelines.detokenize import detokenize

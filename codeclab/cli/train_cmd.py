@@ -37,8 +37,12 @@ def train_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the run directory's latest checkpoint."
     ),
-    batch_size: int = typer.Option(None, "--batch-size"),
-    segment_seconds: float = typer.Option(None, "--segment-seconds"),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Crops per step (default: the recipe's, else 16)."
+    ),
+    segment_seconds: float = typer.Option(
+        None, "--segment-seconds", help="Length of the training crops (default: the recipe's, else 1.0)."
+    ),
     device: str = typer.Option(
         None, "--device", help="cpu, cuda or cuda:N (default: cuda when present; torchrun: cuda:LOCAL_RANK)."
     ),

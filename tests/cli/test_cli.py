@@ -69,3 +69,23 @@ def test_a_misspelled_codec_gets_a_suggestion():
     result = runner.invoke(app, ["info", "codeclab-16k-speach"])
     assert result.exit_code == 2
     assert "did you mean 'codeclab-16k-speech'" in result.output
+
+
+def test_every_option_of_every_command_has_help():
+    import typer
+
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root)
+    missing = []
+
+    def walk(command, path):
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*path, name])
+            return
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option" and not param.help:
+                missing.append(f"codeclab {' '.join(path)} {param.opts[0]}")
+
+    walk(root, [])
+    assert not missing, missing
