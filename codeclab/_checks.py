@@ -15,6 +15,9 @@ from dataclasses import fields
 from functools import cache
 from typing import Any, Union
 
+# words a setting's text may use for a boolean (`--set adversarial=off`, a stray `--resume yes`)
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
 
 @cache
 def _hints(cls: type) -> dict[str, Any]:

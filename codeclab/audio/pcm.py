@@ -14,19 +14,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+from codeclab._files import read_up_to
+
 
 class PCMError(ValueError):
     """A PCM or WAV stream that cannot be read as the caller needs; the message names the stream."""
-
-
-def _read(stream: BinaryIO, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        more = stream.read(size - len(data))
-        if not more:
-            break
-        data += more
-    return data
 
 
 def _wav_format(stream: BinaryIO, head: bytes, where: str) -> tuple[int, int, str]:
@@ -37,7 +29,7 @@ def _wav_format(stream: BinaryIO, head: bytes, where: str) -> tuple[int, int, st
     rate = channels = 0
     dtype = ""
     while True:
-        chunk = _read(stream, 8)
+        chunk = read_up_to(stream, 8)
         if len(chunk) < 8:
             raise PCMError(f"{where}: the WAV header ends before its data chunk")
         name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
@@ -45,7 +37,7 @@ def _wav_format(stream: BinaryIO, head: bytes, where: str) -> tuple[int, int, st
             if not dtype:
                 raise PCMError(f"{where}: the WAV data chunk comes before its fmt chunk")
             return rate, channels, dtype
-        body = _read(stream, size + (size & 1))
+        body = read_up_to(stream, size + (size & 1))
         if name == b"fmt ":
             if len(body) < 16:
                 raise PCMError(f"{where}: truncated WAV fmt chunk")
@@ -68,7 +60,7 @@ def read_pcm_blocks(
 ) -> Iterator[np.ndarray]:
     """Audio blocks [channels, n] float32 in [-1, 1] (n <= `block` samples) read from `stream` as they
     arrive, until it ends. WAV is detected by its header; anything else is raw s16le PCM."""
-    head = _read(stream, 12)
+    head = read_up_to(stream, 12)
     dtype, pending = "<i2", b""
     if head[:4] == b"RIFF":
         rate, found, dtype = _wav_format(stream, head, where)
@@ -81,7 +73,7 @@ def read_pcm_blocks(
         pending = head
     width = np.dtype(dtype).itemsize * channels
     while True:
-        data = pending + _read(stream, block * width - len(pending))
+        data = pending + read_up_to(stream, block * width - len(pending))
         usable = len(data) // width * width
         if usable:
             samples = np.frombuffer(data[:usable], dtype=dtype).reshape(-1, channels).T

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from codeclab._checks import FALSE_WORDS, TRUE_WORDS
 from codeclab.cli import (
     bench_cmd,
     clab_cmd,
@@ -85,12 +86,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
-BOOLEAN_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+BOOLEAN_WORDS = TRUE_WORDS + FALSE_WORDS
 
 
 def stray_switch_value(args: list[str]) -> str | None:
     """A message when a switch is followed by a boolean word (`--random-init true`): click would read the
     word as the next argument, e.g. an input path. None when the line has no such pair."""
+    pairs = [
+        i for i in range(len(args) - 1) if args[i].startswith("--") and args[i + 1].lower() in BOOLEAN_WORDS
+    ]
+    if not pairs:  # the usual line: no need to build the command tree
+        return None
     command = typer.main.get_command(app)
     ctx = command.context_class(command)
     for i, arg in enumerate(args):
@@ -98,7 +104,7 @@ def stray_switch_value(args: list[str]) -> str | None:
         if sub is not None:
             command = sub
             continue
-        if i + 1 < len(args) and args[i + 1].lower() in BOOLEAN_WORDS and arg.startswith("--"):
+        if i in pairs:
             switches = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
             if arg in switches:
                 return (

@@ -138,7 +138,6 @@ def speed_command(
     """Encode/decode x real time, frames/s and peak memory on one device (or, with --stream, streaming
     speed)."""
     from codeclab.codecs.base import RoundTripCodec
-    from codeclab.eval.recon import CodecChoice
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_speed
 
@@ -148,12 +147,7 @@ def speed_command(
         return
     rows, fingerprints = [], {}
     for spec in codecs:
-        choice = CodecChoice.parse(spec, random_init)
-        choice.options["device"] = device
-        try:
-            codec = choice.load()
-        except (ValueError, ImportError) as err:
-            fail(str(err))
+        codec = _speed_codec(spec, random_init, device)
         if isinstance(codec, RoundTripCodec):
             fail(f"{spec}: speed covers token codecs (classic codecs have no encode/decode)")
         result = measure_speed(codec, seconds, batch, reps, device)
@@ -191,7 +185,6 @@ def _stream_speed(
 ) -> None:
     """`bench speed --stream`: one row per codec, and the batch sizes tried per codec."""
     from codeclab.codecs.modules.state import StreamingUnsupported
-    from codeclab.eval.recon import CodecChoice
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_stream_speed
 
@@ -199,10 +192,8 @@ def _stream_speed(
         fail(f"--chunk-ms must lie in [1, 10000], got {chunk_ms}")
     rows, by_streams, fingerprints = [], [], {}
     for spec in codecs:
-        choice = CodecChoice.parse(spec, random_init)
-        choice.options["device"] = device
+        codec = _speed_codec(spec, random_init, device)
         try:
-            codec = choice.load()
             result = measure_stream_speed(codec, chunk_ms, min(seconds, 4.0), device)
         except (ValueError, ImportError, StreamingUnsupported) as err:
             fail(f"{spec}: {err}")
@@ -244,3 +235,15 @@ def _with_default_n_q(text: str, extra: str) -> str:
     if ref.n_q is not None or ref.name in ("opus", "codec2"):
         return text
     return text + ("," if split_ref(text)[2] else ":") + extra
+
+
+def _speed_codec(spec: str, random_init: bool, device: str):
+    """The codec a `bench speed` --codec names, on `device` (exits 2 naming it when it cannot load)."""
+    from codeclab.eval.recon import CodecChoice
+
+    try:
+        choice = CodecChoice.parse(spec, random_init)
+        choice.options["device"] = device
+        return choice.load()
+    except (ValueError, ImportError) as err:
+        fail(f"{spec}: {err}")

@@ -6,9 +6,11 @@ soon as their frames are complete, and audio out as soon as its frames' codes ar
         audio = stream.decode_step(codes)      # the audio those frames complete [B, C, samples]
     ... stream.encode_flush(), stream.decode_flush() end the streams (the last partial frame, the tail)
 
-Concatenated, a stream's codes are bit for bit the codes of a whole-file `encode` on the CPU (every
-convolution step computes at least `EXACT_OUTPUTS` outputs, so it rounds as a whole pass does), and its
-audio is a whole-file `decode` to float rounding (`DECODE_TOLERANCE`). Output already emitted never changes.
+Concatenated, a stream's codes equal the codes of a whole-file `encode` in every test (all causal
+presets, random chunk sizes), but not by construction: the encoder's latents match a whole pass to float
+rounding (`LATENT_TOLERANCE`; measured at most 1e-6 with every convolution step computing at least
+`EXACT_OUTPUTS` outputs, 1.6e-5 without), so a code at a near-tie can flip. The audio is a whole-file
+`decode` to float rounding (`DECODE_TOLERANCE`). Output already emitted never changes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from codeclab.codecs.modules.state import StreamingUnsupported
 if TYPE_CHECKING:
     from codeclab.codecs.neural import NeuralCodec
 
-EXACT_OUTPUTS = 16  # outputs per encoder convolution step: 12 or more round as a whole pass does
+EXACT_OUTPUTS = 16  # outputs per encoder convolution step: thin matrices take BLAS kernels that round apart
+LATENT_TOLERANCE = 1e-5  # largest difference, streamed against whole encoder latents, that the tests allow
 DECODE_TOLERANCE = 1e-4  # largest difference, streamed against whole decode, that the tests allow
 
 __all__ = ["CodecStream", "Latency", "StreamingUnsupported", "codec_latency"]

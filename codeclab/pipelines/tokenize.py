@@ -183,10 +183,8 @@ class TokenizeJob:
         self.on_progress = on_progress or (lambda report, total: None)
 
     def _device(self) -> str:
-        device = self.options.device
-        if device == "cuda" and launch_place().launched:
-            device = f"cuda:{launch_place().local_rank}"
-        return device
+        device, place = self.options.device, launch_place()
+        return f"cuda:{place.local_rank}" if device == "cuda" and place.launched else device
 
     def metadata(self, codec: AudioCodec, n_q: int) -> dict[str, Any]:
         return {

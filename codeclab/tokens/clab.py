@@ -41,6 +41,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from codeclab._files import read_up_to
+
 MAGIC = b"CLAB"
 VERSION = 1
 STREAM_VERSION = 2  # the packet layout
@@ -284,12 +286,9 @@ class ClabStreamWriter:
 
 
 def _read_exactly(stream: BinaryIO, size: int, where: str, what: str) -> bytes:
-    data = b""
-    while len(data) < size:
-        more = stream.read(size - len(data))
-        if not more:
-            raise ClabFormatError(f"{where}: truncated .clab stream (ended inside {what})")
-        data += more
+    data = read_up_to(stream, size)
+    if len(data) < size:
+        raise ClabFormatError(f"{where}: truncated .clab stream (ended inside {what})")
     return data
 
 

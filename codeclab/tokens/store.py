@@ -388,6 +388,8 @@ def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
         table = pq.read_table(part, columns=columns, page_checksum_verification=True)
         _check_column_types(table, part, [c for c in columns if c in RECORD_COLUMNS])
         return {name: table.column(name).to_pylist() for name in columns}
+    except StoreError:
+        raise
     except (OSError, pa.ArrowException, ValueError, KeyError) as err:
         raise StoreError(f"{part}: cannot read this part of the store ({err})") from None
 

@@ -6,6 +6,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from codeclab._checks import FALSE_WORDS, TRUE_WORDS
+
 
 @dataclass
 class TrainConfig:
@@ -92,9 +94,6 @@ class TrainConfig:
                 raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(data))}")
             data[key] = parse_setting(key, str(text), hints[key])
         return TrainConfig.from_dict(data)
-
-
-TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def parse_setting(key: str, text: str, kind: Any) -> Any:
