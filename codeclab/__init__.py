@@ -13,10 +13,13 @@ _LAZY = {
     "load_codec": "codeclab.codecs.loading",
     "load_roundtrip_codec": "codeclab.codecs.loading",
     "list_codecs": "codeclab.codecs.loading",
+    "save_pretrained": "codeclab.codecs.loading",
     "codec_info": "codeclab.codecs.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
     "RoundTripCodec": "codeclab.codecs.base",
+    "SampleRateMismatch": "codeclab.codecs.base",
+    "UnsupportedDtype": "codeclab.codecs.base",
     "CodecRef": "codeclab.codecs.ref",
     "StreamingUnsupported": "codeclab.codecs.streaming",
     "TokenStore": "codeclab.tokens.store",
@@ -25,8 +28,20 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec  # noqa: F401
-    from codeclab.codecs.loading import codec_info, list_codecs, load_codec, load_roundtrip_codec  # noqa: F401
+    from codeclab.codecs.base import (  # noqa: F401
+        AudioCodec,
+        Encoded,
+        RoundTripCodec,
+        SampleRateMismatch,
+        UnsupportedDtype,
+    )
+    from codeclab.codecs.loading import (  # noqa: F401
+        codec_info,
+        list_codecs,
+        load_codec,
+        load_roundtrip_codec,
+        save_pretrained,
+    )
     from codeclab.codecs.ref import CodecRef  # noqa: F401
     from codeclab.codecs.streaming import StreamingUnsupported  # noqa: F401
     from codeclab.tokens.store import TokenStore  # noqa: F401

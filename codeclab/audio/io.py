@@ -157,6 +157,27 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, x.shape[0]).T)
 
 
+def resample_batch(wav, lengths, sr_in: int, sr_out: int):
+    """A padded batch wav [B, C, T] (torch, float) with `lengths` [B] samples at sr_in -> (wav [B, C, T'],
+    lengths [B]) at sr_out. Each item's valid samples are resampled alone (soxr HQ, as `resample`), so an
+    item gets what it would get unbatched; the result is float32, zero past each new length, on wav's device."""
+    import torch
+
+    items = [
+        resample(wav[b, :, : int(n)].detach().float().cpu().numpy(), sr_in, sr_out)
+        for b, n in enumerate(lengths.tolist())
+    ]
+    new_lengths = torch.tensor([item.shape[-1] for item in items], dtype=torch.long)
+    if int(new_lengths.min()) < 1:
+        raise ValueError(
+            f"audio too short to resample from {sr_in} Hz to {sr_out} Hz (lengths {lengths.tolist()})"
+        )
+    out = torch.zeros(wav.shape[0], wav.shape[1], int(new_lengths.max()))
+    for b, item in enumerate(items):
+        out[b, :, : item.shape[-1]] = torch.from_numpy(item)
+    return out.to(wav.device), new_lengths.to(wav.device)
+
+
 def load_audio(
     path: str | Path,
     sample_rate: int,

@@ -4,6 +4,8 @@
     wav_hat = codec.decode(enc)                                 -> [B, C, T'], zero past each item's length
 
 `lengths` are part of the contract: a zero-padded batch gives every item exactly the codes it gets alone.
+Audio is at `codec.sample_rate` unless `encode(..., sample_rate=R)` says otherwise (then it is resampled,
+or refused with `resample=False`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -133,9 +137,18 @@ def check_audio(wav: Tensor, lengths: Tensor | list[int] | None, channels: int) 
     return wav, lengths.long()
 
 
+class SampleRateMismatch(ValueError):
+    """Audio at one rate given to a codec of another, with resampling turned off."""
+
+
+class UnsupportedDtype(TypeError):
+    """A codec moved to a floating type (`codec.to(torch.bfloat16)`) that it cannot compute in."""
+
+
 class AudioCodec(ABC):
     """What every codec offers. Properties describe the token stream; `encode` / `decode` move between
-    audio and codes. `device` and `provenance()` say where it runs and what it is, so callers never guess."""
+    audio and codes. `device` and `provenance()` say where it runs and what it is, so callers never guess.
+    Subclasses implement `_encode` (audio already at the codec's rate) and `decode`."""
 
     name: str = "codec"
     random_init: bool = False  # True for an untrained codec (load_codec(..., random_init=True))
@@ -214,9 +227,47 @@ class AudioCodec(ABC):
         """Frames produced for inputs of `lengths` samples: ceil(length / hop)."""
         return (lengths + self.hop_length - 1) // self.hop_length
 
+    def encode(
+        self,
+        wav: Tensor,
+        lengths: Tensor | None = None,
+        n_q: int | None = None,
+        *,
+        sample_rate: int | None = None,
+        resample: bool = True,
+    ) -> Encoded:
+        """wav [B, C, T] float in [-1, 1] -> Encoded(codes [B, n_q, F] int64, lengths [B] frames,
+        audio_lengths [B] samples at the codec's rate).
+
+        sample_rate: the rate of `wav`. When given and not `self.sample_rate`, each item is resampled
+        with soxr (HQ) first, or, with `resample=False`, refused with `SampleRateMismatch`. When not
+        given, `wav` is taken to be at `self.sample_rate`: nothing can check it, so pass it whenever the
+        audio comes from elsewhere. `decode` returns audio at `self.sample_rate`."""
+        if sample_rate is not None:
+            wav, lengths = self.at_codec_rate(wav, lengths, sample_rate, resample)
+        return self._encode(wav, lengths, n_q)
+
+    def at_codec_rate(
+        self, wav: Tensor, lengths: Tensor | None, sample_rate: int, resample: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """(wav [B, C, T], lengths) at `sample_rate` -> the same at `self.sample_rate` (see `encode`)."""
+        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate < 1:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if int(sample_rate) == self.sample_rate:
+            return wav, lengths
+        if not resample:
+            raise SampleRateMismatch(
+                f"{self.name} codes {self.sample_rate} Hz audio, got {int(sample_rate)} Hz: resample it "
+                "first, or call encode(..., sample_rate=...) with resample=True"
+            )
+        from codeclab.audio.io import resample_batch
+
+        wav, lengths = check_audio(wav, lengths, self.channels)
+        return resample_batch(wav, lengths, int(sample_rate), self.sample_rate)
+
     @abstractmethod
-    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
-        """wav [B, C, T] -> Encoded(codes [B, n_q, F], lengths [B])."""
+    def _encode(self, wav: Tensor, lengths: Tensor | None, n_q: int | None) -> Encoded:
+        """wav [B, C, T] at `self.sample_rate` -> Encoded(codes [B, n_q, F], lengths [B])."""
 
     @abstractmethod
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
@@ -247,6 +298,23 @@ class AudioCodec(ABC):
             f"{self.name} cannot stream: only causal codeclab codecs keep a streaming state "
             "(see `codeclab list`); encode and decode whole files with it"
         )
+
+    # -- saving and loading ----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write this codec to `directory` so that `load_codec(directory)` (or `from_pretrained`) rebuilds
+        it: safetensors weights, a config.json with their sha256. Returns the directory."""
+        raise NotImplementedError(f"{self.name} ({type(self).__name__}) cannot be saved")
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path, **options: Any) -> AudioCodec:
+        """`load_codec(name_or_dir, **options)`, checked to give an instance of this class (as
+        transformers' `Model.from_pretrained`): `NeuralCodec.from_pretrained("runs/a/codec")`."""
+        from codeclab.codecs.loading import load_codec
+
+        codec = load_codec(name_or_dir, **options)
+        if not isinstance(codec, cls):
+            raise TypeError(f"{name_or_dir} holds a {type(codec).__name__}, not a {cls.__name__}")
+        return codec
 
     def decode_lengths(self, encoded: Encoded) -> Tensor:
         """Samples of each decoded item: its input length when known, else frames x hop."""

@@ -64,6 +64,12 @@ def load_benchmark_codec(
     return load_codec(name_or_dir, random_init=random_init, **options)
 
 
+def save_pretrained(codec: AudioCodec, directory: str | Path, **options: Any) -> Path:
+    """`codec.save_pretrained(directory, **options)`: write a codec directory `load_codec` reads back
+    (codeclab codecs and peers alike). Returns the directory."""
+    return codec.save_pretrained(directory, **options)
+
+
 def list_codecs() -> list[str]:
     """Registered codec names, sorted."""
     return sorted(entries())

@@ -222,6 +222,11 @@ class NeuralCodec(nn.Module, AudioCodec):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating type the codec computes in (float32 unless moved with `.to(dtype)`)."""
+        return next(self.parameters()).dtype
+
     def encoder_context(self) -> tuple[int, int] | None:
         return receptive_field(self.encoder)
 
@@ -239,12 +244,13 @@ class NeuralCodec(nn.Module, AudioCodec):
         )
         return wav, frames
 
-    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
-        """wav [B, C, T] float in [-1, 1] -> Encoded(codes [B, n_q, F] int64, lengths [B] frames)."""
+    def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
+        """wav [B, C, T] float in [-1, 1] at the codec's rate -> Encoded(codes [B, n_q, F] int64,
+        lengths [B] frames), computed in the codec's dtype."""
         wav, lengths = check_audio(wav, lengths, self.channels)
         n_q = self.check_n_q(n_q)
         device = self.device
-        wav, lengths = wav.to(device=device, dtype=torch.float32), lengths.to(device)
+        wav, lengths = wav.to(device=device, dtype=self.dtype), lengths.to(device)
         padded, frames = self._pad(wav, lengths, MIN_FRAMES)
         with exact_numerics(device), torch.inference_mode(), parametrize.cached():
             latent = self.encoder(padded, frames * self.hop_length)
@@ -263,8 +269,8 @@ class NeuralCodec(nn.Module, AudioCodec):
         out_lengths = self.decode_lengths(encoded)
         with torch.inference_mode(), parametrize.cached():
             latent = self.quantizer.decode(encoded.codes)
-            wav = self.decoder(latent, encoded.lengths)
-        wav = wav[..., : int(out_lengths.max())]
+            wav = self.decoder(latent.to(self.dtype), encoded.lengths)
+        wav = wav[..., : int(out_lengths.max())].float()
         return mask_tail(wav, out_lengths)
 
     # -- streaming ------------------------------------------------------------------------------------
@@ -327,6 +333,13 @@ class NeuralCodec(nn.Module, AudioCodec):
         wav, lengths = check_audio(wav, None, self.channels)
         padded, frames = self._pad(wav.to(self.device), lengths.to(self.device), 1)
         self.quantizer.initialize(self.encoder(padded, frames * self.hop_length))
+
+    def save_pretrained(self, directory, storage_dtype: torch.dtype | None = None, extra: dict | None = None):
+        """Write `model.safetensors` + `config.json` to `directory` (`codeclab.codecs.pretrained.save_pretrained`);
+        `storage_dtype=torch.float16` halves the file. Returns the directory."""
+        from codeclab.codecs.pretrained import save_pretrained
+
+        return save_pretrained(self, directory, extra=extra, storage_dtype=storage_dtype)
 
     def parameter_counts(self) -> dict[str, int]:
         def count(module: nn.Module) -> int:

@@ -20,6 +20,7 @@ from codeclab.codecs.spec import ADDED_BUFFERS
 
 FORMAT = "codeclab-codec"
 FORMAT_VERSION = 1
+PEER_FORMAT_VERSION = 2  # a peer's directory (kind "peer"); codeclab versions that read only 1 refuse it
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -80,12 +81,30 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             f"{path}: not a codeclab codec config (format {meta.get('format') if isinstance(meta, dict) else None!r})"
         )
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > PEER_FORMAT_VERSION:
         raise ValueError(
             f"{path}: format version {version!r} is newer than this codeclab ({__version__}) reads "
-            f"(up to {FORMAT_VERSION}); upgrade codeclab"
+            f"(up to {PEER_FORMAT_VERSION}); upgrade codeclab"
         )
+    kind = meta.get("kind", "neural")
+    if kind not in ("neural", "peer"):
+        raise ValueError(f"{path}: unknown codec kind {kind!r} (known: 'neural', 'peer')")
     return meta
+
+
+def transformers_folder_hint(directory: Path) -> str | None:
+    """For a folder written by a transformers model's own `save_pretrained`: how to load it instead."""
+    try:
+        hf = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(hf, dict) or not isinstance(hf.get("model_type"), str):
+        return None
+    return (
+        f"{directory} is a transformers model folder ({hf['model_type']}), not a codec directory: load it "
+        f"with load_codec(PEER, weights={str(directory)!r}) (PEER from `codeclab list`), or save a loaded "
+        "peer with codec.save_pretrained(DIR)"
+    )
 
 
 def weights_file(directory: Path, meta: dict[str, Any]) -> Path:
@@ -97,12 +116,23 @@ def weights_file(directory: Path, meta: dict[str, Any]) -> Path:
     return directory / name
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> NeuralCodec:
-    """Rebuild a codec saved by `save_pretrained`, verifying the weights' sha256."""
+def load_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a codec saved by `save_pretrained` (a NeuralCodec, or a peer saved by its own
+    `save_pretrained`), verifying the weights' sha256."""
     from safetensors.torch import load
 
     directory = Path(directory)
-    meta = read_config(directory)
+    try:
+        meta = read_config(directory)
+    except ValueError as err:
+        hint = transformers_folder_hint(directory)
+        if hint is not None:
+            raise ValueError(hint) from err
+        raise
+    if meta.get("kind") == "peer":
+        from codeclab.codecs.peers.hf import load_saved_peer
+
+        return load_saved_peer(directory, meta, device=device)
     weights_path = weights_file(directory, meta)
     try:  # every field type- and range-checked before a byte of weights is read or a module is built
         config = CodecConfig.from_dict(meta.get("config"))

@@ -113,7 +113,11 @@ class FSQ(Quantizer):
 
     def decode(self, codes: Tensor) -> Tensor:
         self.check_codes(codes)
-        out = self.fsq.indices_to_codes(codes[:, 0])
+        # the implicit codebook's rows are `indices_to_codes` of every index; reading them directly keeps
+        # the codec's dtype (indices_to_codes builds float32 codes, which a bfloat16 projection refuses)
+        out = self.fsq.implicit_codebook[codes[:, 0]]
+        weight = getattr(self.fsq.project_out, "weight", None)
+        out = self.fsq.project_out(out if weight is None else out.to(weight.dtype))
         return rearrange(out, "b t d -> b d t")
 
 
@@ -183,5 +187,6 @@ class ResidualFSQ(Quantizer):
         for q in range(n_q):
             layer = self.rfsq.layers[q]
             total = total + layer.implicit_codebook[codes[:, q]] * self.rfsq.scales[q]
-        out = self.rfsq.project_out(total)
+        weight = getattr(self.rfsq.project_out, "weight", None)
+        out = self.rfsq.project_out(total if weight is None else total.to(weight.dtype))
         return rearrange(out, "b t d -> b d t")

@@ -13,6 +13,17 @@ PEERS = sorted(name for name, e in entries().items() if e.family == "peer")
 _cache: dict = {}
 
 
+def peers_slow_but(*kept: str, also_slow: tuple[str, ...] = ()) -> list:
+    """TOKEN_CODECS for parametrize, each peer but `kept` (and each name in `also_slow`) marked slow
+    (a peer costs 5-20 s per test)."""
+    return [
+        pytest.param(name, marks=pytest.mark.slow)
+        if (name in PEERS and name not in kept) or name in also_slow
+        else name
+        for name in TOKEN_CODECS
+    ]
+
+
 def get(name):
     if name not in _cache:
         if entries()[name].family == "peer":
@@ -213,3 +224,87 @@ def test_every_codec_streams_or_says_why_not(name):
             with codec.streaming():
                 pass
         assert codec.latency is None
+
+
+@pytest.mark.parametrize("name", peers_slow_but("encodec-24khz"))
+def test_save_pretrained_round_trip(name, tmp_path):
+    """Every token codec, ours and peers, saves to a directory that load_codec and from_pretrained read
+    back with the same weights and codes; the saved random-init model stays marked random-init."""
+    codec = get(name)
+    x = audio(codec, 0.3, seed=3)
+    before = codec.encode(x, n_q=min(2, codec.num_codebooks)).codes
+    codeclab.save_pretrained(codec, tmp_path / "saved")
+    again = type(codec).from_pretrained(tmp_path / "saved")
+    assert torch.equal(again.encode(x, n_q=min(2, codec.num_codebooks)).codes, before)
+    assert again.provenance()["weights_sha256"] == codec.provenance()["weights_sha256"]
+    assert again.random_init is True and again.name == name
+    assert isinstance(codec, torch.nn.Module)
+
+
+def test_a_saved_peer_with_a_damaged_weights_file_is_refused(tmp_path):
+    codec = get("encodec-24khz")
+    codec.save_pretrained(tmp_path / "saved")
+    weights = tmp_path / "saved" / "transformers" / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 1
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        codeclab.load_codec(tmp_path / "saved")
+    blob[-1] ^= 1
+    weights.write_bytes(bytes(blob))
+    from codeclab.codecs.neural import NeuralCodec
+
+    with pytest.raises(TypeError, match=f"holds a {type(codec).__name__}, not a NeuralCodec"):
+        NeuralCodec.from_pretrained(tmp_path / "saved")
+
+
+def test_a_transformers_folder_gets_a_hint(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "mimi"}')
+    with pytest.raises(ValueError, match=r"transformers model folder \(mimi\).*weights="):
+        codeclab.load_codec(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["codeclab-16k-small", "encodec-24khz"])
+def test_sample_rate_is_resampled_or_refused(name):
+    """44.1 kHz audio with sample_rate=44100 gives the codes of the same audio resampled by hand (soxr);
+    with resample=False the mismatch is refused, and the codec's own rate passes through untouched."""
+    from codeclab.audio.io import resample
+
+    codec = get(name)
+    gen = torch.Generator().manual_seed(5)
+    lengths = [44100 // 2, 44100 // 3]
+    wav = torch.zeros(2, 1, lengths[0])
+    for b, n in enumerate(lengths):
+        wav[b, :, :n] = torch.randn(1, n, generator=gen) * 0.2
+    enc = codec.encode(wav, lengths=torch.tensor(lengths), n_q=2, sample_rate=44100)
+    for b, n in enumerate(lengths):
+        by_hand = torch.from_numpy(resample(wav[b, :, :n].numpy(), 44100, codec.sample_rate))
+        alone = codec.encode(by_hand[None], n_q=min(2, codec.num_codebooks))
+        assert torch.equal(enc.items()[b], alone.codes[0]) and int(enc.audio_lengths[b]) == by_hand.shape[-1]
+    with pytest.raises(codeclab.SampleRateMismatch, match=f"{codec.sample_rate} Hz audio, got 44100 Hz"):
+        codec.encode(wav, n_q=2, sample_rate=44100, resample=False)
+    x = audio(codec, 0.2)
+    assert torch.equal(
+        codec.encode(x, sample_rate=codec.sample_rate, resample=False).codes, codec.encode(x).codes
+    )
+    with pytest.raises(ValueError, match="sample_rate must be a positive integer"):
+        codec.encode(x, sample_rate=0)
+
+
+@pytest.mark.parametrize("name", peers_slow_but("mimi", also_slow=("codeclab-16k-speech",)))
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_works_or_is_refused_by_name(name, dtype):
+    """`codec.to(dtype)` encodes and decodes float32 audio (codes may differ a little from float32's,
+    docs/api.md), or says which codec and type it cannot run in; never a raw dtype error."""
+    import copy
+
+    codec = copy.deepcopy(get(name)).to(dtype)
+    x = audio(codec, 0.3, seed=4)
+    try:
+        enc = codec.encode(x, n_q=min(2, codec.num_codebooks))
+        wav = codec.decode(enc)
+    except codeclab.UnsupportedDtype as err:
+        assert name in str(err) and str(dtype) in str(err)
+        return
+    assert enc.codes.dtype == torch.int64 and wav.dtype == torch.float32
+    assert wav.shape == x.shape and bool(torch.isfinite(wav).all())

@@ -5,7 +5,7 @@ import torch
 
 import codeclab
 from codeclab.codecs import load_pretrained, save_pretrained
-from codeclab.codecs.pretrained import FORMAT_VERSION
+from codeclab.codecs.pretrained import FORMAT_VERSION, PEER_FORMAT_VERSION
 
 
 def test_save_load_round_trip_gives_identical_codes(tmp_path, speech_codec):
@@ -48,7 +48,7 @@ def test_newer_format_and_missing_files(tmp_path, tiny_codec):
         load_pretrained(tmp_path)
     save_pretrained(tiny_codec, tmp_path)
     meta = json.loads((tmp_path / "config.json").read_text())
-    meta["format_version"] = FORMAT_VERSION + 1
+    meta["format_version"] = PEER_FORMAT_VERSION + 1  # the newest format this codeclab reads, plus one
     (tmp_path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="newer"):
         load_pretrained(tmp_path)

@@ -15,13 +15,20 @@ What the adapter adds to the transformers models:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from codeclab.codecs.base import AudioCodec, Encoded, check_audio
+from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, check_audio
+
+SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
 PEERS_HINT = "pip install 'codeclab[peers]' (Hugging Face transformers)"
 
@@ -52,14 +59,17 @@ def _check_torchaudio() -> None:
         ) from err
 
 
-class TransformersCodec(AudioCodec):
-    """Base adapter. Subclasses set `model_class`, build `default_config()`, and implement
+class TransformersCodec(nn.Module, AudioCodec):
+    """Base adapter, an `nn.Module` whose one submodule is the transformers model (so `.to(device or
+    dtype)`, `.parameters()` and `.eval()` act on it; `state_dict()` is the model's own, unprefixed).
+    Subclasses set `model_class`, build `default_config()`, and implement
     `_encode_item(x [1, C, T], n_q) -> [1, n_q', F]` (n_q' >= n_q) and `_decode_item(codes [1, n_q, F])`."""
 
     model_class: str = ""
     hub_id: str = ""
 
     def __init__(self, model: Any, name: str, random_init: bool, weights: str | None) -> None:
+        super().__init__()
         self.model = model.eval()
         self.name = name
         self.random_init = random_init
@@ -116,8 +126,46 @@ class TransformersCodec(AudioCodec):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return self.model.state_dict()
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating type the model computes in (float32 unless moved with `.to(dtype)`)."""
+        return next(self.model.parameters()).dtype
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+        """The transformers model's state dict (keys without a `model.` prefix, as `from_pretrained` has them)."""
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.model.load_state_dict(state_dict, *args, **kwargs)
+
+    # -- saving ----------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write a codec directory `load_codec(directory)` reads back: the transformers model's own
+        `save_pretrained` output (its config.json and model.safetensors) in `transformers/`, and a codeclab
+        config.json naming the peer, whether it is random-init, and the sha256 of the weights file."""
+        from codeclab._files import atomic_write_bytes
+        from codeclab._version import __version__
+        from codeclab.codecs.pretrained import CONFIG_FILE, FORMAT, PEER_FORMAT_VERSION
+
+        directory = Path(directory)
+        model_dir = directory / SAVED_MODEL_DIR
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(model_dir), safe_serialization=True)
+        weights = model_dir / "model.safetensors"
+        meta = {
+            "format": FORMAT,
+            "format_version": PEER_FORMAT_VERSION,
+            "codeclab_version": __version__,
+            "kind": "peer",
+            "name": self.name,
+            "model_class": self.model_class,
+            "weights_file": f"{SAVED_MODEL_DIR}/model.safetensors",
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "random_init": bool(self.random_init),
+            "weights_origin": self.weights,
+        }
+        atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        return directory
 
     def describe(self) -> dict:
         info = super().describe()
@@ -133,24 +181,40 @@ class TransformersCodec(AudioCodec):
         x = wav[:, :length]
         return torch.nn.functional.pad(x, (0, frames * self.hop_length - length))[None]
 
-    def encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
+    def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
         wav, lengths = check_audio(wav, lengths, self.channels)
         n_q = self.check_n_q(n_q)
         items = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._dtype_errors("encode"):
             for b in range(wav.shape[0]):
                 length = int(lengths[b])
-                x = self._padded_item(wav[b].to(self.device, torch.float32), length)
+                x = self._padded_item(wav[b].to(self.device, self.dtype), length)
                 codes = self._encode_item(x, n_q)[0, :n_q].long()
                 items.append(codes)
         return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
+
+    @contextmanager
+    def _dtype_errors(self, what: str) -> Iterator[None]:
+        """Turn a transformers model's dtype failure after `.to(torch.bfloat16)` (some models keep float32
+        pieces) into `UnsupportedDtype` naming the codec and the type."""
+        try:
+            yield
+        except RuntimeError as err:
+            if self.dtype == torch.float32:
+                raise
+            import transformers
+
+            raise UnsupportedDtype(
+                f"{self.name} cannot {what} in {self.dtype} with transformers {transformers.__version__} "
+                f"({str(err).splitlines()[0][:120]}); move it back with codec.float()"
+            ) from err
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
         encoded = self.checked(encoded)
         out_lengths = self.decode_lengths(encoded)
         longest = int(out_lengths.max())
         out = torch.zeros(encoded.batch_size, self.channels, longest)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._dtype_errors("decode"):
             for b, codes in enumerate(encoded.items()):
                 wav = self._decode_item(codes[None].to(self.device)).float().cpu()
                 n = min(int(out_lengths[b]), wav.shape[-1])
@@ -168,3 +232,33 @@ def smallest_setting(options: dict[float, int], n_q: int) -> float:
     """The setting (e.g. a bandwidth) with the fewest codebooks that still gives at least n_q."""
     enough = [setting for setting, count in options.items() if count >= n_q]
     return min(enough, key=lambda s: options[s])
+
+
+def load_saved_peer(
+    directory: Path, meta: dict[str, Any], device: str | torch.device = "cpu"
+) -> TransformersCodec:
+    """Rebuild a peer written by `TransformersCodec.save_pretrained` (meta: its checked config.json),
+    verifying the weights' sha256 first."""
+    from codeclab.codecs.pretrained import CONFIG_FILE
+    from codeclab.codecs.registry import get_entry
+
+    config_path = directory / CONFIG_FILE
+    name = meta.get("name")
+    entry = get_entry(name) if isinstance(name, str) else None
+    if entry is None or entry.family != "peer":
+        raise ValueError(
+            f"{config_path}: kind 'peer' needs the name of a registered peer codec, got {name!r}"
+        )
+    weights = directory / SAVED_MODEL_DIR / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weights file missing")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != meta.get("weights_sha256"):
+        raise ValueError(
+            f"{weights}: sha256 mismatch (config.json expects {meta.get('weights_sha256')}, the file has "
+            f"{digest}); the weights are corrupt or do not belong to this config"
+        )
+    codec = entry.factory(weights=str(directory / SAVED_MODEL_DIR), device=device)
+    codec.random_init = meta.get("random_init") is True
+    codec.weights = None if codec.random_init else str(directory)
+    return codec
