@@ -21,15 +21,25 @@ def hf_tokenizer_command(
     out: Path = typer.Option(..., "--out", help="Directory for the extended tokenizer."),
     codec: str = typer.Option(None, "--codec", help="Codec name (its codebooks define the audio tokens)."),
     store: Path = typer.Option(None, "--store", help="Or: a token store (its codec and n_q)."),
+    vocab_file: Path = typer.Option(
+        None, "--vocab", help="Or: an audio_vocab.json (or a directory holding one) built on this --base."
+    ),
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to include (default: all)."),
 ) -> None:
     """Add audio tokens to a tokenizer: AutoTokenizer.from_pretrained(OUT) then encodes text and audio."""
     from codeclab.tokens.export import export_hf_tokenizer
     from codeclab.tokens.store import StoreError, TokenStore
-    from codeclab.tokens.vocab import VocabError
+    from codeclab.tokens.vocab import AudioVocab, VocabError
 
+    if sum(x is not None for x in (codec, store, vocab_file)) != 1:
+        fail("give one of --codec NAME, --store DIR or --vocab FILE")
     try:
-        if store is not None:
+        if vocab_file is not None:
+            if n_q is not None:
+                fail("--n-q does not apply with --vocab (the vocabulary fixes the codebooks)")
+            vocab = export_hf_tokenizer(base, out, vocab=AudioVocab.load(vocab_file))
+            q, k = vocab.num_codebooks, vocab.codebook_size
+        elif store is not None:
             tokens = TokenStore(store)
             q, k = n_q or tokens.n_q, tokens.codebook_size
             meta = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
@@ -39,9 +49,8 @@ def hf_tokenizer_command(
             entry = codec_info(codec)
             q, k = n_q or entry.num_codebooks, entry.codebook_size
             meta = {"codec": {"name": codec}, "frame_rate": entry.frame_rate}
-        else:
-            fail("give --codec NAME or --store DIR")
-        vocab = export_hf_tokenizer(base, out, q, k, meta)
+        if vocab_file is None:
+            vocab = export_hf_tokenizer(base, out, q, k, meta)
     except (OSError, ValueError, StoreError, VocabError, ImportError) as err:
         fail(str(err))
     console.print(
@@ -50,21 +59,42 @@ def hf_tokenizer_command(
     )
 
 
+VOCAB_HELP = (
+    "The vocabulary of input_ids: an audio_vocab.json, or the directory of a tokenizer made by "
+    "`export hf-tokenizer` (so its ids decode with that tokenizer)."
+)
+BASE_HELP = "Or: build the vocabulary on this Hugging Face tokenizer, as `export hf-tokenizer --base` does."
+
+
 def _parquet(
-    store: Path, out: Path, rows_per_file: int, pattern: str | None, n_q: int | None, overwrite: bool
+    store: Path,
+    out: Path,
+    rows_per_file: int,
+    pattern: str | None,
+    n_q: int | None,
+    overwrite: bool,
+    vocab_file: Path | None,
+    base: Path | None,
 ) -> None:
     from codeclab.tokens.export import export_parquet
     from codeclab.tokens.store import StoreError
+    from codeclab.tokens.vocab import AudioVocab
 
     try:
+        vocab = AudioVocab.load(vocab_file) if vocab_file is not None else None
         files = export_parquet(
-            store, out, rows_per_file=rows_per_file, pattern=pattern, n_q=n_q, overwrite=overwrite
+            store,
+            out,
+            rows_per_file=rows_per_file,
+            pattern=pattern,
+            n_q=n_q,
+            overwrite=overwrite,
+            vocab=vocab,
+            base=base,
         )
     except (OSError, ValueError, StoreError, ImportError) as err:
         fail(str(err))
-    console.print(
-        f"{out}: {len(files)} Parquet file(s); datasets.load_dataset('parquet', data_files='{out}/data/*.parquet')"
-    )
+    console.print(f"{out}: {len(files)} Parquet file(s); datasets.load_dataset('{out}', split='train')")
 
 
 @export_app.command("parquet")
@@ -83,9 +113,11 @@ def parquet_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an earlier export's Parquet files in OUT/data (and nothing else)."
     ),
+    vocab_file: Path = typer.Option(None, "--vocab", help=VOCAB_HELP),
+    base: Path = typer.Option(None, "--base", help=BASE_HELP),
 ) -> None:
     """Write a store as Parquet files in the Hugging Face datasets layout (out/data/train-*.parquet)."""
-    _parquet(store, out, rows_per_file, pattern, n_q, overwrite)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base)
 
 
 @export_app.command("datasets")
@@ -100,6 +132,8 @@ def datasets_command(
     ),
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to export (default: all the store has)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export's Parquet files."),
+    vocab_file: Path = typer.Option(None, "--vocab", help=VOCAB_HELP),
+    base: Path = typer.Option(None, "--base", help=BASE_HELP),
 ) -> None:
     """The same as `export parquet`: a directory `datasets.load_dataset(OUT)` reads."""
-    _parquet(store, out, rows_per_file, pattern, n_q, overwrite)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base)

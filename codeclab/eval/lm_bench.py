@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
-from codeclab.tokens.store import TokenStore
+from codeclab.tokens.store import TokenStore, index_path
 from codeclab.tokens.vocab import AudioVocab
 
 
@@ -126,7 +126,7 @@ def _stack(batch: list[dict], streams: int) -> tuple[Tensor, Tensor]:
 
 def store_fingerprint(store: TokenStore) -> str:
     digest = hashlib.sha256()
-    index = store.path / "index.parquet"
+    index = index_path(store.path)
     files = [index] if index.is_file() else sorted((store.path / "data").glob("part-*.parquet"))
     for path in files:
         digest.update(path.read_bytes())

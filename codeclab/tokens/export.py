@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
-from codeclab.tokens.store import TokenStore
+from codeclab.tokens.store import TokenStore, card_header
 from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
 
@@ -31,14 +31,70 @@ def _require(module: str, extra: str = "llm"):
         raise ImportError(f"this export needs {module}: pip install 'codeclab[{extra}]'") from err
 
 
-def export_hf_tokenizer(
-    base: str | Path, out: str | Path, num_codebooks: int, codebook_size: int, metadata: dict | None = None
-) -> AudioVocab:
-    """Extend the tokenizer in `base` with audio tokens; save it and `audio_vocab.json` to `out`."""
+def load_base_tokenizer(base: str | Path):
+    """A local Hugging Face tokenizer directory (errors name it)."""
     transformers = _require("transformers")
+    try:
+        return transformers.AutoTokenizer.from_pretrained(str(base))
+    except (OSError, ValueError) as err:
+        raise VocabError(f"{base}: cannot load a tokenizer there ({str(err).splitlines()[0][:160]})") from err
+
+
+def base_roles(tok) -> dict[str, int]:
+    """The base tokenizer's own pad / bos / eos ids (those it has): they keep their roles (vocab.py)."""
+    roles = {}
+    for role in ("pad", "bos", "eos"):
+        token_id = getattr(tok, f"{role}_token_id", None)
+        if getattr(tok, f"{role}_token", None) is not None and isinstance(token_id, int):
+            roles[role] = token_id
+    return roles
+
+
+def vocab_on_base(
+    base: str | Path, num_codebooks: int, codebook_size: int, metadata: dict | None = None
+) -> AudioVocab:
+    """The audio vocabulary placed after the tokenizer in `base`: base_size = len(tokenizer), and the
+    base's own pad / bos / eos as roles. `export hf-tokenizer` and `export parquet --base` both use it."""
+    tok = load_base_tokenizer(base)
+    return AudioVocab(num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok))
+
+
+def export_hf_tokenizer(
+    base: str | Path,
+    out: str | Path,
+    num_codebooks: int | None = None,
+    codebook_size: int | None = None,
+    metadata: dict | None = None,
+    vocab: AudioVocab | None = None,
+) -> AudioVocab:
+    """Extend the tokenizer in `base` with audio tokens; save it and `audio_vocab.json` to `out`.
+
+    The audio vocabulary is either sized here (num_codebooks, codebook_size) or given (`vocab`, e.g. the
+    audio_vocab.json a parquet export wrote): then it must have been built on this base (same base_size),
+    so that ids already exported mean the same tokens."""
     tokenizers = _require("tokenizers")
-    tok = transformers.AutoTokenizer.from_pretrained(str(base))
-    vocab = AudioVocab(num_codebooks, codebook_size, base_size=len(tok), metadata=metadata or {})
+    tok = load_base_tokenizer(base)
+    if vocab is not None:
+        if vocab.base_size != len(tok):
+            raise VocabError(
+                f"the vocabulary was built on a base of {vocab.base_size} ids; the tokenizer in {base} has "
+                f"{len(tok)}: ids exported with it would name other tokens here"
+            )
+        vocab = AudioVocab(
+            vocab.num_codebooks,
+            vocab.codebook_size,
+            len(tok),
+            vocab.token_format,
+            vocab.special_format,
+            dict(vocab.metadata),
+            roles=base_roles(tok),
+        )
+    else:
+        if num_codebooks is None or codebook_size is None:
+            raise VocabError("give num_codebooks and codebook_size, or a vocabulary")
+        vocab = AudioVocab(
+            num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok)
+        )
     strings = vocab.token_strings()
     clash = [s for s in strings if s in tok.get_vocab()]
     if clash:
@@ -57,11 +113,14 @@ def export_hf_tokenizer(
         raise VocabError(
             f"{base}: the added audio tokens did not get contiguous ids after the base vocabulary"
         )
-    # bos / eos / pad policy (docs/llm.md): the base tokenizer's own tokens stay; the audio vocabulary's
-    # <|pad|>, <|bos|>, <|eos|> fill in only those it lacks, so `tok(batch, padding=True)` always works
+    # bos / eos / pad policy (vocab.py, docs/llm.md): the base tokenizer's own tokens keep their roles
+    # (vocab.roles); the audio vocabulary's <|pad|>, <|bos|>, <|eos|> fill in only those it lacks, so
+    # `tok(batch, padding=True)` always works and the tokenizer and the vocabulary agree on every role
     for role in ("pad", "bos", "eos"):
-        if getattr(tok, f"{role}_token") is None:
+        if role not in vocab.roles:
             setattr(tok, f"{role}_token", strings[vocab.special(role) - vocab.base_size])
+        if getattr(tok, f"{role}_token_id") != vocab.role(role):
+            raise VocabError(f"{base}: the tokenizer's {role} id disagrees with the vocabulary's")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out))
@@ -120,6 +179,27 @@ def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
     return existing
 
 
+def check_vocab_fits(vocab: AudioVocab, tokens: TokenStore, n_q: int) -> AudioVocab:
+    """Refuse a vocabulary that cannot name the store's codes: too few codebooks, another codebook size,
+    or another codec (when the vocabulary records one)."""
+    if vocab.codebook_size != tokens.codebook_size or vocab.num_codebooks < n_q:
+        raise ExportError(
+            f"the vocabulary holds {vocab.num_codebooks} codebooks of {vocab.codebook_size} codes; the export "
+            f"needs {n_q} of {tokens.codebook_size} ({tokens.path})"
+        )
+    named = (
+        (vocab.metadata.get("codec") or {}).get("name")
+        if isinstance(vocab.metadata.get("codec"), dict)
+        else None
+    )
+    stored = (tokens.metadata.get("codec") or {}).get("name")
+    if named is not None and stored is not None and named != stored:
+        raise ExportError(
+            f"the vocabulary was made for codec {named!r}; {tokens.path} holds codes of {stored!r}"
+        )
+    return vocab
+
+
 def export_parquet(
     store: str | Path,
     out: str | Path,
@@ -128,13 +208,18 @@ def export_parquet(
     pattern: str | None = None,
     n_q: int | None = None,
     overwrite: bool = False,
+    base: str | Path | None = None,
 ) -> list[Path]:
     """Write the store's items (sorted by id) as Parquet files under out/data/. Columns: id, codes
-    ([n_q][frames]), num_frames, duration, text, path, sha256, and input_ids when a pattern is given.
+    ([n_q][frames], in the store's own int16 / int32), num_frames, duration, text, path, sha256, and
+    input_ids (int32) when a pattern is given.
 
-    Every argument is checked before anything is written. The new files are written beside the old ones
-    under temporary names and renamed into place at the end, so a failed export leaves an earlier one
-    whole; with overwrite=True only that earlier export's own Parquet files are removed."""
+    The ids follow one vocabulary: `vocab` (e.g. `AudioVocab.load("tok-audio")`, the one an exported
+    tokenizer wrote), or the one built on the tokenizer in `base` (as `export_hf_tokenizer` builds it),
+    or else codeclab's own (no base, `AudioVocab.for_store`). Every argument is checked before anything
+    is written. The new files are written beside the old ones under temporary names and renamed into
+    place at the end, so a failed export leaves an earlier one whole; with overwrite=True only that
+    earlier export's own Parquet files are removed."""
     pa = _require("pyarrow", "llm")
     import pyarrow.parquet as pq
 
@@ -146,10 +231,18 @@ def export_parquet(
         raise ExportError(
             f"{store}: the store has {tokens.n_q} codebooks; n_q must be 1..{tokens.n_q}, got {n_q!r}"
         )
+    if vocab is not None and base is not None:
+        raise ExportError("give a vocabulary or a base tokenizer, not both (the vocabulary names its base)")
+    if pattern is None and (vocab is not None or base is not None):
+        raise ExportError("a vocabulary or base tokenizer sets the ids of input_ids: give --pattern too")
     if pattern is not None:
         if pattern not in PATTERNS:
             raise ExportError(f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
-        vocab = vocab or AudioVocab.for_store(tokens, n_q=n_q)
+        meta_vocab = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
+        if base is not None:
+            vocab = vocab_on_base(base, n_q, tokens.codebook_size, meta_vocab)
+        vocab = check_vocab_fits(vocab or AudioVocab.for_store(tokens, n_q=n_q), tokens, n_q)
+    code_type = pa.int16() if tokens.metadata.get("codes_dtype", "int16") == "int16" else pa.int32()
     out = Path(out)
     previous = _check_target(Path(store), out, overwrite)
     data = out / "data"
@@ -162,7 +255,7 @@ def export_parquet(
             chunk = [tokens[i] for i in ids[f * rows_per_file : (f + 1) * rows_per_file]]
             columns = {
                 "id": [r.id for r in chunk],
-                "codes": [r.codes[:n_q].tolist() for r in chunk],
+                "codes": pa.array([r.codes[:n_q].tolist() for r in chunk], pa.list_(pa.list_(code_type))),
                 "num_frames": pa.array([r.num_frames for r in chunk], pa.int32()),
                 "duration": [r.duration for r in chunk],
                 "text": [r.text for r in chunk],
@@ -170,7 +263,14 @@ def export_parquet(
                 "sha256": [r.sha256 for r in chunk],
             }
             if pattern is not None:
-                columns["input_ids"] = [vocab.to_ids(r.tensor()[:n_q], pattern).tolist() for r in chunk]
+                ids_type = (
+                    pa.list_(pa.int32())
+                    if pattern in ("flatten", "coarse_first")
+                    else pa.list_(pa.list_(pa.int32()))
+                )
+                columns["input_ids"] = pa.array(
+                    [vocab.to_ids(r.tensor()[:n_q], pattern).tolist() for r in chunk], ids_type
+                )
             path = data / f"train-{f:05d}-of-{files:05d}.parquet"
             tmp = temp_path_for(path)
             staged.append((tmp, path))
@@ -192,10 +292,26 @@ def export_parquet(
     atomic_write_text(out / "codeclab_tokens.json", json.dumps(meta, indent=2) + "\n")
     if vocab is not None:
         vocab.save(out / "audio_vocab.json")
-    card = (
-        f"# codeclab token dataset\n\nExported from `{store}`: {len(ids)} items, codec `{meta['codec'].get('name')}`, "
-        f"{meta['frame_rate']} frames/s, {n_q} codebooks of {meta['codebook_size']} codes.\n\n"
-        "```python\nimport datasets\nds = datasets.load_dataset('parquet', data_files='data/*.parquet')['train']\n```\n"
+    atomic_write_text(
+        out / "README.md", export_card(store, meta, len(ids), pq.read_schema(written[0]), vocab, pattern)
     )
-    atomic_write_text(out / "README.md", card)
     return written
+
+
+def export_card(store, meta: dict, items: int, schema, vocab: AudioVocab | None, pattern: str | None) -> str:
+    """The export's README.md: a YAML header Hugging Face datasets reads (configs, features), then prose."""
+    ids = (
+        f"`input_ids` are the {pattern} pattern of the vocabulary in `audio_vocab.json` (base of "
+        f"{vocab.base_size} ids, audio from id {vocab.audio_offset}; pad {vocab.pad_id}, bos {vocab.bos_id}, "
+        f"eos {vocab.eos_id}).\n\n"
+        if vocab is not None
+        else ""
+    )
+    body = (
+        f"# codeclab token dataset\n\nExported from `{store}`: {items} items, codec `{meta['codec'].get('name')}`, "
+        f"{meta['frame_rate']} frames/s, {meta['n_q']} codebooks of {meta['codebook_size']} codes, stored as "
+        f"{meta.get('codes_dtype', 'int16')}.\n\n{ids}"
+        '```python\nimport datasets\nds = datasets.load_dataset(EXPORT_DIR, split="train")\n'
+        'ds = datasets.load_dataset(EXPORT_DIR, split="train", streaming=True)  # read lazily\n```\n'
+    )
+    return card_header("data/train-*.parquet", schema) + body

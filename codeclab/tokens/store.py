@@ -6,8 +6,13 @@ Layout:
     STORE/data/part-SSSSS-of-NNNNN-QQQQQQ.parquet   rows written by shard S of N, flush number Q
     STORE/errors/shard-SSSSS-of-NNNNN.jsonl    files that failed in shard S, one JSON object per line
     STORE/done/shard-SSSSS-of-NNNNN.json       written when shard S finished
-    STORE/index.parquet                        id -> part file and row, sorted by id (written by merge)
+    STORE/index.pq                             id -> part file and row, sorted by id (Parquet; written by
+                                               merge; not named *.parquet so that no glob of the data
+                                               catches it; older stores named it index.parquet,
+                                               which is still read)
     STORE/errors.jsonl                         all failures, sorted by id (written by merge)
+    STORE/README.md                            dataset card (written by merge): its YAML header tells
+                                               Hugging Face `load_dataset(STORE)` the split and features
 
 Part files are written whole to a temporary name and renamed, so a crash never leaves half a shard; a
 resumed run skips every id already in a part file or an error log. Rows hold: id, path, sha256 (of the
@@ -36,9 +41,12 @@ FORMAT = "codeclab-tokens"
 PART_CHECKSUMS = "codeclab.part_sha256"
 RECORD_COLUMNS = frozenset(
     ("id", "path", "sha256", "start", "end", "duration", "sample_rate", "num_frames", "codes", "text")
-)  # index.parquet schema metadata: {part file: sha256}
+)  # the index's schema metadata: {part file: sha256}
 FORMAT_VERSION = 1
 PART_ROWS = "codeclab.rows"  # a part's own row count, in its schema metadata (checked against its footer)
+INDEX_FILE = "index.pq"
+LEGACY_INDEX_FILE = "index.parquet"  # what older stores call their index (still read)
+CARD_FILE = "README.md"
 PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})-(\d{6})\.parquet$")
 # tokens.json fields that must agree before codes from two runs may share a store
 COMPATIBLE_FIELDS = (
@@ -339,15 +347,68 @@ def _lock_shard(store: Path, shard: int, num_shards: int):
     return handle
 
 
+def index_path(store: str | Path) -> Path:
+    """The store's index file: `index.pq`, or an older store's `index.parquet` when only that exists."""
+    store = Path(store)
+    legacy = store / LEGACY_INDEX_FILE
+    return legacy if legacy.is_file() and not (store / INDEX_FILE).is_file() else store / INDEX_FILE
+
+
+_HF_DTYPES = {"string": "string", "double": "float64", "float": "float32"}
+
+
+def features_yaml(schema) -> list[str]:
+    """A pyarrow schema as the `dataset_info: features:` lines of a Hugging Face dataset card (nested
+    lists as `sequence:`, integer widths kept)."""
+    lines = []
+    for column in schema:
+        kind, depth = column.type, 0
+        while hasattr(kind, "value_type"):
+            kind, depth = kind.value_type, depth + 1
+        dtype = _HF_DTYPES.get(str(kind), str(kind))
+        lines.append(f"  - name: {column.name}")
+        if depth == 0:
+            lines.append(f"    dtype: {dtype}")
+        for level in range(depth):
+            indent = "    " + "  " * level
+            lines.append(f"{indent}sequence:" if level < depth - 1 else f"{indent}sequence: {dtype}")
+    return lines
+
+
+def card_header(data_files: str, schema) -> str:
+    """The YAML header of a dataset card: one `train` split over `data_files`, and the features."""
+    lines = ["---", "configs:", "- config_name: default", "  data_files:", "  - split: train"]
+    lines += [f'    path: "{data_files}"', "dataset_info:", "  features:", *features_yaml(schema)]
+    return "\n".join([*lines, "tags:", "- audio-tokens", "- codeclab", "---", ""]) + "\n"
+
+
+def dataset_card(metadata: dict[str, Any], items: int) -> str:
+    """The store's README.md: a YAML header Hugging Face datasets reads (one `train` split over the
+    part files, the features with the codes' own integer type), then what the store holds."""
+    codec = metadata.get("codec", {}) or {}
+    return card_header("data/part-*.parquet", _schema(str(metadata.get("codes_dtype", "int16")))) + (
+        f"# codeclab token store\n\n{items} items coded by `{codec.get('name')}` "
+        f"({metadata.get('frame_rate')} frames/s, {metadata.get('n_q')} codebooks of "
+        f"{metadata.get('codebook_size')} codes, stored as {metadata.get('codes_dtype', 'int16')}). "
+        "Written by `codeclab tokenize`; `tokens.json` records the codec's config and weights sha256.\n\n"
+        "```python\n"
+        "import datasets\n"
+        'ds = datasets.load_dataset(STORE_DIR, split="train")                  # codes: [n_q][frames]\n'
+        'ds = datasets.load_dataset(STORE_DIR, split="train", streaming=True)  # read lazily\n'
+        "```\n\n"
+        "Or `codeclab.TokenStore(STORE_DIR)`, which also checks every part's sha256 and the index.\n"
+    )
+
+
 def index_is_fresh(store: str | Path) -> bool:
-    """True when index.parquet covers exactly the store's part files (a merge that finished and no
+    """True when the index covers exactly the store's part files (a merge that finished and no
     part written since). Indexes that record part checksums compare the set of parts, so a part changed
     after the merge is caught by its checksum instead of making the index look stale; older indexes
     compare modification times."""
     import pyarrow.parquet as pq
 
     store = Path(store)
-    index = store / "index.parquet"
+    index = index_path(store)
     if not index.is_file():
         return False
     parts = part_files(store)
@@ -415,7 +476,8 @@ def shards_done(store: str | Path, num_shards: int) -> bool:
 
 
 def merge(store: str | Path) -> dict[str, int]:
-    """Write index.parquet (id -> part file and row, sorted by id) and errors.jsonl (sorted by id).
+    """Write index.pq (id -> part file and row, sorted by id), errors.jsonl (sorted by id) and the
+    dataset card README.md.
 
     An id present in several parts keeps its first part (by file name); failures of ids that were
     tokenized later (a retry) are dropped. Returns counts."""
@@ -464,8 +526,10 @@ def merge(store: str | Path) -> dict[str, int]:
                 errors[row["id"]] = row
     lines = "".join(json.dumps(errors[k], ensure_ascii=False) + "\n" for k in sorted(errors))
     atomic_write_text(store / "errors.jsonl", lines)
+    atomic_write_text(store / CARD_FILE, dataset_card(read_metadata(store), len(ids)))
     # the index last: its presence (covering every part) is what marks the merge finished
-    atomic_write(store / "index.parquet", lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
+    atomic_write(store / INDEX_FILE, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
+    (store / LEGACY_INDEX_FILE).unlink(missing_ok=True)  # an older store's index, now replaced
     return {"items": len(ids), "errors": len(errors), "duplicates": duplicates}
 
 
@@ -498,16 +562,16 @@ class TokenStore:
             raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
 
     def _load_index(self) -> dict[str, tuple[str, int]]:
-        index_path = self.path / "index.parquet"
+        index_file = index_path(self.path)
         parts = part_files(self.path)
         if index_is_fresh(self.path):
-            table = self._read(index_path, ["id", "file", "row"])
+            table = self._read(index_file, ["id", "file", "row"])
             stored = (table.schema.metadata or {}).get(PART_CHECKSUMS.encode())
             if stored is not None:
                 try:
                     self._checksums = json.loads(stored)
                 except json.JSONDecodeError:
-                    raise StoreError(f"{index_path}: the part checksums are corrupt") from None
+                    raise StoreError(f"{index_file}: the part checksums are corrupt") from None
             return {
                 i: (f, r) for i, f, r in zip(*(table.column(c).to_pylist() for c in ("id", "file", "row")))
             }
@@ -626,7 +690,7 @@ class TokenStore:
     def errors(self) -> list[dict[str, Any]]:
         """Failed items (from errors.jsonl, or the shard logs before a merge)."""
         merged = self.path / "errors.jsonl"
-        if merged.is_file() and self.path.joinpath("index.parquet").is_file():
+        if merged.is_file() and index_path(self.path).is_file():
             return _read_errors(merged)
         rows: dict[str, dict[str, Any]] = {}
         for log in sorted((self.path / "errors").glob("shard-*.jsonl")):

@@ -15,6 +15,12 @@ Patterns turn codes [Q, T] into tokens and back, exactly:
     delay         [Q, T+Q-1] (MusicGen): stream q shifted right by q steps, padded with audio_pad_q
 
 1-D patterns may be wrapped in audio_start ... audio_end (and bos / eos).
+
+bos / eos / pad policy (one for every export and dataset): `roles` maps "pad", "bos", "eos" to the ids
+that play them. A vocabulary built on a base tokenizer (`codeclab export hf-tokenizer`) takes the base's
+own bos / eos / pad where it has them and the audio specials `<|bos|>` ... only where it lacks them;
+without a base, the audio specials play every role. `pad_id`, `bos_id`, `eos_id`, `to_ids(bos=, eos=)`
+and the LM datasets all use `roles`, and audio_vocab.json records them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ PATTERNS = ("flatten", "coarse_first", "parallel", "delay")
 FLAT_PATTERNS = ("flatten", "coarse_first")
 BASE_SPECIALS = ("pad", "bos", "eos", "audio_start", "audio_end")
 FORMAT = "codeclab-audio-vocab"
+ROLES = ("pad", "bos", "eos")
 
 
 class VocabError(ValueError):
@@ -47,6 +54,7 @@ class AudioVocab:
     token_format: str = "<|a{q}_{code}|>"
     special_format: str = "<|{name}|>"
     metadata: dict = field(default_factory=dict)
+    roles: dict = field(default_factory=dict)  # "pad" / "bos" / "eos" -> id, where not the audio special
 
     def __post_init__(self) -> None:
         if self.num_codebooks < 1 or self.codebook_size < 1 or self.base_size < 0:
@@ -55,6 +63,17 @@ class AudioVocab:
             )
         self.special_names = list(BASE_SPECIALS) + [f"audio_pad_{q}" for q in range(self.num_codebooks)]
         self._special_ids = {name: self.base_size + i for i, name in enumerate(self.special_names)}
+        for role, token_id in self.roles.items():
+            if role not in ROLES:
+                raise VocabError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+            if (
+                isinstance(token_id, bool)
+                or not isinstance(token_id, int)
+                or not 0 <= token_id < self.base_size
+            ):
+                raise VocabError(
+                    f"role {role!r} must be an id of the base vocabulary [0, {self.base_size}), got {token_id!r}"
+                )
 
     # -- layout ----------------------------------------------------------------------------------
     @property
@@ -75,17 +94,22 @@ class AudioVocab:
             raise KeyError(f"unknown special token {name!r}; known: {', '.join(self.special_names)}")
         return self._special_ids[name]
 
+    def role(self, name: str) -> int:
+        """The id that plays `name` ("pad", "bos", "eos"): the base tokenizer's where `roles` names one,
+        else the audio special."""
+        return int(self.roles[name]) if name in self.roles else self.special(name)
+
     @property
     def pad_id(self) -> int:
-        return self.special("pad")
+        return self.role("pad")
 
     @property
     def bos_id(self) -> int:
-        return self.special("bos")
+        return self.role("bos")
 
     @property
     def eos_id(self) -> int:
-        return self.special("eos")
+        return self.role("eos")
 
     def offset(self, q: int) -> int:
         return self.audio_offset + q * self.codebook_size
@@ -176,7 +200,8 @@ class AudioVocab:
             raise VocabError(f"{pattern} tokens must be 1-D, got shape {tuple(tokens.shape)}")
         n_q = n_q or self.num_codebooks
         framing = torch.tensor(
-            [self.pad_id, self.bos_id, self.eos_id, self.special("audio_start"), self.special("audio_end")]
+            [self.role(r) for r in ROLES]
+            + [self.special(name) for name in ("pad", "bos", "eos", "audio_start", "audio_end")]
         )
         audio = tokens[~torch.isin(tokens, framing)]
         if not bool(self.is_audio(audio).all()):
@@ -231,6 +256,7 @@ class AudioVocab:
             "token_format": self.token_format,
             "special_format": self.special_format,
             "specials": {name: self.special(name) for name in self.special_names},
+            "roles": {role: self.role(role) for role in ROLES},
             "audio_offset": self.audio_offset,
             "size": self.size,
             "metadata": self.metadata,
@@ -247,6 +273,11 @@ class AudioVocab:
             data.get("token_format", "<|a{q}_{code}|>"),
             data.get("special_format", "<|{name}|>"),
             data.get("metadata", {}),
+            {
+                role: token_id
+                for role, token_id in (data.get("roles") or {}).items()
+                if not (isinstance(token_id, int) and token_id == (data.get("specials") or {}).get(role))
+            },
         )
         if data.get("size") not in (None, vocab.size) or data.get("audio_offset") not in (
             None,
@@ -260,7 +291,16 @@ class AudioVocab:
 
     @classmethod
     def load(cls, path: str | Path) -> AudioVocab:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read audio_vocab.json (or a directory holding one, such as an exported tokenizer's)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "audio_vocab.json"
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except OSError as err:
+            raise VocabError(f"{path}: cannot read the vocabulary ({err.strerror or err})") from err
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise VocabError(f"{path}: not a valid codeclab audio vocabulary ({err})") from err
 
     @classmethod
     def for_store(cls, store, base_size: int = 0, n_q: int | None = None) -> AudioVocab:

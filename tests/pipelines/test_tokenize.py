@@ -255,7 +255,7 @@ def test_a_merge_killed_midway_is_repaired_by_resume(mixed_corpus, tmp_path):
     tokenize_corpus(options([mixed_corpus], store))
     whole = contents(store)
     errors = (store / "errors.jsonl").read_text()
-    (store / "index.parquet").unlink()  # killed after the done marker, before the merge finished
+    (store / "index.pq").unlink()  # killed after the done marker, before the merge finished
     (store / "errors.jsonl").unlink()
     report = tokenize_corpus(options([mixed_corpus], store, resume=True))
     assert report.merged and report.tokenized == 0
@@ -270,7 +270,7 @@ def test_merge_refuses_a_store_with_unfinished_shards(mixed_corpus, tmp_path, ca
         main(["tokenize", "--merge", "--out", str(tmp_path / "store")])
     assert caught.value.code == 2
     assert "1 of 3 shards are finished (missing: 1, 2)" in capsys.readouterr().err
-    assert not (tmp_path / "store" / "index.parquet").exists()
+    assert not (tmp_path / "store" / "index.pq").exists()
 
 
 # A driver that runs one tokenize in a fresh process and SIGKILLs itself at a named moment.
@@ -296,7 +296,7 @@ if stage == "mid-part":  # half of the third part file written, not yet renamed
 elif stage == "before-merge":  # every done marker written, the merge not started
     tok.merge = lambda s: die()
 elif stage in ("mid-errors", "mid-index"):  # the merge killed while writing errors.jsonl / the index
-    name = "errors.jsonl" if stage == "mid-errors" else "index.parquet"
+    name = "errors.jsonl" if stage == "mid-errors" else "index.pq"
     real_text, real_write = store.atomic_write_text, store.atomic_write
     def guard(path, *args):
         if Path(path).name == name:

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,84 @@ def test_exported_tokenizer_pads_batches_and_fills_in_bos_eos(base_tokenizer, tm
     batch = tok(["hello world", "the quick brown fox jumps"], padding=True)
     lengths = {len(ids) for ids in batch["input_ids"]}
     assert len(lengths) == 1 and vocab.pad_id in batch["input_ids"][0]
+
+
+AUDIO_TOKEN = re.compile(r"<\|a(\d+)_(\d+)\|>")
+
+
+@pytest.mark.parametrize("route", ["vocab", "base"])
+def test_exported_ids_decode_with_the_exported_tokenizer(base_tokenizer, tmp_path, route):
+    """One vocabulary behind both exports: the parquet export's input_ids (given the tokenizer's
+    audio_vocab.json, or built on the same base) are the tokenizer's ids of the store's codes."""
+    pytest.importorskip("pyarrow")
+    from codeclab.tokens.export import export_hf_tokenizer, export_parquet
+    from codeclab.tokens.vocab import AudioVocab
+
+    store = _small_store(tmp_path / "store")
+    export_hf_tokenizer(base_tokenizer, tmp_path / "tok", 2, 100, {"codec": {"name": "x"}})
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "tok")
+    options = {"vocab": AudioVocab.load(tmp_path / "tok")} if route == "vocab" else {"base": base_tokenizer}
+    files = export_parquet(store, tmp_path / "out", pattern="flatten", **options)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(files[0])
+    assert str(table.schema.field("codes").type) == "list<element: list<element: int16>>"
+    for row in table.to_pylist():
+        strings = tok.convert_ids_to_tokens(row["input_ids"])
+        pairs = [tuple(map(int, AUDIO_TOKEN.fullmatch(s).groups())) for s in strings]
+        codes = np.array([code for _, code in pairs]).reshape(-1, 2).T
+        assert [q for q, _ in pairs] == [0, 1] * (len(pairs) // 2)
+        assert np.array_equal(codes, TokenStore(store)[row["id"]].codes)
+        assert tok.encode(tok.decode(row["input_ids"]), add_special_tokens=False) == row["input_ids"]
+
+
+def test_a_vocabulary_that_cannot_name_the_codes_is_refused(base_tokenizer, tmp_path):
+    pytest.importorskip("pyarrow")
+    from codeclab.tokens.export import ExportError, export_hf_tokenizer, export_parquet
+    from codeclab.tokens.vocab import AudioVocab, VocabError
+
+    store = _small_store(tmp_path / "store")
+    with pytest.raises(ExportError, match="2 of 100"):
+        export_parquet(store, tmp_path / "a", pattern="flatten", vocab=AudioVocab(1, 100))
+    with pytest.raises(ExportError, match="made for codec 'other'"):
+        export_parquet(
+            store,
+            tmp_path / "b",
+            pattern="flatten",
+            vocab=AudioVocab(2, 100, metadata={"codec": {"name": "other"}}),
+        )
+    with pytest.raises(ExportError, match="--pattern"):
+        export_parquet(store, tmp_path / "c", vocab=AudioVocab(2, 100))
+    with pytest.raises(VocabError, match="built on a base of 0 ids"):  # ids without a base would shift
+        export_hf_tokenizer(base_tokenizer, tmp_path / "tok", vocab=AudioVocab(2, 100))
+    with pytest.raises(VocabError, match="cannot read the vocabulary"):
+        AudioVocab.load(tmp_path / "missing.json")
+
+
+def test_bos_eos_pad_roles_follow_the_base_tokenizer(tmp_path):
+    """A base with its own eos and pad keeps them: the tokenizer and the vocabulary (and so to_ids and
+    the LM datasets) agree on every role; the audio <|bos|> fills in the missing bos."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from codeclab.tokens.export import export_hf_tokenizer
+    from codeclab.tokens.vocab import AudioVocab
+
+    raw = Tokenizer(models.BPE(unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.train_from_iterator(
+        ["hello world"] * 5, trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]", "</s>", "[PAD]"])
+    )
+    base = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="[UNK]", eos_token="</s>", pad_token="[PAD]"
+    )
+    base.save_pretrained(tmp_path / "base")
+    vocab = export_hf_tokenizer(tmp_path / "base", tmp_path / "tok", 2, 10)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert vocab.eos_id == base.eos_token_id == tok.eos_token_id and vocab.pad_id == base.pad_token_id
+    assert vocab.bos_id == vocab.special("bos") == tok.bos_token_id
+    again = AudioVocab.load(tmp_path / "tok")
+    assert (again.pad_id, again.bos_id, again.eos_id) == (vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    ids = again.to_ids(torch.tensor([[1, 2], [3, 4]]), markers=True, bos=True, eos=True)
+    assert int(ids[-1]) == base.eos_token_id and torch.equal(
+        again.from_ids(ids), torch.tensor([[1, 2], [3, 4]])
+    )

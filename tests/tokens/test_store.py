@@ -104,3 +104,44 @@ def test_error_lines_stay_valid_json_for_non_finite_times(tmp_path):
     record = json.loads(line)  # json.dumps would write NaN, which JSON readers refuse
     assert (record["start"], record["end"]) == ("nan", "inf")
     assert "NaN" not in line
+
+
+@pytest.mark.parametrize("codes_dtype", ["int16", "int32"])
+def test_hugging_face_datasets_reads_a_store_as_a_train_split(tmp_path, codes_dtype):
+    """load_dataset(STORE) gives a `train` split (from the card's YAML), the codes in their stored
+    integer type, and the same rows streamed; no `*.parquet` glob of the store catches the index."""
+    datasets = pytest.importorskip("datasets", reason="the llm extra (datasets) is not installed")
+    meta = dict(META, codes_dtype=codes_dtype, codebook_size=1024 if codes_dtype == "int16" else 40000)
+    writer = ShardWriter(tmp_path, meta)
+    for i in range(5):
+        writer.add(record(i, 6 + i))
+    writer.finish({})
+    merge(tmp_path)
+    assert all(p.parent.name == "data" for p in tmp_path.rglob("*.parquet"))
+    loaded = datasets.load_dataset(str(tmp_path))
+    assert list(loaded) == ["train"]
+    train = loaded["train"]
+    assert train.features["codes"].feature.feature.dtype == codes_dtype
+    store = TokenStore(tmp_path)
+    assert sorted(train["id"]) == store.ids()
+    for row in train:
+        assert np.array_equal(np.array(row["codes"]), store[row["id"]].codes)
+    streamed = datasets.load_dataset(str(tmp_path), split="train", streaming=True)
+    assert sorted(row["id"] for row in streamed) == store.ids()
+    globbed = datasets.load_dataset("parquet", data_files=str(tmp_path / "**" / "*.parquet"), split="train")
+    assert globbed.num_rows == 5
+
+
+def test_an_older_store_with_index_parquet_still_reads_and_merge_renames_it(tmp_path):
+    from codeclab.tokens.store import INDEX_FILE, LEGACY_INDEX_FILE
+
+    writer = ShardWriter(tmp_path, META)
+    for i in range(3):
+        writer.add(record(i, 5))
+    writer.finish({})
+    merge(tmp_path)
+    (tmp_path / INDEX_FILE).rename(tmp_path / LEGACY_INDEX_FILE)  # as codeclab wrote it before
+    store = TokenStore(tmp_path)
+    assert store._checksums and len(store) == 3  # the old index was used (it carries the checksums)
+    merge(tmp_path)
+    assert (tmp_path / INDEX_FILE).is_file() and not (tmp_path / LEGACY_INDEX_FILE).exists()

@@ -61,7 +61,7 @@ def _flip_bytes(tmp_path, merged: bool, trials: int, seed: int) -> None:
         shutil.rmtree(tmp_path / f"t{trial - 1}", ignore_errors=True)
         shutil.copytree(clean, store)
         if not merged:
-            (store / "index.parquet").unlink()
+            (store / "index.pq").unlink()
         target = store / "data" / part.name
         data = bytearray(target.read_bytes())
         data[int(rng.integers(0, size))] ^= int(rng.integers(1, 256))
@@ -84,11 +84,11 @@ def test_rotated_index_rows_are_caught(tmp_path):
     import pyarrow.parquet as pq
 
     build(tmp_path)
-    index = pq.read_table(tmp_path / "index.parquet")
+    index = pq.read_table(tmp_path / "index.pq")
     rotated = index.set_column(
         0, "id", pa.array(index.column("id").to_pylist()[1:] + index.column("id").to_pylist()[:1])
     )
-    pq.write_table(rotated.replace_schema_metadata(index.schema.metadata), tmp_path / "index.parquet")
+    pq.write_table(rotated.replace_schema_metadata(index.schema.metadata), tmp_path / "index.pq")
     store = TokenStore(tmp_path)
     with pytest.raises(StoreError, match="holds 'item\\d+', but the index points"):
         store[store.ids()[0]]
@@ -105,7 +105,7 @@ def _hand_written_part(path, codes):
     rows[0]["codes"] = codes
     rows[0]["num_frames"] = len(codes[0])
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), part)
-    (path / "index.parquet").unlink()  # the reader scans the parts
+    (path / "index.pq").unlink()  # the reader scans the parts
     return rows[0]["id"]
 
 
