@@ -13,6 +13,7 @@ LAYERS: dict[str, int] = {
     "_files": 0,
     "_checks": 0,
     "_launch": 0,
+    "_progress": 0,
     "audio": 1,
     "cuda_ext": 1,
     "tokens": 2,

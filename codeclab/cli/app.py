@@ -19,7 +19,7 @@ from codeclab.cli import (
     tokenize_cmd,
     train_cmd,
 )
-from codeclab.cli.common import EXIT_INPUT, EXIT_INTERNAL, err_console
+from codeclab.cli.common import EXIT_INPUT, EXIT_INTERNAL, err_console, progress_bars
 
 app = typer.Typer(
     name="codeclab",
@@ -58,6 +58,31 @@ bench_cmd.register(app)
 teacher_cmd.register(app)
 
 
+def command_tree():
+    """The click command tree of `app`, with switches shown as switches: help prints no `<bool>` type
+    after `--random-init`, which made `--random-init true` look valid."""
+    command = typer.main.get_command(app)
+    stack = [command]
+    while stack:
+        node = stack.pop()
+        for param in node.params:
+            if getattr(param, "is_flag", False):
+                _no_type_column(param)
+        node.get_help_option = _switch_help_option(node.get_help_option)  # --help is built on demand
+        stack.extend(getattr(node, "commands", {}).values())
+    return command
+
+
+def _no_type_column(param):
+    """Show `param` without a type in typer's rich help (`display_type_rich` fills that column)."""
+    param.display_type_rich = lambda ctx: None
+    return param
+
+
+def _switch_help_option(get_help_option):
+    return lambda ctx: None if (option := get_help_option(ctx)) is None else _no_type_column(option)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line with the documented exit codes (docs/reliability.md): 0 done, 1 some items failed
     (listed), 2 a usage or input error, 3 an internal error. Errors print one line; `--debug` (anywhere
@@ -70,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/] {stray}", highlight=False)
         sys.exit(EXIT_INPUT)
     try:
-        app(args=args, prog_name="codeclab")
+        with progress_bars():
+            command_tree()(args=args, prog_name="codeclab")
     except SystemExit:
         raise
     except KeyboardInterrupt:

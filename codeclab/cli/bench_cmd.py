@@ -66,7 +66,7 @@ def recon_command(
             log=console.print,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{out}: results.json, results.csv, results.md, plots/ ({len(report['plots'])} plots)")
 
 
@@ -90,7 +90,7 @@ def lm_command(
     try:
         run_lm_bench(stores, out, tuple(patterns.split(",")), cfg, _command(), log=console.print)
     except (ValueError, FileNotFoundError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{out}: lm.json, lm.csv, lm.md")
 
 
@@ -111,7 +111,7 @@ def probe_command(
     try:
         run_probe(stores, manifest, out, steps, _command(), log=console.print)
     except (ValueError, FileNotFoundError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{out}: probe.json, probe.csv, probe.md")
 
 
@@ -231,7 +231,7 @@ def _with_default_n_q(text: str, extra: str) -> str:
     try:
         ref = CodecRef.parse(text)
     except ValueError as err:
-        fail(str(err))
+        fail(err)
     if ref.n_q is not None or ref.name in ("opus", "codec2"):
         return text
     return text + ("," if split_ref(text)[2] else ":") + extra

@@ -47,7 +47,7 @@ def encode_command(
     try:
         size, seconds, n_q_used, codec_obj = encode_file(source, target, spec, n_q)
     except (AudioError, ValueError) as err:
-        fail(str(err))
+        fail(err)
     console.print(
         f"{target}: {size} bytes for {seconds:.2f} s ({size * 8 / seconds / 1000:.2f} kbps on disk; "
         f"nominal {format_bitrate(codec_obj.bitrate(n_q_used))} with {n_q_used} codebooks)"
@@ -85,7 +85,7 @@ def decode_command(
     try:
         seconds = decode_file(source, target, override)
     except (ClabFormatError, ValueError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{target}: {seconds:.2f} s")
 
 
@@ -105,14 +105,14 @@ def _encode_streaming(source: Path, target: Path, spec, n_q: int | None) -> None
             blocks = stream_audio(source, probe.sample_rate, probe.channels)
         out = open_binary(target, "wb")
     except (AudioError, PCMError, ValueError, OSError) as err:
-        fail(str(err))
+        fail(err)
     try:
         frames, samples, codec_obj = encode_to_stream(blocks, out, spec, n_q, codec=probe)
     except (AudioError, PCMError, StreamingUnsupported, ValueError, OSError) as err:
         if str(target) != "-":
             out.close()
             target.unlink(missing_ok=True)  # a stream cut short leaves no half file behind
-        fail(str(err))
+        fail(err)
     if str(target) != "-":
         out.close()
     err_console.print(
@@ -133,5 +133,5 @@ def _decode_streaming(source: Path, target: Path, override) -> None:
         inp = open_binary(source, "rb")
         seconds = decode_to_pcm(inp, open_binary(target, "wb"), override, where)
     except (ClabFormatError, StreamingUnsupported, ValueError, OSError) as err:
-        fail(str(err))
+        fail(err)
     err_console.print(f"{where}: {seconds:.2f} s decoded to s16le PCM")

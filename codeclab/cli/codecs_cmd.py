@@ -90,7 +90,7 @@ def info_command(
         try:
             codec = load_pretrained(name)
         except (OSError, ValueError) as err:
-            fail(str(err))
+            fail(err)
         facts = codec.describe()
         weights = f"{name} (sha256 {codec.weights_sha256})"
         licence = "see the directory's own terms"
@@ -99,7 +99,7 @@ def info_command(
         try:
             entry = get_entry(name)
         except ValueError as err:
-            fail(str(err))
+            fail(err)
         facts = {
             "sample_rate": entry.sample_rate,
             "frame_rate": entry.frame_rate,
@@ -109,9 +109,7 @@ def info_command(
         }
         weights = entry.weights or ("n/a" if entry.family == "classic" else "none released")
         if entry.family == "peer":
-            weights += (
-                " (pass weights= a local directory or this hub id; random_init=True for an untrained model)"
-            )
+            weights += " (pass --weights with a local directory or this hub id; --random-init for an untrained model)"
         licence = f"code {entry.code_licence}; weights {entry.weights_licence}"
         description = entry.description
         codec = None
@@ -182,6 +180,6 @@ def bundle_command(
     try:
         target = bundle_weights(source, preset, None if fp32 else torch.float16)
     except (OSError, ValueError) as err:
-        fail(str(err))
+        fail(err)
     size = (target / "model.safetensors").stat().st_size / 1e6
     console.print(f"{target}: {size:.1f} MB; load_codec('{preset}') now loads these weights")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -21,8 +23,11 @@ EXIT_INPUT = 2  # a usage or input error (bad option, bad file, missing director
 EXIT_INTERNAL = 3  # a bug: an internal error, reported in one line (the traceback under --debug)
 
 
-def fail(message: str, code: int = EXIT_INPUT) -> None:
-    """Print `message` as an error and exit with `code`."""
+def fail(message: str | BaseException, code: int = EXIT_INPUT) -> None:
+    """Print `message` (or an exception's message, in the command line's words where it has them:
+    `cli_message`) as an error and exit with `code`."""
+    if isinstance(message, BaseException):
+        message = getattr(message, "cli_message", None) or str(message)
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -36,7 +41,7 @@ def device_or_fail(device: str | None) -> str | None:
     try:
         return check_device(device)
     except ValueError as err:
-        fail(str(err))
+        fail(err)
 
 
 def format_bitrate(bps: float) -> str:
@@ -55,6 +60,74 @@ def setup_logging(level: int = 20) -> None:
     logger.setLevel(level)
 
 
+class _BarReporter:
+    """Draws each library task (`codeclab._progress`) as a rich bar with its total on stderr, starting the
+    live display with the first task (so commands with bars of their own are not disturbed); where stderr
+    is not a terminal (a pipe, a CI log) it writes one line as each task ends instead."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.progress = None
+        self.started: dict[object, tuple[str, float, int | None, str]] = {}
+
+    def start(self, label: str, total: int | None, unit: str) -> object:
+        import time
+
+        if self.live and self.progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
+            self.progress.start()
+        task = self.progress.add_task(label, total=total, unit=unit) if self.progress else object()
+        self.started[task] = (label, time.perf_counter(), total, unit)
+        return task
+
+    def advance(self, task: object, steps: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(task, steps)
+
+    def end(self, task: object) -> None:
+        import time
+
+        label, began, total, unit = self.started.pop(task)
+        if self.progress is None:  # a finished bar stays on screen; a log gets one line
+            count = "" if total is None else f"{total} {unit} "
+            err_console.print(f"{label}: {count}in {time.perf_counter() - began:.1f} s", highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@contextmanager
+def progress_bars() -> Iterator[None]:
+    """Show the progress of the library's long tasks (bench, corpus, export) while the block runs."""
+    from codeclab._progress import reporting_to
+
+    reporter = _BarReporter(live=err_console.is_terminal)
+    try:
+        with reporting_to(reporter):
+            yield
+    finally:
+        reporter.close()
+
+
 def codec_from_options(
     text: str, weights: str | None = None, random_init: bool = False, seed: int = 0, n_q: int | None = None
 ):  # -> tuple[CodecSpec, int | None]
@@ -66,4 +139,4 @@ def codec_from_options(
         ref = CodecRef.parse(text).with_flags(weights, random_init, seed, n_q)
         return ref.spec(), ref.single_n_q()
     except ValueError as err:
-        fail(str(err))
+        fail(err)

@@ -65,7 +65,7 @@ def speech_corpus_command(
     try:
         summary = build_speech_corpus(out, sources, limit_per_speaker, val_percent, workers)
     except (RuntimeError, ValueError) as err:
-        fail(str(err))
+        fail(err)
     for source, reason in summary["skipped"].items():
         console.print(f"[yellow]skipped {source}:[/] {reason}")
     for path, reason in summary["failed"].items():

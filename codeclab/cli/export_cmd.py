@@ -52,7 +52,7 @@ def hf_tokenizer_command(
         if vocab_file is None:
             vocab = export_hf_tokenizer(base, out, q, k, meta)
     except (OSError, ValueError, StoreError, VocabError, ImportError) as err:
-        fail(str(err))
+        fail(err)
     console.print(
         f"{out}: base vocabulary {vocab.base_size} + {vocab.num_specials} special + {q} x {k} audio tokens "
         f"= {vocab.size}; layout in {out / 'audio_vocab.json'}"
@@ -93,7 +93,7 @@ def _parquet(
             base=base,
         )
     except (OSError, ValueError, StoreError, ImportError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"{out}: {len(files)} Parquet file(s); datasets.load_dataset('{out}', split='train')")
 
 

@@ -54,7 +54,7 @@ def train_teacher_command(
                 progress=lambda step, loss: progress.update(task, completed=step, loss=loss),
             )
         except ValueError as err:
-            fail(str(err))
+            fail(err)
     info = teacher.info
     console.print(
         f"{out}: {teacher.dim} phones at {teacher.frame_rate:g} Hz; frame accuracy on the validation split "
@@ -74,7 +74,7 @@ def teacher_info_command(
     try:
         t = load_teacher(teacher)
     except (ValueError, ImportError) as err:
-        fail(str(err))
+        fail(err)
     for key, value in {**t.describe(), "fingerprint": t.fingerprint()}.items():
         console.print(f"{key}: {value}")
 
@@ -100,7 +100,7 @@ def teacher_cache_command(
         store = TeacherCache(cache, load_teacher(teacher), target_db)
         paths = sorted({item.path for item in discover(data)})
     except (ValueError, ImportError, FileNotFoundError) as err:
-        fail(str(err))
+        fail(err)
     computed, failed = store.fill(paths)
     console.print(f"{store.dir}: {len(paths) - len(failed)} files ({computed} computed now)")
     for path, reason in failed:

@@ -84,7 +84,7 @@ def tokenize_command(
                 )
             counts = merge(out)
         except StoreError as err:
-            fail(str(err))
+            fail(err)
         console.print(f"merged {out}: {counts['items']} items, {counts['errors']} errors")
         raise typer.Exit(1 if counts["errors"] else 0)
     if not inputs:
@@ -109,20 +109,21 @@ def tokenize_command(
     try:
         report = _run_with_progress(options, tokenize_corpus)
     except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError) as err:
-        fail(str(err))
+        fail(err)
     _print_report(report)
     raise typer.Exit(1 if report.failed or report.failed_before else 0)
 
 
 def _run_with_progress(options, run):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [
         TextColumn("[bold]tokenize"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} files"),
+        MofNCompleteColumn(),  # "0/?" until the inputs are listed, then "done/total"
+        TextColumn("files"),
         TextColumn("{task.fields[hours]:.2f} h audio"),
-        TextColumn("{task.fields[xrt]:.0f}x real time"),
+        TextColumn("{task.fields[xrt]:.1f}x real time"),  # audio / wall time of the whole job, as the summary
         TextColumn("eta"),
         TimeRemainingColumn(),
     ]
@@ -185,6 +186,6 @@ def detokenize_command(
     try:
         written = detokenize(store, out, ids or None, override, device)
     except (StoreError, ValueError, KeyError) as err:
-        fail(str(err))
+        fail(err)
     console.print(f"wrote {len(written)} file(s) to {out}")
     logging.getLogger("codeclab").debug("detokenized %s", written)

@@ -84,7 +84,7 @@ def train_command(
     try:
         entry = get_entry(preset)
     except ValueError as err:
-        fail(str(err))
+        fail(err)
     if entry.family != "codeclab":
         fail(
             f"{preset} is a peer codec; train a codeclab preset (codeclab-16k-speech, codeclab-24k-audio, ...)"
@@ -100,7 +100,7 @@ def train_command(
         trainer = Trainer(codec_config, config, data, out, device=device, resume=resume, name=preset)
         last = trainer.run(stop_after=stop_after)
     except (ValueError, FileNotFoundError, ImportError) as err:
-        fail(str(err))
+        fail(err)
     if trainer.is_main:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
         console.print(f"{out}: step {last.get('step')}; {summary}")

@@ -141,6 +141,15 @@ class SampleRateMismatch(ValueError):
     """Audio at one rate given to a codec of another, with resampling turned off."""
 
 
+class WeightsNeeded(ValueError):
+    """A codec asked for without weights and without random_init. `cli_message` says the same in the
+    command line's words (--weights, --random-init)."""
+
+    def __init__(self, message: str, cli_message: str) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
+
+
 class UnsupportedDtype(TypeError):
     """A codec moved to a floating type (`codec.to(torch.bfloat16)`) that it cannot compute in."""
 

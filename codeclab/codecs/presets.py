@@ -174,9 +174,13 @@ def build_preset(
         codec.name = name
         return codec
     if not random_init:
-        raise ValueError(
+        from codeclab.codecs.base import WeightsNeeded
+
+        raise WeightsNeeded(
             f"codec {name!r} has no bundled weights: pass weights=DIR (a directory written by "
-            "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec"
+            "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec",
+            f"codec {name!r} has no bundled weights: pass --weights DIR (a directory written by "
+            "`codeclab train` or save_pretrained) or --random-init for an untrained codec",
         )
     from codeclab.audio.signals import calibration_signal
 

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeclab._progress import progress_task
+
 log = logging.getLogger("codeclab.data")
 
 DEBIAN_PACKAGES = [
@@ -449,7 +451,12 @@ def build_demo_corpus(
     for name, make, count in plan:
         if count <= 0:
             continue
-        for entry in make(count):
+        with progress_task(f"demo corpus {name}", count, "items") as advance:
+            entries = []
+            for entry in make(count):
+                entries.append(entry)
+                advance()
+        for entry in entries:
             try:
                 info = sf.info(str(entry.path))
             except Exception as err:

@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from codeclab._progress import progress_task
+
 log = logging.getLogger("codeclab.corpora")
 
 SAMPLE_RATE = 16000
@@ -181,8 +183,14 @@ def build_speech_corpus(
         src, dest = job
         return None if dest.is_file() and dest.stat().st_size > 44 else _decode(src, dest)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        reasons = list(pool.map(work, todo))
+    reasons: list[str | None] = []
+    with (
+        progress_task("speech corpus", len(todo), "files") as advance,
+        ThreadPoolExecutor(max(1, workers)) as pool,
+    ):
+        for reason in pool.map(work, todo):
+            reasons.append(reason)
+            advance()
 
     licences: dict[str, tuple[list, str]] = {}
     train_rows, heldout_rows, failed, too_short = [], [], {}, []

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codeclab._progress import progress_task
 from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
 from codeclab.tokens.store import TokenStore, index_path
@@ -133,6 +134,21 @@ def store_fingerprint(store: TokenStore) -> str:
     return digest.hexdigest()
 
 
+def _train_step(model, optimizer, schedule, batch: list[dict], streams: int, vocab: AudioVocab) -> float:
+    """One optimiser step on `batch`; returns its loss (nats per token)."""
+    ids, mask = _stack(batch, streams)
+    logits = model(ids[..., :-1])
+    targets = ids[..., 1:].masked_fill(~mask[:, None, 1:], vocab.pad_id)
+    nll, _ = _codebook_nll(logits.reshape(-1, vocab.size), targets.reshape(-1), vocab)
+    loss = nll.mean()
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
 def evaluate_store(store_path: str | Path, pattern: str, cfg: LMBenchConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     store = TokenStore(store_path)
@@ -152,18 +168,10 @@ def evaluate_store(store_path: str | Path, pattern: str, cfg: LMBenchConfig) -> 
     batches = _batches(_sequences(store, vocab, train_ids, pattern, length, cfg.seed, True), cfg.batch_size)
     losses = []
     model.train()
-    for _ in range(cfg.steps):
-        ids, mask = _stack(next(batches), streams)
-        logits = model(ids[..., :-1])
-        targets = ids[..., 1:].masked_fill(~mask[:, None, 1:], vocab.pad_id)
-        nll, _ = _codebook_nll(logits.reshape(-1, vocab.size), targets.reshape(-1), vocab)
-        loss = nll.mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
+    with progress_task(f"lm {Path(store_path).name} {pattern}", cfg.steps, "steps") as advance:
+        for _ in range(cfg.steps):
+            losses.append(_train_step(model, optimizer, schedule, next(batches), streams, vocab))
+            advance()
     model.eval()
     total = torch.zeros(n_q, dtype=torch.float64)
     count = torch.zeros(n_q, dtype=torch.float64)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from codeclab._progress import progress_task
 from codeclab.corpora.phonemes import frame_labels, read_sidecar
 from codeclab.eval.lm_bench import store_fingerprint
 from codeclab.eval.report import provenance, write_json, write_table
@@ -86,11 +87,13 @@ def probe_store(
     def logits(codes: torch.Tensor) -> torch.Tensor:
         return weights[q_index, codes].sum(1) + bias
 
-    for _ in range(steps):
-        loss = F.cross_entropy(logits(codes_t), y_t) + 1e-4 * weights.pow(2).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with progress_task(f"probe {Path(store_path).name}", steps, "steps") as advance:
+        for _ in range(steps):
+            loss = F.cross_entropy(logits(codes_t), y_t) + 1e-4 * weights.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            advance()
     with torch.no_grad():
         joint = float((logits(torch.from_numpy(test.codes)).argmax(1).numpy() == y_test).mean())
     return {

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from codeclab._progress import progress_task
 from codeclab.audio.io import load_audio, resample
 from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
 from codeclab.codecs.ref import CodecRef
@@ -150,20 +151,37 @@ def measure(
 ) -> Measured:
     """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`."""
     measured = Measured(choice, codec, n_q)
-    for it in items:
-        x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
-        estimate, codes, bitrate = reconstruct(codec, x, n_q)
-        if codes is not None:
-            measured.codes.append(codes)
-        if bitrate is not None:
-            measured.bitrates.append(bitrate)
-        est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
-        scores = M.compute(
-            references[it.id], est, eval_rate, metrics, it.text, it.language, reference_cache[it.id]
-        )
-        for key, value in scores.items():
-            measured.scores.setdefault(key, []).append(value)
+    label = f"recon {choice.name}" + ("" if n_q is None else f":{n_q}")
+    with progress_task(label, len(items), "items") as advance:
+        for it in items:
+            _measure_item(measured, codec, n_q, it, references, reference_cache, metrics, eval_rate)
+            advance()
     return measured
+
+
+def _measure_item(
+    measured: Measured,
+    codec: AudioCodec | RoundTripCodec,
+    n_q: int | None,
+    it: AudioItem,
+    references: dict[str, np.ndarray],
+    reference_cache: dict[str, dict],
+    metrics: list[str],
+    eval_rate: int,
+) -> None:
+    """Reconstruct one item and add its scores (and codes, bitrate) to `measured`."""
+    x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
+    estimate, codes, bitrate = reconstruct(codec, x, n_q)
+    if codes is not None:
+        measured.codes.append(codes)
+    if bitrate is not None:
+        measured.bitrates.append(bitrate)
+    est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
+    scores = M.compute(
+        references[it.id], est, eval_rate, metrics, it.text, it.language, reference_cache[it.id]
+    )
+    for key, value in scores.items():
+        measured.scores.setdefault(key, []).append(value)
 
 
 def aggregate(measured: Measured, items: int) -> dict[str, Any]:

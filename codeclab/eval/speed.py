@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from codeclab._progress import progress_task
 from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.base import AudioCodec
 
@@ -77,8 +78,9 @@ def measure_speed(
         wav = wav.repeat(1, codec.channels, 1)
     wav = wav.to(dev)
 
-    def timed(fn):
+    def timed(fn, advance):
         fn()  # warm-up
+        advance()
         times = []
         for _ in range(reps):
             if dev.type == "cuda":
@@ -88,14 +90,16 @@ def measure_speed(
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             times.append(time.perf_counter() - start)
+            advance()
         return statistics.median(times), out
 
-    base = _reset_peak(dev)
-    encode_s, encoded = timed(lambda: codec.encode(wav))
-    encode_peak = _peak_mib(dev, base)
-    base = _reset_peak(dev)
-    decode_s, _ = timed(lambda: codec.decode(encoded))
-    decode_peak = _peak_mib(dev, base)
+    with progress_task(f"speed {codec.name}", 2 * (reps + 1), "runs") as advance:
+        base = _reset_peak(dev)
+        encode_s, encoded = timed(lambda: codec.encode(wav), advance)
+        encode_peak = _peak_mib(dev, base)
+        base = _reset_peak(dev)
+        decode_s, _ = timed(lambda: codec.decode(encoded), advance)
+        decode_peak = _peak_mib(dev, base)
     audio = batch * seconds
     frames = float(encoded.lengths.sum())
     return SpeedResult(

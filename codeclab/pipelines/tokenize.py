@@ -221,6 +221,8 @@ class TokenizeJob:
                 "finish the rest, or choose a new --out"
             )
 
+        self._total, self._begin = len(items), begin
+        self.on_progress(report, self._total)  # the total is known before the codec loads
         device = self._device()
         codec = opts.codec.load(device)
         n_q = codec.check_n_q(opts.n_q)
@@ -229,8 +231,6 @@ class TokenizeJob:
         batch_seconds = opts.batch_seconds or (1200.0 if device.startswith("cuda") else 60.0)
         max_samples = int(batch_seconds * codec.sample_rate)
 
-        self._total = len(items)
-        self.on_progress(report, self._total)
         done_marker = store / "done" / f"shard-{shard_name(shard, num_shards)}.json"
         if not todo and done_marker.is_file():
             writer.close()
@@ -259,6 +259,7 @@ class TokenizeJob:
             merge(store)
             report.merged = True
         report.wall_seconds = time.perf_counter() - begin
+        self.on_progress(report, self._total)  # the bar ends on the summary's figures
         return report
 
     def _process(self, todo, codec, n_q, writer, report, max_samples) -> None:
@@ -276,7 +277,7 @@ class TokenizeJob:
         pending: list[dict[str, Any]] = []
         pending_samples = 0
         window = 4 * max_samples  # decoded audio gathered before bucketing by length
-        started = time.perf_counter()
+        started = self._begin  # one clock for the bar and the summary: the whole job's wall time
         for rec in self._records(loader, writer, report, workers):
             item = todo[rec["index"]]
             if "error" in rec:

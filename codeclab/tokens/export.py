@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
+from codeclab._progress import progress_iter
 from codeclab.tokens.store import TokenStore, card_header
 from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
@@ -251,7 +252,7 @@ def export_parquet(
     files = max(1, -(-len(ids) // rows_per_file))
     staged: list[tuple[Path, Path]] = []
     try:
-        for f in range(files):
+        for f in progress_iter(range(files), f"export {out.name}", files, "files"):
             chunk = [tokens[i] for i in ids[f * rows_per_file : (f + 1) * rows_per_file]]
             columns = {
                 "id": [r.id for r in chunk],

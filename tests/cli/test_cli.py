@@ -89,3 +89,25 @@ def test_every_option_of_every_command_has_help():
 
     walk(root, [])
     assert not missing, missing
+
+
+def test_hints_name_flags_not_python_keywords(tmp_path):
+    """A codec without weights gets a hint in the command line's words (--weights, --random-init)."""
+    (tmp_path / "a.wav").write_bytes(b"")
+    result = runner.invoke(
+        app, ["tokenize", str(tmp_path), "--out", str(tmp_path / "t"), "--codec", "codeclab-16k-small"]
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "--weights DIR" in text and "--random-init" in text and "random_init=True" not in text
+
+
+def test_help_shows_switches_without_a_bool_type(capsys):
+    import pytest
+
+    from codeclab.cli.app import main
+
+    with pytest.raises(SystemExit):
+        main(["tokenize", "--help"])
+    out = capsys.readouterr().out
+    assert "--random-init" in out and "<bool>" not in out

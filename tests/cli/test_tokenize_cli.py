@@ -55,7 +55,7 @@ def test_usage_errors_are_clear(tmp_path):
     result = runner.invoke(
         app, ["tokenize", str(tmp_path), "--out", str(tmp_path / "s"), "--codec", "codeclab-tiny"]
     )
-    assert result.exit_code == 2 and "random_init" in result.output
+    assert result.exit_code == 2 and "--random-init" in result.output
 
 
 def test_encode_decode_clab(tmp_path):
@@ -211,7 +211,7 @@ def test_bench_commands(tmp_path):
     result = runner.invoke(
         app, ["bench", "recon", "--codec", "codeclab-tiny", "--data", str(data), "--out", str(tmp_path / "x")]
     )
-    assert result.exit_code == 2 and "random_init" in result.output
+    assert result.exit_code == 2 and "--random-init" in result.output
     result = runner.invoke(
         app,
         [

@@ -53,6 +53,22 @@ def test_bad_files_are_listed_and_good_ones_tokenized(mixed_corpus, tmp_path):
         assert reason in errors[rel]
 
 
+def test_progress_knows_its_total_from_the_start_and_agrees_with_the_summary(mixed_corpus, tmp_path):
+    """The first progress call already has the total (no "0/None files" while the codec loads), and the
+    bar's real-time figure uses the same clock as the summary's (audio over the job's wall time)."""
+    calls = []
+    report = tokenize_corpus(
+        options([mixed_corpus], tmp_path / "s"),
+        lambda r, total: calls.append(
+            (r.skipped + r.tokenized + r.failed, total, r.audio_seconds, r.wall_seconds)
+        ),
+    )
+    assert calls[0][:2] == (0, len(GOOD) + len(BAD))
+    done, total, audio, wall = calls[-1]
+    assert done == total == report.items and audio == report.audio_seconds
+    assert wall == report.wall_seconds
+
+
 class Interrupt(Exception):
     pass
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, check_audio
+from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, WeightsNeeded, check_audio
 
 SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
@@ -98,9 +98,11 @@ class TransformersCodec(nn.Module, AudioCodec):
                 torch.manual_seed(seed)
                 model = model_cls(cls.default_config())
         else:
-            raise ValueError(
+            raise WeightsNeeded(
                 f"codec {name!r} needs pretrained weights: pass weights='{cls.hub_id}' (a hub id; needs internet) or a "
-                f"local directory saved from it, or random_init=True for an untrained model (tests, speed runs)"
+                f"local directory saved from it, or random_init=True for an untrained model (tests, speed runs)",
+                f"codec {name!r} needs pretrained weights: pass --weights {cls.hub_id} (a hub id; needs internet) or "
+                "--weights DIR (a local copy), or --random-init for an untrained model (tests, speed runs)",
             )
         return cls(
             model.to(device),
