@@ -1,4 +1,10 @@
-"""Loudness normalisation of waveforms (RMS level in dBFS, peak-safe)."""
+"""Level normalisation of waveforms (RMS level in dBFS, peak-safe).
+
+This is RMS level, not loudness: BS.1770 LUFS (pyloudnorm) gates 400 ms blocks and K-weights them, which
+is right for programme loudness but leaves short training crops (0.5-1 s) and single words partly
+ungated and costs a filter pass per crop in the data loader. Training and teacher features only need a
+consistent input level, so the plain RMS is kept here on purpose; reports that state loudness should
+use LUFS."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ NaN where a metric cannot score an item (e.g. PESQ finds no speech, F0 finds no 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -157,21 +158,29 @@ def f0_metrics(reference: np.ndarray, estimate: np.ndarray, sr: int) -> tuple[fl
     return cents, corr
 
 
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+def normalise_text(text: str) -> str:
+    """English text as WER compares it: Whisper's English normaliser (whisper-normalizer), the convention
+    of ASR evaluation: lower case, no punctuation, numbers as digits ("twenty-one" -> "21"),
+    contractions expanded, British spellings made American."""
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return _english_normaliser(EnglishTextNormalizer)(text)
+
+
+@functools.cache
+def _english_normaliser(cls):
+    return cls()
 
 
 def word_error_rate(truth: str, hypothesis: str) -> float:
-    ref, hyp = words(truth), words(hypothesis)
-    if not ref:
+    """Word error rate (jiwer) of `hypothesis` against `truth`, both normalised (`normalise_text`);
+    NaN when the truth has no words."""
+    jiwer = require("jiwer")
+    require("whisper_normalizer")
+    ref, hyp = normalise_text(truth), normalise_text(hypothesis)
+    if not re.search(r"\w", ref):  # no words to recognise (the normaliser can leave a lone ".")
         return math.nan
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / len(ref)
+    return float(jiwer.wer(ref, hyp)) if re.search(r"\w", hyp) else 1.0
 
 
 def transcribe(x: np.ndarray, sr: int) -> str:
@@ -212,7 +221,11 @@ SPECS: dict[str, MetricSpec] = {
         "f0_corr", True, 16000, ("torchcrepe",), "correlation of log F0 over voiced frames"
     ),
     "wer": MetricSpec(
-        "wer", False, 16000, ("pocketsphinx",), "word error rate of pocketsphinx (English items with text)"
+        "wer",
+        False,
+        16000,
+        ("pocketsphinx", "jiwer", "whisper_normalizer"),
+        "word error rate of pocketsphinx (English items with text; jiwer, Whisper's normaliser)",
     ),
 }
 DEFAULT_METRICS = list(SPECS)

@@ -15,6 +15,8 @@ INSTALL = {
     "onnxruntime": "pip install onnxruntime",
     "torchcrepe": "pip install --no-deps torchcrepe librosa resampy scipy tqdm",
     "pocketsphinx": "pip install pocketsphinx",
+    "jiwer": "pip install jiwer",
+    "whisper_normalizer": "pip install whisper-normalizer",
     "matplotlib": "pip install matplotlib",
 }
 

@@ -88,8 +88,14 @@ def test_word_error_rate_rises_with_noise_in_expectation(speech):
 
 
 def test_word_error_rate_and_si_sdr_basics():
+    pytest.importorskip("jiwer")
+    pytest.importorskip("whisper_normalizer")
     assert M.word_error_rate("the cat sat", "the cat sat") == 0.0
     assert M.word_error_rate("the cat sat", "a cat sat down") == pytest.approx(2 / 3)
+    # the normaliser: case, punctuation, numbers and contractions do not count as errors
+    assert M.word_error_rate("It's twenty-one dollars, Mr. Smith!", "it is 21 dollars mister smith") == 0.0
+    assert M.word_error_rate("the cat sat", "") == 1.0
+    assert np.isnan(M.word_error_rate("...", "anything"))
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     assert M.si_sdr(x, 3 * x) == 100.0  # scale-invariant
 
