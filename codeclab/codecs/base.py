@@ -359,11 +359,13 @@ def as_encoded(encoded: Encoded | Tensor) -> Encoded:
 
 @dataclass
 class RoundTrip:
-    """audio [B, C, T] (zero past each length), bitrate [B] bits/s measured, nbytes [B] payload bytes."""
+    """audio [B, C, T] (zero past each length), bitrate [B] payload bits/s measured, nbytes [B] payload
+    bytes, container_nbytes [B] bytes of the whole coded stream (container and headers included)."""
 
     audio: Tensor
     bitrate: Tensor
     nbytes: Tensor
+    container_nbytes: Tensor | None = None
 
 
 class RoundTripCodec(ABC):

@@ -34,6 +34,7 @@ from codeclab.eval.report import (
     plot_curves,
     provenance,
     write_json,
+    write_jsonl,
     write_table,
 )
 
@@ -114,29 +115,47 @@ def bitrate_flags(
 
 @dataclass
 class Measured:
-    """One codec setting over the items: per-item scores, codes (token codecs) or measured bitrates
-    (round-trip codecs)."""
+    """One codec setting over the items: per-item score rows (every item, scored, failed or skipped),
+    each metric's values (a failed item at its worst score), codes (token codecs) or coded bytes
+    (round-trip codecs), and the seconds of audio."""
 
     choice: CodecChoice
     codec: AudioCodec | RoundTripCodec
     n_q: int | None
     scores: dict[str, list[float]] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
     codes: list[np.ndarray] = field(default_factory=list)
-    bitrates: list[float] = field(default_factory=list)
+    payload_bytes: int = 0
+    container_bytes: int = 0
+    seconds: float = 0.0
 
     @property
     def label(self) -> str:
         return self.choice.text if self.n_q is None else f"{self.choice.series()}:{self.n_q}"
 
 
-def reconstruct(codec: AudioCodec | RoundTripCodec, x: Tensor, n_q: int | None) -> tuple[Tensor, Any, Any]:
-    """x [C, T] -> (estimate [C, T], codes [n_q, F] or None, measured bits/s or None)."""
+def reconstruct(
+    codec: AudioCodec | RoundTripCodec, x: Tensor, n_q: int | None
+) -> tuple[Tensor, Any, tuple[int, int] | None]:
+    """x [C, T] -> (estimate [C, T'], codes [n_q, F] or None, (payload bytes, container bytes) or None)."""
     if isinstance(codec, RoundTripCodec):
         result = codec.roundtrip(x[None])
-        return result.audio[0], None, float(result.bitrate[0])
+        payload = int(result.nbytes[0])
+        container = payload if result.container_nbytes is None else int(result.container_nbytes[0])
+        return result.audio[0], None, (payload, container)
     encoded = codec.encode(x[None], n_q=n_q)
     estimate = codec.decode(Encoded(encoded.codes, encoded.lengths, encoded.audio_lengths))[0]
     return estimate, encoded.items()[0].cpu().numpy(), None
+
+
+NON_SPEECH_SOURCES = ("music", "samples")  # manifest sources whose items are not speech
+
+
+def is_speech(item: AudioItem) -> bool:
+    """Whether speech metrics apply: items from a music or sample source are not speech."""
+    return not any(item.source == s or item.source.startswith(f"{s}/") for s in NON_SPEECH_SOURCES)
 
 
 def measure(
@@ -169,24 +188,59 @@ def _measure_item(
     metrics: list[str],
     eval_rate: int,
 ) -> None:
-    """Reconstruct one item and add its scores (and codes, bitrate) to `measured`."""
+    """Reconstruct one item and record its scores (and codes or coded bytes) in `measured`."""
     x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
-    estimate, codes, bitrate = reconstruct(codec, x, n_q)
+    measured.seconds += x.shape[-1] / codec.sample_rate
+    row: dict[str, Any] = {"item": it.id, "codec": measured.choice.text, "label": measured.label, "n_q": n_q}
+    try:
+        estimate, codes, coded = reconstruct(codec, x, n_q)
+    except Exception as err:  # noqa: BLE001 (the codec failed on this item: every metric fails, named)
+        estimate, codes, coded = None, None, None
+        row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
     if codes is not None:
         measured.codes.append(codes)
-    if bitrate is not None:
-        measured.bitrates.append(bitrate)
-    est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
+    if coded is not None:
+        measured.payload_bytes += coded[0]
+        measured.container_bytes += coded[1]
+    reference = references[it.id]
+    if estimate is None:
+        est = np.full_like(reference, np.nan)
+    else:
+        est = resample(_mono(estimate)[None], codec.sample_rate, eval_rate)[0]
+    row["output_seconds"] = len(est) / eval_rate if estimate is not None else 0.0
+    row["reference_seconds"] = len(reference) / eval_rate
     scores = M.compute(
-        references[it.id], est, eval_rate, metrics, it.text, it.language, reference_cache[it.id]
+        reference, est, eval_rate, metrics, it.text, it.language, reference_cache[it.id], speech=is_speech(it)
     )
     for key, value in scores.items():
         measured.scores.setdefault(key, []).append(value)
+        row[key] = value
+    for key in scores.failed:
+        measured.failed[key] = measured.failed.get(key, 0) + 1
+    for key in scores.skipped:
+        measured.skipped[key] = measured.skipped.get(key, 0) + 1
+    row["failed"], row["skipped"] = dict(scores.failed), dict(scores.skipped)
+    measured.items.append(row)
+
+
+def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of `values` (resampling items; seeded)."""
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return math.nan, math.nan
+    if data.size == 1:
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def aggregate(measured: Measured, items: int) -> dict[str, Any]:
-    """One results row: bitrates (nominal, measured or entropy-coded) and each metric's mean over the items
-    it could score (`METRIC_scored` says how many)."""
+    """One results row: bitrates (nominal; entropy-coded for token codecs; for round-trip codecs the
+    payload and container bits over the total seconds) and, per metric, the mean over every item it
+    applies to (a failed item at the metric's worst score, never left out), its 95 % bootstrap interval,
+    and how many items were scored, failed and skipped."""
     codec, n_q = measured.codec, measured.n_q
     row: dict[str, Any] = {
         "codec": measured.choice.text,
@@ -194,57 +248,96 @@ def aggregate(measured: Measured, items: int) -> dict[str, Any]:
         "label": measured.label,
         "n_q": n_q,
         "items": items,
+        "seconds": measured.seconds,
     }
     if isinstance(codec, RoundTripCodec):
         row["nominal_kbps"] = codec.bitrate() / 1000
-        row["bitrate_kbps"] = float(np.mean(measured.bitrates)) / 1000
+        seconds = max(measured.seconds, 1e-9)
+        row["bitrate_kbps"] = measured.payload_bytes * 8 / seconds / 1000
+        row["container_kbps"] = measured.container_bytes * 8 / seconds / 1000
     else:
         row["nominal_kbps"] = codec.bitrate(n_q) / 1000
-        stats = M.codebook_statistics(measured.codes, codec.codebook_size, codec.frame_rate)
         row["bitrate_kbps"] = row["nominal_kbps"]
-        row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
-        row["codebooks"] = stats["per_codebook"]
-    for key, values in measured.scores.items():
-        finite = [v for v in values if not math.isnan(v)]
-        row[key] = float(np.mean(finite)) if finite else math.nan
-        row[f"{key}_scored"] = len(finite)
+        if measured.codes:
+            stats = M.codebook_statistics(measured.codes, codec.codebook_size, codec.frame_rate)
+            row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
+            row["codebooks"] = stats["per_codebook"]
+    names = list(measured.scores) + [m for m in measured.skipped if m not in measured.scores]
+    for key in names:
+        values = measured.scores.get(key, [])
+        row[key] = float(np.mean(values)) if values else math.nan
+        if not key.endswith("_reference"):
+            row[f"{key}_ci95"] = list(bootstrap_ci(values))
+            row[f"{key}_failed"] = measured.failed.get(key, 0)
+            row[f"{key}_scored"] = len(values) - row[f"{key}_failed"]
+            row[f"{key}_skipped"] = measured.skipped.get(key, 0)
     return row
 
 
+def summary_cell(row: dict[str, Any], metric: str) -> str:
+    """ "mean [low, high]" for the Markdown table, with the items failed or skipped when there are any."""
+    mean, ci = row.get(metric), row.get(f"{metric}_ci95")
+    if not isinstance(mean, float) or math.isnan(mean):
+        return "n/a"
+    text = f"{mean:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and not math.isnan(ci[0]) else "")
+    extra = [
+        f"{row[k]} {word}"
+        for k, word in ((f"{metric}_failed", "failed"), (f"{metric}_skipped", "skipped"))
+        if row.get(k)
+    ]
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
 def write_report(
-    out: Path, report: dict[str, Any], usable: list[str], status: dict[str, str | None], eval_rate: int
+    out: Path,
+    report: dict[str, Any],
+    usable: list[str],
+    status: dict[str, str | None],
+    eval_rate: int,
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """results.json, results.csv, results.md and plots/ under `out`; returns the report with its plots."""
+    """results.json, results.csv, results.md, items.jsonl (every item of every setting) and plots/ under
+    `out`; returns the report with its plots."""
     rows, flags = report["results"], report["flags"]
     write_json(report, out / "results.json")
-    columns = [
-        "label",
-        "nominal_kbps",
-        "bitrate_kbps",
-        "entropy_kbps",
-        *[m for m in usable if m != "f0_corr"],
-    ]
-    if "f0_rmse_cents" in usable:
-        columns.append("f0_corr")
-    if "dnsmos" in usable:
-        columns.append("dnsmos_reference")
-    if "wer" in usable:
-        columns.append("wer_reference")
+    if items is not None:
+        write_jsonl(items, out / "items.jsonl")
+    shown = [m for m in usable if any(isinstance(r.get(m), float) for r in rows)]
+    bitrates = ["nominal_kbps", "bitrate_kbps", "entropy_kbps", "container_kbps"]
+    columns = ["label", *bitrates]
+    for m in shown:
+        columns += [m, f"{m}_ci95", f"{m}_scored", f"{m}_failed", f"{m}_skipped"]
+    columns += [m for m in ("dnsmos_reference", "wer_reference") if any(m in r for r in rows)]
+    for row in rows:
+        for m in shown:
+            row[f"{m}_summary"] = summary_cell(row, m)
+    md_columns = ["label", *bitrates, *[f"{m}_summary" for m in shown]]
     notes = [
         f"{m}: {M.SPECS[m].description} ({'higher' if M.SPECS[m].higher_is_better else 'lower'} is better; "
         f"at {M.SPECS[m].rate or eval_rate} Hz)"
-        for m in usable
+        for m in shown
     ]
+    notes.append(
+        "each cell: mean over the items [95 % bootstrap interval]; a failed item (NaN, silent or constant "
+        "output, or one the metric cannot score) counts at the metric's worst score; a skipped item (the "
+        "reference cannot be scored, or a speech metric on a non-speech item) is named in items.jsonl"
+    )
+    notes.append(
+        "bitrate_kbps: nominal for token codecs; payload bits over total seconds for Opus and Codec 2"
+    )
     notes += [f"skipped {m}: {r}" for m, r in status.items() if r]
     notes += [f"WARNING: {flag}" for flag in flags]
     notes.append(
         f"provenance: {report['provenance']['command']}; codeclab {report['provenance']['codeclab_version']}; "
         f"data sha256 {report['provenance']['data']['sha256'][:16]}; {report['provenance']['machine']}"
     )
-    write_table(rows, columns, out / "results", "Reconstruction benchmark", notes)
-    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description.split(",")[0] for m in usable}}
+    write_table(rows, columns, out / "results", "Reconstruction benchmark", notes, md_columns=md_columns)
+    for row in rows:
+        for m in shown:
+            row.pop(f"{m}_summary", None)
+    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description.split(",")[0] for m in shown}}
     report["plots"] = (
-        [str(p) for p in plot_curves(rows, usable, "bitrate_kbps", "series", out / "plots", labels)]
+        [str(p) for p in plot_curves(rows, shown, "bitrate_kbps", "series", out / "plots", labels)]
         if rows
         else []
     )
@@ -267,7 +360,7 @@ def run_recon(
     measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing, write."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = metrics or M.DEFAULT_METRICS
+    names = M.expand(metrics or M.DEFAULT_METRICS)
     status = M.metric_status(names)
     usable = [m for m in names if not status[m]]
     for metric, reason in status.items():
@@ -279,6 +372,7 @@ def run_recon(
     references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
     reference_cache: dict[str, dict] = {it.id: {} for it in items}
     rows: list[dict[str, Any]] = []
+    item_rows: list[dict[str, Any]] = []
     fingerprints: dict[str, Any] = {}
     for spec in codecs:
         choice = CodecChoice.parse(spec, random_init)
@@ -289,6 +383,7 @@ def run_recon(
             measured = measure(choice, codec, n_q, items, references, reference_cache, usable, eval_rate)
             row = aggregate(measured, len(items))
             rows.append(row)
+            item_rows += measured.items
             log(
                 f"{row['label']}: "
                 + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
@@ -318,4 +413,4 @@ def run_recon(
         },
         "results": rows,
     }
-    return write_report(out, report, usable, status, eval_rate)
+    return write_report(out, report, usable, status, eval_rate, item_rows)

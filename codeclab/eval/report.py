@@ -56,35 +56,48 @@ def _fmt(value: Any) -> str:
 
 
 def write_table(
-    rows: list[dict[str, Any]], columns: list[str], out: Path, title: str, notes: list[str] | None = None
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    out: Path,
+    title: str,
+    notes: list[str] | None = None,
+    md_columns: list[str] | None = None,
 ) -> None:
-    """rows as CSV (out.csv) and a Markdown table (out.md)."""
+    """rows as CSV (out.csv, `columns`) and a Markdown table (out.md, `md_columns` or `columns`)."""
     with open(out.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k, "") for k in columns})
+    md_columns = md_columns or columns
     lines = [f"# {title}", ""]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "---|" * len(columns))
+    lines.append("| " + " | ".join(md_columns) + " |")
+    lines.append("|" + "---|" * len(md_columns))
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in md_columns) + " |")
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
-def write_json(data: dict[str, Any], path: Path) -> None:
-    def clean(v):
-        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
+def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+    """One JSON object per line (NaN and inf written as null)."""
+    path.write_text("".join(json.dumps(_clean(row)) + "\n" for row in rows))
 
-    path.write_text(json.dumps(clean(data), indent=2) + "\n")
+
+def _clean(v):
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """`data` as indented JSON (NaN and inf written as null)."""
+    path.write_text(json.dumps(_clean(data), indent=2) + "\n")
 
 
 def plot_curves(

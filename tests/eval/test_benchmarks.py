@@ -148,3 +148,66 @@ def test_bitrate_flags_name_a_codec_whose_quality_stalls_with_n_q():
     assert not any(f.startswith("good") for f in flags)
     assert any(f.startswith("collapsed: mel_distance") and "2->4" in f and "1->2" not in f for f in flags)
     assert any(f.startswith("collapsed: stoi") and "1->2" in f for f in flags)
+
+
+class Broken:
+    """A round-trip codec that returns the input, except silence, NaN or half the audio on some items."""
+
+    def __init__(self, faults: dict[int, str]) -> None:
+        self.faults, self.calls, self.sample_rate, self.channels, self.name = faults, 0, 16000, 1, "broken"
+
+    def bitrate(self, n_q=None):
+        return 8000.0
+
+    def roundtrip(self, wav, lengths=None):
+        import torch
+
+        from codeclab.codecs.base import RoundTrip
+
+        fault, self.calls = self.faults.get(self.calls), self.calls + 1
+        out = wav.clone()
+        if fault == "silence":
+            out.zero_()
+        elif fault == "nan":
+            out.fill_(float("nan"))
+        elif fault == "truncated":
+            out = out[..., : out.shape[-1] // 2]
+        seconds = wav.shape[-1] / 16000
+        return RoundTrip(out, torch.tensor([1000 * 8 / seconds]), torch.tensor([1000]), torch.tensor([1100]))
+
+
+def test_failed_items_are_counted_and_never_make_a_codec_look_better(tmp_path, monkeypatch):
+    """Silence, NaN and a truncated output on 3 of 5 items: each item is named as failed in items.jsonl,
+    counted in the summary, and every mean is worse than that of the codec that returns the input."""
+    from codeclab.codecs.base import RoundTripCodec
+    from codeclab.corpora.manifest import discover
+    from codeclab.eval import recon
+
+    monkeypatch.setattr(recon, "RoundTripCodec", (RoundTripCodec, Broken))
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        sf.write(data / f"x{i}.wav", synthetic_speech(1.0 + 0.25 * i, 16000, seed=i).numpy()[0], 16000)
+    items = discover([str(data)])
+    refs = {it.id: recon.load_audio(it.path, 16000, 1)[0] for it in items}
+    names = ["si_sdr", "mel_distance"]
+    rows = {}
+    for label, faults in (("good", {}), ("bad", {0: "silence", 2: "nan", 4: "truncated"})):
+        choice = CodecChoice.parse("opus")
+        measured = recon.measure(
+            choice, Broken(faults), None, items, refs, {it.id: {} for it in items}, names, 16000
+        )
+        rows[label] = recon.aggregate(measured, len(items))
+        rows[label]["_items"] = measured.items
+    good, bad = rows["good"], rows["bad"]
+    assert bad["si_sdr_failed"] == 2 and bad["si_sdr_scored"] == 3  # truncation is scored (and penalised)
+    assert bad["si_sdr"] < good["si_sdr"] and bad["mel_distance"] > good["mel_distance"]
+    assert good["si_sdr_failed"] == 0 and good["si_sdr_scored"] == 5
+    failed = {row["item"]: row["failed"] for row in bad["_items"]}
+    assert "silent" in failed["x0.wav"]["si_sdr"] and "NaN" in failed["x2.wav"]["mel_distance"]
+    low, high = bad["si_sdr_ci95"]
+    assert low <= bad["si_sdr"] <= high
+    # bitrate: total payload bits over total seconds (not the mean of per-item rates)
+    seconds = sum(1.0 + 0.25 * i for i in range(5))
+    assert bad["bitrate_kbps"] == pytest.approx(5 * 1000 * 8 / seconds / 1000)
+    assert bad["container_kbps"] == pytest.approx(5 * 1100 * 8 / seconds / 1000)

@@ -82,7 +82,7 @@ class ClassicCodec(RoundTripCodec):
 
     ffmpeg: str  # set by subclasses (require_ffmpeg)
 
-    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
         raise NotImplementedError
 
     def _pcm_input(self) -> list[str]:
@@ -114,18 +114,19 @@ class ClassicCodec(RoundTripCodec):
     def roundtrip(self, wav: Tensor, lengths: Tensor | None = None) -> RoundTrip:
         wav, lengths = check_audio(wav, lengths, self.channels)
         out = torch.zeros_like(wav, dtype=torch.float32)
-        rates, sizes = [], []
+        rates, sizes, containers = [], [], []
         for b in range(wav.shape[0]):
             n = int(lengths[b])
             x = wav[b, 0, :n].detach().cpu().float().numpy()
-            y, payload = self._roundtrip_item(x)
+            y, payload, container = self._roundtrip_item(x)
             y = y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
             out[b, 0, :n] = torch.from_numpy(
                 np.array(y, dtype=np.float32)
             )  # a copy: ffmpeg's buffer is read-only
             sizes.append(payload)
+            containers.append(container)
             rates.append(payload * 8 / (n / self.sample_rate))
-        return RoundTrip(out, torch.tensor(rates), torch.tensor(sizes))
+        return RoundTrip(out, torch.tensor(rates), torch.tensor(sizes), torch.tensor(containers))
 
 
 class OpusCodec(ClassicCodec):
@@ -146,7 +147,7 @@ class OpusCodec(ClassicCodec):
     def bitrate(self, n_q=None) -> float:
         return float(self.requested)
 
-    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
         encoded = _run(
             [
                 *self._pcm_input(),
@@ -169,7 +170,7 @@ class OpusCodec(ClassicCodec):
             self._pcm_output("ogg"),
             encoded,
         )
-        return np.frombuffer(decoded, dtype=np.float32), total - headers
+        return np.frombuffer(decoded, dtype=np.float32), total - headers, len(encoded)
 
 
 class Codec2Codec(ClassicCodec):
@@ -189,7 +190,7 @@ class Codec2Codec(ClassicCodec):
     def bitrate(self, n_q=None) -> float:
         return float(self.mode)
 
-    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+    def _roundtrip_item(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
         encoded = _run(
             [
                 *self._pcm_input(),
@@ -215,7 +216,7 @@ class Codec2Codec(ClassicCodec):
             dtype=np.float32,
         )
         delay = int(round(self.DELAY_SECONDS * self.sample_rate))
-        return decoded[delay:], len(encoded) - self.HEADER_BYTES
+        return decoded[delay:], len(encoded) - self.HEADER_BYTES, len(encoded)
 
 
 def _opus_factory(
