@@ -211,3 +211,41 @@ def test_failed_items_are_counted_and_never_make_a_codec_look_better(tmp_path, m
     seconds = sum(1.0 + 0.25 * i for i in range(5))
     assert bad["bitrate_kbps"] == pytest.approx(5 * 1000 * 8 / seconds / 1000)
     assert bad["container_kbps"] == pytest.approx(5 * 1100 * 8 / seconds / 1000)
+
+
+def test_lm_bench_reports_unigram_and_bigram_baselines_beside_the_transformer(tmp_path):
+    """A store whose codes count up frame by frame (code_t = code_t-1 + 1 mod K from a random start):
+    the unigram sees uniform codes (log2 K bits), the bigram predicts them almost exactly, and the
+    transformer rows carry their difference to the better baseline (here the bigram)."""
+    rng = np.random.default_rng(1)
+
+    def counting(i):
+        start = rng.integers(0, 64, size=(2, 1))
+        return (start + np.arange(100)[None]) % 64
+
+    store = make_store(tmp_path / "counting", counting, items=30)
+    cfg = LMBenchConfig(steps=30, dim=32, context_frames=16, batch_size=4)
+    report = run_lm_bench([store], tmp_path / "out", patterns=("flatten",), config=cfg, log=lambda *_: None)
+    rows = {row["pattern"]: row for row in report["results"]}
+    assert set(rows) == {"unigram", "bigram", "flatten"}
+    assert rows["unigram"]["bits_per_token"] > 5.5 and rows["bigram"]["bits_per_token"] < 0.5
+    assert rows["flatten"]["best_ngram"] == "bigram"
+    assert rows["flatten"]["vs_ngram_bits_per_second"] == pytest.approx(
+        rows["flatten"]["bits_per_second"] - rows["bigram"]["bits_per_second"]
+    )
+    assert rows["flatten"]["held_out_items"] == rows["bigram"]["held_out_items"] == 3  # 10 % of 30
+    assert "unigram" in (tmp_path / "out" / "lm.md").read_text()
+
+
+def test_ngram_bits_of_random_codes_are_log2_k():
+    from codeclab.eval.ngram import ngram_baselines
+
+    rng = np.random.default_rng(2)
+    train = [rng.integers(0, 16, size=(1, 2000))]
+    held = [rng.integers(0, 16, size=(1, 500))]
+    result = ngram_baselines(train, held, 16)
+    assert result["unigram_bits"][0] == pytest.approx(4.0, abs=0.05)
+    assert 4.0 - 0.05 < result["bigram_bits"][0] < 4.0 + 0.15  # sparse pairs cost a little more
+    assert result["codebooks"][0]["usage"] == 1.0 and result["codebooks"][0]["entropy_bits"] == pytest.approx(
+        4.0, abs=0.02
+    )
