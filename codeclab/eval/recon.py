@@ -335,9 +335,10 @@ def write_report(
     for row in rows:
         for m in shown:
             row.pop(f"{m}_summary", None)
-    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description.split(",")[0] for m in shown}}
+    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description for m in shown}}
+    better = {m: M.SPECS[m].higher_is_better for m in shown}
     report["plots"] = (
-        [str(p) for p in plot_curves(rows, shown, "bitrate_kbps", "series", out / "plots", labels)]
+        [str(p) for p in plot_curves(rows, shown, "bitrate_kbps", "series", out / "plots", labels, better)]
         if rows
         else []
     )

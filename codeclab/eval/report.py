@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -100,43 +101,95 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(_clean(data), indent=2) + "\n")
 
 
+def _bitrate_ticks(values: list[float]) -> list[float]:
+    """Ticks of a log bitrate axis: every decade (and its 2 and 5) within the data's range, and every
+    tested bitrate."""
+    low, high = min(values), max(values)
+    ticks = set(values)
+    for exponent in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
+        for mantissa in (1, 2, 5):
+            tick = mantissa * 10.0**exponent
+            if low / 1.5 <= tick <= high * 1.5:
+                ticks.add(tick)
+    return sorted(ticks)
+
+
 def plot_curves(
-    rows: list[dict[str, Any]], metrics: list[str], x: str, group: str, out_dir: Path, labels: dict[str, str]
+    rows: list[dict[str, Any]],
+    metrics: list[str],
+    x: str,
+    group: str,
+    out_dir: Path,
+    labels: dict[str, str],
+    higher_is_better: dict[str, bool] | None = None,
 ) -> list[Path]:
-    """One PNG per metric: metric against `x` (bitrate), one line per `group` (codec); plus all.png."""
+    """One PNG per metric: metric against `x` (bitrate, log axis ticked at every decade and every
+    tested bitrate), one line per `group` (codec, its full name in the legend); plus all.png. The y label
+    says which direction is better; a point with failed items is ringed in red and labelled with their
+    count; a codec with no score for a metric is listed under the plot, not silently dropped."""
     from codeclab.eval.optional import require
 
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+    better = higher_is_better or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     groups = sorted({r[group] for r in rows})
-    shown = [m for m in metrics if any(isinstance(r.get(m), float) and not math.isnan(r[m]) for r in rows)]
+
+    def finite(r: dict[str, Any], metric: str) -> bool:
+        return isinstance(r.get(metric), float) and not math.isnan(r[metric])
+
+    shown = [m for m in metrics if any(finite(r, m) for r in rows)]
+    xs = [r[x] for r in rows if isinstance(r.get(x), float | int) and r[x] > 0]
+    ticks = _bitrate_ticks(xs) if xs else []
     cols = min(3, max(1, len(shown)))
     grid_rows = max(1, math.ceil(len(shown) / cols))
-    fig_all, axes = plt.subplots(grid_rows, cols, figsize=(5 * cols, 3.6 * grid_rows), squeeze=False)
+    fig_all, axes = plt.subplots(grid_rows, cols, figsize=(5.5 * cols, 4 * grid_rows), squeeze=False)
     for i, metric in enumerate(shown):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        direction = {True: "higher is better \u2191", False: "lower is better \u2193"}.get(better.get(metric))
+        ylabel = textwrap.fill(labels.get(metric, metric), 42) + (f"\n({direction})" if direction else "")
+        missing = [g for g in groups if not any(r[group] == g and finite(r, metric) for r in rows)]
         for target in (ax, axes[i // cols][i % cols]):
             for g in groups:
                 points = sorted(
-                    (r[x], r[metric])
+                    (r[x], r[metric], r.get(f"{metric}_failed", 0))
                     for r in rows
-                    if r[group] == g and isinstance(r.get(metric), float) and not math.isnan(r[metric])
+                    if r[group] == g and finite(r, metric)
                 )
-                if points:
-                    target.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=g)
+                if not points:
+                    continue
+                target.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=g)
+                for px, py, failed in points:
+                    if failed:
+                        target.scatter(
+                            [px], [py], s=140, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5
+                        )
+                        target.annotate(
+                            f"{failed} failed",
+                            (px, py),
+                            textcoords="offset points",
+                            xytext=(6, 6),
+                            fontsize=7,
+                            color="red",
+                        )
             target.set_xlabel(labels.get(x, x))
-            target.set_ylabel(labels.get(metric, metric))
+            target.set_ylabel(ylabel, fontsize=8)
             target.set_xscale("log")
-            target.xaxis.set_major_formatter(ScalarFormatter())
-            target.xaxis.set_minor_formatter(NullFormatter())
+            if ticks:
+                target.xaxis.set_major_locator(FixedLocator(ticks))
+                target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                target.xaxis.set_minor_locator(NullLocator())
+                target.tick_params(axis="x", labelsize=7, labelrotation=45)
             target.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title(labels.get(metric, metric))
+        ax.legend(fontsize=7, loc="best")
+        title = metric
+        if missing:
+            title += f"\nno score: {', '.join(missing)}"
+        ax.set_title(title, fontsize=9)
         fig.tight_layout()
         path = out_dir / f"{metric}.png"
         fig.savefig(path, dpi=110)

@@ -249,3 +249,18 @@ def test_ngram_bits_of_random_codes_are_log2_k():
     assert result["codebooks"][0]["usage"] == 1.0 and result["codebooks"][0]["entropy_bits"] == pytest.approx(
         4.0, abs=0.02
     )
+
+
+def test_plot_ticks_cover_every_decade_and_tested_bitrate(tmp_path):
+    pytest.importorskip("matplotlib")
+    from codeclab.eval.report import _bitrate_ticks, plot_curves
+
+    ticks = _bitrate_ticks([0.5, 3.2, 6.1])
+    assert {0.5, 1, 2, 3.2, 5, 6.1} <= set(ticks)
+    rows = [
+        {"series": "a", "bitrate_kbps": 1.0, "stoi": 0.6, "stoi_failed": 2},
+        {"series": "a", "bitrate_kbps": 2.0, "stoi": 0.7},
+        {"series": "never scored", "bitrate_kbps": 4.0, "stoi": float("nan")},
+    ]
+    paths = plot_curves(rows, ["stoi"], "bitrate_kbps", "series", tmp_path, {}, {"stoi": True})
+    assert [p.name for p in paths] == ["stoi.png", "all.png"] and paths[0].stat().st_size > 1000
