@@ -100,7 +100,12 @@ def probe_command(
         ..., "--store", help="Token store of a phone-aligned corpus (repeatable)."
     ),
     manifest: Path = typer.Option(
-        ..., "--manifest", help="The corpus manifest (the demo corpus links espeak phone alignments)."
+        None, "--manifest", help="The corpus manifest with phone alignments (the demo corpus's espeak items)."
+    ),
+    labels: str = typer.Option(
+        None,
+        "--labels",
+        help="Or: teacher:DIR, label real speech by a phone teacher's most probable phone per frame.",
     ),
     out: Path = typer.Option(..., "--out", help="Report directory (JSON, CSV, Markdown, plots)."),
     steps: int = typer.Option(300, "--steps", help="Training steps of the all-codebooks probe."),
@@ -108,8 +113,10 @@ def probe_command(
     """Linear phone probe per codebook: how semantic are the tokens?"""
     from codeclab.eval.probe import run_probe
 
+    if (manifest is None) == (labels is None):
+        fail("give --manifest (phone-aligned corpus) or --labels teacher:DIR, one of them")
     try:
-        run_probe(stores, manifest, out, steps, _command(), log=console.print)
+        run_probe(stores, manifest, out, steps, _command(), log=console.print, labels=labels)
     except (ValueError, FileNotFoundError) as err:
         fail(err)
     console.print(f"{out}: probe.json, probe.csv, probe.md")

@@ -131,7 +131,51 @@ def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
     assert result["per_codebook_accuracy"][0] == 1.0
     assert result["per_codebook_accuracy"][1] < result["majority_baseline"] + 0.15
     assert result["all_codebooks_accuracy"] > 0.95
+    assert result["per_codebook_gain"][0] == 1.0 and result["per_codebook_gain"][1] < 0.2
+    assert result["per_codebook_information"][0] > 0.9 and result["per_codebook_information"][1] < 0.05
     assert "codebook 1" in (tmp_path / "out" / "probe.md").read_text()
+
+
+def test_heldout_information_is_one_for_a_phone_code_and_about_zero_for_noise_of_any_size():
+    from codeclab.eval.probe import heldout_information
+
+    rng = np.random.default_rng(3)
+    train, test = rng.integers(0, 5, size=4000), rng.integers(0, 5, size=1000)
+    assert heldout_information(train * 7, train, test * 7, test, 5) > 0.95
+    for k in (16, 1024):  # an in-sample mutual information would grow with k
+        value = heldout_information(
+            rng.integers(0, k, size=4000), train, rng.integers(0, k, size=1000), test, 5
+        )
+        assert abs(value) < 0.05, (k, value)
+
+
+def test_probe_on_unaligned_audio_with_teacher_labels(tmp_path, aligned_corpus, phone_teacher):
+    """Real speech has no alignments: a phone teacher labels each frame. Tokenize the tone corpus with a
+    random codec and probe it with the teacher's labels."""
+    from codeclab.codecs.spec import CodecSpec
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+
+    tokenize_corpus(
+        TokenizeOptions(
+            inputs=[str(aligned_corpus / "manifest.jsonl")],
+            out=tmp_path / "tok",
+            codec=CodecSpec("codeclab-tiny", random_init=True),
+            workers=0,
+        )
+    )
+    teacher_dir, _ = phone_teacher
+    report = run_probe(
+        [str(tmp_path / "tok")],
+        None,
+        tmp_path / "out",
+        steps=20,
+        log=lambda *_: None,
+        labels=f"teacher:{teacher_dir}",
+    )
+    result = report["results"][0]
+    assert result["labels"] == f"teacher:{teacher_dir}" and result["test_frames"] > 0
+    assert -1 < result["per_codebook_information"][0] <= 1
+    assert "not a forced alignment" in (tmp_path / "out" / "probe.md").read_text()
 
 
 def test_bitrate_flags_name_a_codec_whose_quality_stalls_with_n_q():
