@@ -15,7 +15,9 @@ CORPUS_DEPS := espeak-ng flite festival festvox-kallpc16k fluidsynth fluid-sound
 # Real human speech for training and held-out evaluation (codeclab corpus speech; see docs/training.md).
 SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 \
 	asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 ktuberling-data klettres-data
-SYSDEPS ?= ffmpeg $(CORPUS_DEPS)
+# Chromium and its driver: the browser test of `bench recon --html`'s page.
+BROWSER_DEPS := chromium chromium-driver
+SYSDEPS ?= ffmpeg $(CORPUS_DEPS) $(BROWSER_DEPS)
 
 .PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights
 

@@ -43,6 +43,10 @@ def recon_command(
     random_init: bool = typer.Option(
         False, "--random-init", help="Token codecs without weights= get random weights (reported)."
     ),
+    html: bool = typer.Option(
+        False, "--html", help="Also write report.html: the table, plots and audio players (one file)."
+    ),
+    listen_items: int = typer.Option(3, "--listen-items", help="Items with audio players in report.html."),
 ) -> None:
     """Quality versus bitrate: PESQ, STOI, SI-SDR, mel/STFT distance, speaker similarity, DNSMOS, F0, WER."""
     from codeclab.eval.recon import run_recon
@@ -64,10 +68,15 @@ def recon_command(
             random_init,
             _command(),
             log=console.print,
+            html=html,
+            listen_items=listen_items,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         fail(err)
-    console.print(f"{out}: results.json, results.csv, results.md, plots/ ({len(report['plots'])} plots)")
+    page = ", report.html" if html else ""
+    console.print(
+        f"{out}: results.json, results.csv, results.md, items.jsonl{page}, plots/ ({len(report['plots'])} plots)"
+    )
 
 
 @bench_app.command("lm")

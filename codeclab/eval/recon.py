@@ -130,6 +130,7 @@ class Measured:
     payload_bytes: int = 0
     container_bytes: int = 0
     seconds: float = 0.0
+    listen: dict[str, np.ndarray] = field(default_factory=dict)  # item id -> output at the eval rate
 
     @property
     def label(self) -> str:
@@ -167,13 +168,17 @@ def measure(
     reference_cache: dict[str, dict],
     metrics: list[str],
     eval_rate: int,
+    keep: set[str] | None = None,
 ) -> Measured:
-    """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`."""
+    """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`;
+    the outputs of the items in `keep` are kept (`measured.listen`) for the listening page."""
     measured = Measured(choice, codec, n_q)
     label = f"recon {choice.name}" + ("" if n_q is None else f":{n_q}")
     with progress_task(label, len(items), "items") as advance:
         for it in items:
-            _measure_item(measured, codec, n_q, it, references, reference_cache, metrics, eval_rate)
+            est = _measure_item(measured, codec, n_q, it, references, reference_cache, metrics, eval_rate)
+            if keep and it.id in keep:
+                measured.listen[it.id] = est
             advance()
     return measured
 
@@ -187,8 +192,9 @@ def _measure_item(
     reference_cache: dict[str, dict],
     metrics: list[str],
     eval_rate: int,
-) -> None:
-    """Reconstruct one item and record its scores (and codes or coded bytes) in `measured`."""
+) -> np.ndarray:
+    """Reconstruct one item and record its scores (and codes or coded bytes) in `measured`; returns the
+    output at `eval_rate` (NaN when the codec failed)."""
     x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
     measured.seconds += x.shape[-1] / codec.sample_rate
     row: dict[str, Any] = {"item": it.id, "codec": measured.choice.text, "label": measured.label, "n_q": n_q}
@@ -221,6 +227,7 @@ def _measure_item(
         measured.skipped[key] = measured.skipped.get(key, 0) + 1
     row["failed"], row["skipped"] = dict(scores.failed), dict(scores.skipped)
     measured.items.append(row)
+    return est
 
 
 def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -356,9 +363,12 @@ def run_recon(
     random_init: bool = False,
     command: list[str] | None = None,
     log=print,
+    html: bool = False,
+    listen_items: int = 3,
 ) -> dict[str, Any]:
-    """Run the benchmark and write results.json, results.csv, results.md and plots/ under `out`:
-    measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing, write."""
+    """Run the benchmark and write results.json, results.csv, results.md, items.jsonl and plots/ under
+    `out` (and with `html`, report.html: the table, plots and players for the first `listen_items`
+    items): measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = M.expand(metrics or M.DEFAULT_METRICS)
@@ -372,6 +382,8 @@ def run_recon(
         raise ValueError(f"no audio items in {data}")
     references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
     reference_cache: dict[str, dict] = {it.id: {} for it in items}
+    listen: dict[str, dict[str, np.ndarray]] = {it.id: {} for it in items[:listen_items]} if html else {}
+    keep = set(listen)
     rows: list[dict[str, Any]] = []
     item_rows: list[dict[str, Any]] = []
     fingerprints: dict[str, Any] = {}
@@ -381,10 +393,14 @@ def run_recon(
         fingerprints[spec] = codec_fingerprint(codec)
         classic = isinstance(codec, RoundTripCodec)
         for n_q in [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks)):
-            measured = measure(choice, codec, n_q, items, references, reference_cache, usable, eval_rate)
+            measured = measure(
+                choice, codec, n_q, items, references, reference_cache, usable, eval_rate, keep
+            )
             row = aggregate(measured, len(items))
             rows.append(row)
             item_rows += measured.items
+            for item_id, audio in measured.listen.items():
+                listen[item_id][measured.label] = audio
             log(
                 f"{row['label']}: "
                 + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
@@ -414,4 +430,15 @@ def run_recon(
         },
         "results": rows,
     }
-    return write_report(out, report, usable, status, eval_rate, item_rows)
+    report = write_report(out, report, usable, status, eval_rate, item_rows)
+    if html:
+        from codeclab.eval.html import write_html_report
+
+        shown = [m for m in usable if any(isinstance(r.get(m), float) for r in rows)]
+        summaries = {r["label"]: {m: summary_cell(r, m) for m in shown} for r in rows}
+        descriptions = {m: M.SPECS[m].description for m in shown}
+        write_html_report(
+            out / "report.html", report, shown, summaries, listen, references, eval_rate, descriptions
+        )
+        report["html"] = str(out / "report.html")
+    return report

@@ -1,0 +1,88 @@
+"""The listening page in a real headless browser (Chromium from Debian, driven by selenium)."""
+
+import shutil
+
+import pytest
+import soundfile as sf
+
+from codeclab.audio.signals import synthetic_speech
+from codeclab.eval.recon import run_recon
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+DECODE_ALL = """
+const done = arguments[arguments.length - 1];
+const players = Array.from(document.querySelectorAll('audio'));
+const context = new OfflineAudioContext(1, 1, 16000);
+Promise.all(players.map(a => fetch(a.src).then(r => r.arrayBuffer()).then(b => context.decodeAudioData(b))
+    .then(buffer => buffer.duration)))
+  .then(durations => done({ok: true, durations: durations}))
+  .catch(err => done({ok: false, error: String(err)}));
+"""
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    pytest.importorskip("matplotlib")
+    root = tmp_path_factory.mktemp("html")
+    data = root / "data"
+    data.mkdir()
+    for i in range(3):
+        sf.write(data / f"clip{i}.wav", synthetic_speech(1.5, 16000, seed=i).numpy()[0], 16000)
+    report = run_recon(
+        ["codeclab-tiny:n_q=1+2"],
+        [str(data)],
+        root / "out",
+        metrics=["si_sdr", "mel_distance"],
+        random_init=True,
+        log=lambda *_: None,
+        html=True,
+        listen_items=2,
+    )
+    return root / "out" / "report.html", report
+
+
+def test_the_page_is_one_file_with_the_table_plots_and_players(page):
+    path, report = page
+    text = path.read_text()
+    assert text.count("<audio") == 2 * (1 + 2)  # 2 items: the original and 2 settings each
+    assert 'src="data:audio/wav;base64,' in text and 'src="data:image/png;base64,' in text
+    assert "codeclab-tiny:2" in text and "[" in text  # the table's rows with their intervals
+    assert "http" not in text.replace("http-equiv", "")  # nothing fetched from elsewhere
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None, reason="needs chromium and chromium-driver (make sysdeps)"
+)
+def test_the_page_loads_in_a_headless_browser_and_every_player_decodes(page, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
+    path, _ = page
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    try:
+        driver.set_script_timeout(60)
+        driver.get(path.as_uri())
+        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert severe == [], severe
+        result = driver.execute_async_script(DECODE_ALL)
+        assert result["ok"], result
+        assert len(result["durations"]) == 6 and all(d > 1.0 for d in result["durations"])
+        table = driver.find_element("id", "results")
+        assert table.is_displayed() and "codeclab-tiny:1" in table.text
+        shot = tmp_path / "page.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
