@@ -79,6 +79,51 @@ def recon_command(
     )
 
 
+@bench_app.command("suite")
+def suite_command(
+    codecs: list[str] = typer.Option(
+        ..., "--codec", help="Codec to compare (repeatable; the --codec grammar of bench recon)."
+    ),
+    data: list[str] = typer.Option(
+        ..., "--data", help="The speech set: directory, glob or manifest (repeatable)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for every sub-report and the leaderboard (index.html)."
+    ),
+    teacher: Path = typer.Option(
+        None, "--teacher", help="Phone teacher directory: labels for the probe on real speech."
+    ),
+    metrics: str = typer.Option(
+        "stoi,pesq_wb,mel_distance,si_sdr", "--metrics", help="Comma-separated recon metrics."
+    ),
+    max_items: int = typer.Option(None, "--max-items", help="Use at most this many items (default: all)."),
+    lm_steps: int = typer.Option(400, "--lm-steps", help="Training steps of the token LM on each store."),
+    random_init: bool = typer.Option(
+        False, "--random-init", help="Token codecs without weights get random weights (reported)."
+    ),
+) -> None:
+    """Recon, token LM, phone probe and speed for every codec on one speech set, and one leaderboard page."""
+    from codeclab.eval.suite import run_suite
+
+    setup_logging()
+    try:
+        run_suite(
+            codecs,
+            data,
+            out,
+            teacher,
+            metrics.split(","),
+            max_items,
+            lm_steps,
+            random_init,
+            _command(),
+            log=console.print,
+        )
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        fail(err)
+    console.print(f"{out}: index.html (leaderboard), leaderboard.md, recon/, lm/, probe/, speed.json")
+
+
 @bench_app.command("lm")
 def lm_command(
     stores: list[str] = typer.Option(..., "--store", help="Token store (repeatable)."),

@@ -86,3 +86,31 @@ def test_the_page_loads_in_a_headless_browser_and_every_player_decodes(page, tmp
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_bench_suite_writes_one_leaderboard_over_every_benchmark(tmp_path, aligned_corpus, phone_teacher):
+    """recon, tokens + LM, probe (teacher labels) and speed for a token codec, one leaderboard row per
+    setting, and an index page linking every sub-report."""
+    from codeclab.eval.suite import run_suite
+
+    teacher_dir, _ = phone_teacher
+    report = run_suite(
+        ["codeclab-tiny:n_q=1+2"],
+        [str(aligned_corpus / "manifest.jsonl")],
+        tmp_path / "suite",
+        teacher=teacher_dir,
+        metrics=["si_sdr", "mel_distance"],
+        lm_steps=10,
+        random_init=True,
+        log=lambda *_: None,
+    )
+    rows = {r["codec"]: r for r in report["rows"]}
+    assert set(rows) == {"codeclab-tiny:1", "codeclab-tiny:2"}
+    for row in rows.values():
+        assert row["lm_bits_per_second"] > 0 and row["encode_xrt"] > 0 and row["probe_codebook1"] is not None
+        assert "[" in row["mel_distance"]  # mean [interval]
+    page = (tmp_path / "suite" / "index.html").read_text()
+    assert "codeclab-tiny:2" in page and 'href="recon/report.html"' in page and 'href="lm/lm.md"' in page
+    assert (tmp_path / "suite" / "recon" / "report.html").is_file() and (
+        tmp_path / "suite" / "probe" / "probe.md"
+    ).is_file()

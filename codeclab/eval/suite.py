@@ -1,0 +1,175 @@
+"""`codeclab bench suite`: every benchmark for a list of codecs on one speech set, and one leaderboard.
+
+    run_suite(["codeclab-16k-speech:1+8", "opus:bitrate=6000"], ["speech/heldout.jsonl"], "bench/suite",
+              teacher="teacher")
+
+runs, under OUT:
+- recon/  `bench recon --html` over every codec (quality against bitrate, the listening page);
+- tokens/ each token codec's store of the speech set (at its largest n_q), for:
+- lm/     `bench lm` (flatten) with its unigram and bigram baselines;
+- probe/  `bench probe --labels teacher:DIR` when a phone teacher is given (real speech has no
+          alignments), else skipped with that reason;
+- speed/  `bench speed` of each token codec;
+and writes leaderboard.json, leaderboard.md and index.html: one row per codec setting with its bitrate,
+the headline quality metrics (mean [95 % interval]), the token LM's bits per second against the better
+n-gram, the probe's codebook-1 information, and encode/decode speed, linking each sub-report, the way
+Codec-SUPERB and DASB present results.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from codeclab.codecs.base import RoundTripCodec
+from codeclab.codecs.ref import CodecRef
+from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
+from codeclab.eval.probe import run_probe
+from codeclab.eval.recon import run_recon, summary_cell
+from codeclab.eval.report import provenance, write_json, write_table
+from codeclab.eval.speed import measure_speed
+
+HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "codec"
+
+
+def run_suite(
+    codecs: list[str],
+    data: list[str],
+    out: str | Path,
+    teacher: str | Path | None = None,
+    metrics: list[str] | None = None,
+    max_items: int | None = None,
+    lm_steps: int = 400,
+    random_init: bool = False,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Run recon, tokenize + lm + probe, and speed; write the leaderboard (see the module docstring)."""
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recon = run_recon(
+        codecs, data, out / "recon", metrics, max_items=max_items, random_init=random_init, log=log, html=True
+    )
+    stores: dict[str, str] = {}
+    speeds: dict[str, dict[str, Any]] = {}
+    for text in codecs:
+        ref = CodecRef.parse(text, random_init)
+        codec = ref.load()
+        if isinstance(codec, RoundTripCodec):
+            continue  # no tokens: recon only
+        store = out / "tokens" / _slug(ref.series())
+        if not (store / "tokens.json").is_file():
+            tokenize_corpus(TokenizeOptions(inputs=list(data), out=store, codec=ref.spec(), workers=0))
+        stores[text] = str(store)
+        speeds[text] = measure_speed(codec, seconds=5.0, batch=1, reps=2).to_dict()
+    lm = (
+        run_lm_bench(list(stores.values()), out / "lm", ("flatten",), LMBenchConfig(steps=lm_steps), log=log)
+        if stores
+        else None
+    )
+    probe, probe_note = None, "skipped: no --teacher given (real speech has no phone alignments)"
+    if stores and teacher is not None:
+        probe = run_probe(list(stores.values()), None, out / "probe", log=log, labels=f"teacher:{teacher}")
+        probe_note = f"labels: the phone teacher {teacher} (its most probable phone per frame)"
+    write_json({"provenance": provenance(command), "speed": speeds}, out / "speed.json")
+    board = leaderboard(recon, lm, probe, stores, speeds)
+    report = {
+        "provenance": provenance(
+            command, codecs=codecs, data=data, teacher=str(teacher) if teacher else None
+        ),
+        "probe": probe_note,
+        "rows": board,
+    }
+    write_json(report, out / "leaderboard.json")
+    columns = [
+        "codec",
+        "kbps",
+        *[m for m in HEADLINE if any(m in r for r in board)],
+        "lm_bits_per_second",
+        "lm_vs_ngram",
+        "probe_codebook1",
+        "encode_xrt",
+        "decode_xrt",
+    ]
+    write_table(board, columns, out / "leaderboard", "Leaderboard", [probe_note])
+    write_index(out / "index.html", report, columns)
+    return report
+
+
+def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict]) -> list[dict[str, Any]]:
+    """One row per codec setting of the recon run, joined with its codec's LM, probe and speed."""
+    by_store = {r["store"]: r for r in (lm or {}).get("results", []) if r["pattern"] == "flatten"}
+    probes = {r["store"]: r for r in (probe or {}).get("results", [])}
+    rows = []
+    for row in recon["results"]:
+        entry: dict[str, Any] = {"codec": row["label"], "kbps": row.get("bitrate_kbps")}
+        for m in HEADLINE:
+            if m in row:
+                entry[m] = summary_cell(row, m)
+        store = stores.get(row["codec"])
+        if store is not None:
+            lm_row = by_store.get(store, {})
+            entry["lm_bits_per_second"] = lm_row.get("bits_per_second")
+            entry["lm_vs_ngram"] = lm_row.get("vs_ngram_bits_per_second")
+            information = probes.get(store, {}).get("per_codebook_information")
+            entry["probe_codebook1"] = information[0] if information else None
+            entry["encode_xrt"] = speeds[row["codec"]]["encode_xrt"]
+            entry["decode_xrt"] = speeds[row["codec"]]["decode_xrt"]
+        rows.append(entry)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
+    """The leaderboard page: the table, what each column means, and links to every sub-report."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
+        for row in report["rows"]
+    )
+    links = [
+        ("recon/report.html", "reconstruction: table, plots, listening page"),
+        ("recon/items.jsonl", "every item's scores"),
+        ("lm/lm.md", "token LM with n-gram baselines"),
+        ("probe/probe.md", "phone probe"),
+        ("speed.json", "speed"),
+    ]
+    items = "".join(
+        f'<li><a href="{href}">{html.escape(text)}</a></li>'
+        for href, text in links
+        if (path.parent / href).exists()
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>codeclab leaderboard</title>
+<style>body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; }}
+table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; }}
+th {{ background: #f3f3f3; }} .note {{ color: #555; font-size: 0.85em; }}</style></head><body>
+<h1>Leaderboard</h1>
+<p class="note">{html.escape(str(report["provenance"].get("command", "")))}; {html.escape(str(report["provenance"].get("machine", "")))}</p>
+<table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p class="note">Quality: mean [95 % bootstrap interval] over the items (failed items at the worst score).
+lm_bits_per_second: the token LM's held-out bits per second of audio (lower: more predictable tokens);
+lm_vs_ngram: minus the better n-gram baseline's (below 0: the LM beats code statistics).
+probe_codebook1: held-out phone information of codebook 1 (share of the phone entropy). {html.escape(report["probe"])}.
+encode_xrt / decode_xrt: times faster than real time on this machine.</p>
+<h2>Reports</h2><ul>{items}</ul>
+</body></html>
+"""
+    path.write_text(page)
+    return path
