@@ -47,6 +47,9 @@ def recon_command(
         False, "--html", help="Also write report.html: the table, plots and audio players (one file)."
     ),
     listen_items: int = typer.Option(3, "--listen-items", help="Items with audio players in report.html."),
+    align_ms: float = typer.Option(
+        0.0, "--align-delay-ms", help="Align each output to its reference within this many ms before scoring."
+    ),
 ) -> None:
     """Quality versus bitrate: PESQ, STOI, SI-SDR, mel/STFT distance, speaker similarity, DNSMOS, F0, WER."""
     from codeclab.eval.recon import run_recon
@@ -70,6 +73,7 @@ def recon_command(
             log=console.print,
             html=html,
             listen_items=listen_items,
+            align_ms=align_ms,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         fail(err)

@@ -394,6 +394,7 @@ class ItemScores(dict):
         super().__init__()
         self.failed: dict[str, str] = {}
         self.skipped: dict[str, str] = {}
+        self.delay = 0  # samples the output was moved earlier to align it (compute's max_delay)
 
 
 def fit_length(estimate: np.ndarray, length: int) -> np.ndarray:
@@ -401,6 +402,28 @@ def fit_length(estimate: np.ndarray, length: int) -> np.ndarray:
     if len(estimate) >= length:
         return estimate[:length]
     return np.pad(estimate, (0, length - len(estimate)))
+
+
+def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_delay: int) -> int:
+    """The delay (samples, within +-max_delay) by which `estimate` lags `reference`: the peak of their
+    cross-correlation (FFT). 0 when either is silent."""
+    if max_delay <= 0 or not np.any(reference) or not np.any(estimate):
+        return 0
+    n = len(reference) + len(estimate)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(estimate, size) * np.conj(np.fft.rfft(reference, size)), size)
+    lags = np.concatenate([corr[: max_delay + 1], corr[-max_delay:]]) if max_delay < size // 2 else corr
+    index = int(np.argmax(lags))
+    return index if index <= max_delay else index - len(lags)
+
+
+def align(estimate: np.ndarray, delay: int) -> np.ndarray:
+    """`estimate` moved `delay` samples earlier (a positive delay is removed; a negative one padded)."""
+    if delay > 0:
+        return estimate[delay:]
+    if delay < 0:
+        return np.concatenate([np.zeros(-delay, dtype=estimate.dtype), estimate])
+    return estimate
 
 
 def signal_problem(x: np.ndarray) -> str | None:
@@ -438,14 +461,23 @@ def compute(
     language: str | None = None,
     reference_cache: dict | None = None,
     speech: bool = True,
+    max_delay: int = 0,
 ) -> ItemScores:
     """The metrics among `names` (and their groups, `expand`) for one item; see the module docstring
     for how failures and skips are decided. `reference_cache` keeps reference-only results (DNSMOS and
-    WER of the original) across codecs; `speech=False` (an item not tagged speech) skips speech metrics."""
+    WER of the original) across codecs; `speech=False` (an item not tagged speech) skips speech metrics.
+    `max_delay` > 0 (samples): the output is first aligned to the reference by the cross-correlation
+    peak within that range (for codecs that add latency); the delay found is `scores.delay`."""
     reference = reference.astype(np.float32)
-    estimate = fit_length(np.asarray(estimate, dtype=np.float32), len(reference))
+    estimate = np.asarray(estimate, dtype=np.float32)
+    delay = 0
+    if max_delay > 0 and np.isfinite(estimate).all():
+        delay = estimate_delay(reference, estimate, max_delay)
+        estimate = align(estimate, delay)
+    estimate = fit_length(estimate, len(reference))
     cache = reference_cache if reference_cache is not None else {}
     out = ItemScores()
+    out.delay = delay
     wanted = expand(names)
     if not speech:
         for name in [m for m in wanted if SPECS[m].speech]:

@@ -131,6 +131,7 @@ class Measured:
     container_bytes: int = 0
     seconds: float = 0.0
     listen: dict[str, np.ndarray] = field(default_factory=dict)  # item id -> output at the eval rate
+    align_ms: float = 0.0  # search this far for the output's delay before scoring (0: no alignment)
 
     @property
     def label(self) -> str:
@@ -169,10 +170,11 @@ def measure(
     metrics: list[str],
     eval_rate: int,
     keep: set[str] | None = None,
+    align_ms: float = 0.0,
 ) -> Measured:
     """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`;
     the outputs of the items in `keep` are kept (`measured.listen`) for the listening page."""
-    measured = Measured(choice, codec, n_q)
+    measured = Measured(choice, codec, n_q, align_ms=align_ms)
     label = f"recon {choice.name}" + ("" if n_q is None else f":{n_q}")
     with progress_task(label, len(items), "items") as advance:
         for it in items:
@@ -216,8 +218,18 @@ def _measure_item(
     row["output_seconds"] = len(est) / eval_rate if estimate is not None else 0.0
     row["reference_seconds"] = len(reference) / eval_rate
     scores = M.compute(
-        reference, est, eval_rate, metrics, it.text, it.language, reference_cache[it.id], speech=is_speech(it)
+        reference,
+        est,
+        eval_rate,
+        metrics,
+        it.text,
+        it.language,
+        reference_cache[it.id],
+        speech=is_speech(it),
+        max_delay=int(measured.align_ms * eval_rate / 1000),
     )
+    if measured.align_ms:
+        row["delay_ms"] = scores.delay * 1000 / eval_rate
     for key, value in scores.items():
         measured.scores.setdefault(key, []).append(value)
         row[key] = value
@@ -365,6 +377,7 @@ def run_recon(
     log=print,
     html: bool = False,
     listen_items: int = 3,
+    align_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Run the benchmark and write results.json, results.csv, results.md, items.jsonl and plots/ under
     `out` (and with `html`, report.html: the table, plots and players for the first `listen_items`
@@ -422,6 +435,7 @@ def run_recon(
             },
         ),
         "eval_rate": eval_rate,
+        "align_ms": align_ms,
         "metric_rates": {m: (M.SPECS[m].rate or eval_rate) for m in usable},
         "skipped_metrics": {m: r for m, r in status.items() if r},
         "metrics": {

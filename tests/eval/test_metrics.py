@@ -185,3 +185,13 @@ def test_speech_metrics_are_skipped_on_items_not_tagged_speech(speech):
     scores = M.compute(speech, noisy(speech, 10), 16000, names, speech=False)
     assert "stoi" not in scores and scores.skipped.get("stoi") == "not tagged speech"
     assert "si_sdr" in scores and "mel_distance" in scores
+
+
+def test_an_output_delayed_by_a_codec_is_aligned_when_asked(speech):
+    delay = 480  # 30 ms at 16 kHz
+    late = np.concatenate([np.zeros(delay, dtype=np.float32), speech])[: len(speech)]
+    plain = M.compute(speech, late, 16000, ["si_sdr"])
+    aligned = M.compute(speech, late, 16000, ["si_sdr"], max_delay=800)
+    assert aligned.delay == delay and plain.delay == 0
+    assert aligned["si_sdr"] > 20 > plain["si_sdr"]
+    assert M.estimate_delay(speech, speech, 800) == 0
