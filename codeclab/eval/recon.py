@@ -327,10 +327,8 @@ def write_report(
     for m in shown:
         columns += [m, f"{m}_ci95", f"{m}_scored", f"{m}_failed", f"{m}_skipped"]
     columns += [m for m in ("dnsmos_reference", "wer_reference") if any(m in r for r in rows)]
-    for row in rows:
-        for m in shown:
-            row[f"{m}_summary"] = summary_cell(row, m)
-    md_columns = ["label", *bitrates, *[f"{m}_summary" for m in shown]]
+    md_rows = [{**row, **{m: summary_cell(row, m) for m in shown}} for row in rows]
+    md_columns = ["label", *bitrates, *shown]
     notes = [
         f"{m}: {M.SPECS[m].description} ({'higher' if M.SPECS[m].higher_is_better else 'lower'} is better; "
         f"at {M.SPECS[m].rate or eval_rate} Hz)"
@@ -350,10 +348,15 @@ def write_report(
         f"provenance: {report['provenance']['command']}; codeclab {report['provenance']['codeclab_version']}; "
         f"data sha256 {report['provenance']['data']['sha256'][:16]}; {report['provenance']['machine']}"
     )
-    write_table(rows, columns, out / "results", "Reconstruction benchmark", notes, md_columns=md_columns)
-    for row in rows:
-        for m in shown:
-            row.pop(f"{m}_summary", None)
+    write_table(
+        rows,
+        columns,
+        out / "results",
+        "Reconstruction benchmark",
+        notes,
+        md_columns=md_columns,
+        md_rows=md_rows,
+    )
     labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description for m in shown}}
     better = {m: M.SPECS[m].higher_is_better for m in shown}
     report["plots"] = (

@@ -63,8 +63,10 @@ def write_table(
     title: str,
     notes: list[str] | None = None,
     md_columns: list[str] | None = None,
+    md_rows: list[dict[str, Any]] | None = None,
 ) -> None:
-    """rows as CSV (out.csv, `columns`) and a Markdown table (out.md, `md_columns` or `columns`)."""
+    """rows as CSV (out.csv, `columns`) and a Markdown table (out.md: `md_columns` of `md_rows`, or the
+    same columns and rows)."""
     with open(out.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -74,7 +76,7 @@ def write_table(
     lines = [f"# {title}", ""]
     lines.append("| " + " | ".join(md_columns) + " |")
     lines.append("|" + "---|" * len(md_columns))
-    for row in rows:
+    for row in md_rows if md_rows is not None else rows:
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in md_columns) + " |")
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
