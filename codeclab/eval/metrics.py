@@ -312,28 +312,17 @@ SPECS: dict[str, MetricSpec] = {
     "speaker_sim": MetricSpec(
         "speaker_sim", True, 16000, ("resemblyzer",), "cosine of resemblyzer speaker embeddings", worst=0.0
     ),
-    "dnsmos": MetricSpec(
-        "dnsmos",
-        True,
-        16000,
-        ("speechmos", "onnxruntime"),
-        "DNSMOS P.835 OVRL (estimate alone), 1-5",
-        worst=1.0,
-    ),
-    "dnsmos_sig": MetricSpec(
-        "dnsmos_sig", True, 16000, ("speechmos", "onnxruntime"), "DNSMOS P.835 SIG (speech), 1-5", worst=1.0
-    ),
-    "dnsmos_bak": MetricSpec(
-        "dnsmos_bak",
-        True,
-        16000,
-        ("speechmos", "onnxruntime"),
-        "DNSMOS P.835 BAK (background), 1-5",
-        worst=1.0,
-    ),
-    "dnsmos_p808": MetricSpec(
-        "dnsmos_p808", True, 16000, ("speechmos", "onnxruntime"), "DNSMOS P.808 MOS, 1-5", worst=1.0
-    ),
+    **{
+        name: MetricSpec(
+            name, True, 16000, ("speechmos", "onnxruntime"), f"DNSMOS {what} (output alone), 1-5", worst=1.0
+        )
+        for name, what in (
+            ("dnsmos", "P.835 OVRL"),
+            ("dnsmos_sig", "P.835 SIG, the speech"),
+            ("dnsmos_bak", "P.835 BAK, the background"),
+            ("dnsmos_p808", "P.808 MOS"),
+        )
+    },
     "f0_rmse_cents": MetricSpec(
         "f0_rmse_cents",
         False,
