@@ -19,7 +19,7 @@ SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asteris
 BROWSER_DEPS := chromium chromium-driver
 SYSDEPS ?= ffmpeg $(CORPUS_DEPS) $(BROWSER_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights teacher
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ corpus: sysdeps $(VENV)/.base
 speech-corpus: $(VENV)/.base
 	$(MAKE) sysdeps SYSDEPS="ffmpeg $(SPEECH_DEPS)"
 	$(VENV)/bin/codeclab corpus speech --out speech-corpus
+
+# The offline phone teacher of the distilled recipe (recipes/codeclab-16k-speech-distilled.json):
+# trained on the demo corpus's espeak-ng alignments (about 7 minutes on 2 cores; docs/semantic.md).
+teacher: corpus
+	$(VENV)/bin/codeclab teacher train --data demo-corpus/manifest.jsonl --out teacher --steps 1500
 
 # Reproduce the bundled codeclab-16k-speech weights (about 95 minutes on 2 CPU cores; see the model card).
 WEIGHTS_RUN ?= runs/codeclab-16k-speech

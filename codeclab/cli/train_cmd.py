@@ -94,6 +94,10 @@ def train_command(
     )
     try:
         config = TrainConfig().with_overrides(overrides)
+        if semantic is None and plan.get("semantic"):
+            semantic, semantic_loss, semantic_weight, semantic_codebooks, semantic_hidden = _recipe_semantic(
+                plan["semantic"], recipe
+            )
         codec_config = _codec_config(
             entry, plan, semantic, semantic_loss, semantic_weight, semantic_codebooks, semantic_hidden
         )
@@ -121,7 +125,7 @@ def _read_recipe(recipe: Path | None, preset: str, data: list[str] | None) -> tu
         fail(f"{recipe}: cannot read the recipe: {err}")
     if not isinstance(plan, dict):
         fail(f"{recipe}: a recipe is a JSON object")
-    unknown = set(plan) - {"preset", "codec", "train", "data", "comment"}
+    unknown = set(plan) - {"preset", "codec", "train", "data", "semantic", "comment"}
     if unknown:
         fail(f"{recipe}: unknown recipe keys {sorted(unknown)}")
     if preset == "codeclab-16k-speech" and plan.get("preset"):
@@ -132,6 +136,30 @@ def _read_recipe(recipe: Path | None, preset: str, data: list[str] | None) -> tu
             for d in plan.get("data", [])
         ]
     return plan, preset, list(data)
+
+
+SEMANTIC_KEYS = {"teacher": str, "loss": str, "weight": (int, float), "codebooks": int, "hidden": int}
+
+
+def _recipe_semantic(block: object, recipe: Path | None) -> tuple[str, str, float, int, int]:
+    """A recipe's "semantic" block ({"teacher": DIR, "loss": "split", "weight": 5, "codebooks": 1,
+    "hidden": 0}: what --semantic and its options say; used when --semantic is not given; the teacher
+    path is relative to the directory you run from, as data paths are) -> their values."""
+    if not isinstance(block, dict) or not isinstance(block.get("teacher"), str):
+        raise ValueError(f'{recipe}: "semantic" must be an object with a "teacher" directory')
+    for key, value in block.items():
+        kind = SEMANTIC_KEYS.get(key)
+        if kind is None:
+            raise ValueError(f'{recipe}: unknown "semantic" key {key!r}; known: {", ".join(SEMANTIC_KEYS)}')
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f'{recipe}: "semantic" {key} has the wrong type ({value!r})')
+    return (
+        block["teacher"],
+        block.get("loss", "split"),
+        float(block.get("weight", 1.0)),
+        int(block.get("codebooks", 1)),
+        int(block.get("hidden", 0)),
+    )
 
 
 def _train_overrides(plan: dict, settings: list[str] | None, **options: object) -> dict[str, str]:

@@ -71,3 +71,22 @@ def test_teacher_train_cache_and_distilled_codec_training(aligned_corpus, tmp_pa
     assert bad.exit_code == 2 and "cannot load teacher" in bad.output
     bad_loss = runner.invoke(app, args[:-2] + ["--semantic-loss", "kl"])
     assert bad_loss.exit_code == 2 and "semantic loss must be one of" in bad_loss.output
+
+    # the same distillation from a recipe's "semantic" block (what make weights will run), and a bad block
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            {"preset": "codeclab-tiny", "semantic": {"teacher": str(teacher), "loss": "split", "weight": 5}}
+        )
+    )
+    no_flags = [a for a in args[:-4] if a not in ("--preset", "codeclab-tiny")]
+    no_flags[no_flags.index(str(tmp_path / "run"))] = str(tmp_path / "run-recipe")
+    from_recipe = runner.invoke(app, [*no_flags, "--recipe", str(recipe)])
+    assert from_recipe.exit_code == 0, from_recipe.output
+    saved = json.loads((tmp_path / "run-recipe" / "codec" / "config.json").read_text())["config"]
+    assert saved["semantic"]["teacher"] == str(teacher) and saved["semantic"]["weight"] == 5
+    recipe.write_text(
+        json.dumps({"preset": "codeclab-tiny", "semantic": {"teacher": str(teacher), "lose": "split"}})
+    )
+    bad_block = runner.invoke(app, [*no_flags, "--recipe", str(recipe)])
+    assert bad_block.exit_code == 2 and "unknown \"semantic\" key 'lose'" in bad_block.output
