@@ -152,7 +152,8 @@ class TransformersCodec(nn.Module, AudioCodec):
         directory = Path(directory)
         model_dir = directory / SAVED_MODEL_DIR
         model_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(model_dir), safe_serialization=True)
+        # one file, whatever the model's size: the sha256 in config.json covers one weights file
+        self.model.save_pretrained(str(model_dir), safe_serialization=True, max_shard_size="1000GB")
         weights = model_dir / "model.safetensors"
         meta = {
             "format": FORMAT,
