@@ -49,6 +49,8 @@ def provenance(command: list[str] | None = None, **extra: Any) -> dict[str, Any]
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
