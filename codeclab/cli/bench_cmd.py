@@ -125,7 +125,8 @@ def suite_command(
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         fail(err)
-    console.print(f"{out}: index.html (leaderboard), leaderboard.md, recon/, lm/, probe/, speed.json")
+    parts = [p for p in ("recon/", "lm/", "probe/", "speed.json") if (out / p.rstrip("/")).exists()]
+    console.print(f"{out}: index.html (leaderboard), leaderboard.md, {', '.join(parts)}")
 
 
 @bench_app.command("lm")
