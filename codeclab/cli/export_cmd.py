@@ -137,3 +137,31 @@ def datasets_command(
 ) -> None:
     """The same as `export parquet`: a directory `datasets.load_dataset(OUT)` reads."""
     _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base)
+
+
+@export_app.command("bpe")
+def bpe_command(
+    store: Path = typer.Argument(..., help="Token store."),
+    vocab_size: int = typer.Option(
+        ..., "--vocab-size", help="Ids of the BPE vocabulary (specials + Q*K codes + merges)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for the tokenizer (PreTrainedTokenizerFast) and audio_bpe.json."
+    ),
+    pattern: str = typer.Option(
+        "flatten", "--pattern", help="flatten or coarse_first (BPE needs one stream)."
+    ),
+    n_q: int = typer.Option(None, "--n-q", help="Codebooks to include (default: all the store has)."),
+) -> None:
+    """Acoustic BPE over a store's codes (HF tokenizers): fewer tokens per second for an LLM."""
+    from codeclab.tokens.bpe import train_bpe
+    from codeclab.tokens.store import StoreError
+
+    try:
+        bpe = train_bpe(store, vocab_size, out, pattern, n_q)
+    except (OSError, ValueError, StoreError, ImportError) as err:
+        fail(err)
+    console.print(
+        f"{out}: {bpe.vocab_size} ids ({bpe.n_q} x {bpe.codebook_size} codes + merges, {bpe.pattern}); "
+        f"PreTrainedTokenizerFast.from_pretrained('{out}'), codeclab.tokens.bpe.AudioBPE.load('{out}')"
+    )

@@ -1,0 +1,101 @@
+"""Acoustic BPE: exact round trips, the exported tokenizer agrees id for id, unsupported patterns refused."""
+
+import numpy as np
+import pytest
+
+from codeclab.tokens.store import ShardWriter, TokenRecord, merge
+
+pytest.importorskip("tokenizers", reason="the llm extra (tokenizers) is not installed")
+transformers = pytest.importorskip("transformers", reason="the llm extra (transformers) is not installed")
+
+META = {
+    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "frame_rate": 50.0,
+    "n_q": 3,
+    "codebook_size": 16,
+    "codes_dtype": "int16",
+}
+
+
+def store_with(path, make, items=20):
+    writer = ShardWriter(path, META)
+    for i in range(items):
+        writer.add(TokenRecord(f"u{i:02d}", make(i), "p", "s", 1.0, 16000))
+    writer.finish({})
+    merge(path)
+    return path
+
+
+def repetitive(i):
+    """Codes with structure BPE can merge: a few short motifs repeated."""
+    rng = np.random.default_rng(i)
+    motifs = [rng.integers(0, 16, size=(3, 4)) for _ in range(3)]
+    return np.concatenate([motifs[j] for j in rng.integers(0, 3, size=12)], axis=1)
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "coarse_first"])
+def test_bpe_round_trip_is_exact_and_the_tokenizer_agrees_id_for_id(tmp_path, pattern):
+    from codeclab.tokens.bpe import AudioBPE, codes_to_text, train_bpe
+
+    store = store_with(tmp_path / "store", repetitive)
+    bpe = train_bpe(store, 3 * 16 + 3 + 40, tmp_path / "bpe", pattern=pattern)
+    loaded = AudioBPE.load(tmp_path / "bpe")
+    fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
+    rng = np.random.default_rng(9)
+    for codes in [repetitive(100), repetitive(101), rng.integers(0, 16, size=(3, 17))]:
+        ids = bpe.encode(codes)
+        assert np.array_equal(bpe.decode(ids), codes) and np.array_equal(loaded.decode(ids), codes)
+        assert fast(codes_to_text(codes, 16, pattern), add_special_tokens=False)["input_ids"] == ids
+    structured = bpe.encode(repetitive(100))
+    assert len(structured) < repetitive(100).size  # merges shorten structured codes
+
+
+def test_bpe_refuses_stream_patterns_small_vocabularies_and_foreign_ids(tmp_path):
+    from codeclab.tokens.bpe import BPEError, train_bpe
+
+    store = store_with(tmp_path / "store", repetitive)
+    with pytest.raises(BPEError, match="one stream per codebook"):
+        train_bpe(store, 100, tmp_path / "a", pattern="delay")
+    with pytest.raises(BPEError, match="at least 51"):
+        train_bpe(store, 50, tmp_path / "b")
+    bpe = train_bpe(store, 60, tmp_path / "c", n_q=2)
+    with pytest.raises(BPEError, match="shape"):
+        bpe.encode(np.zeros((3, 4), dtype=np.int64))
+    from codeclab.tokens.bpe import BASE
+
+    second_codebook = bpe.tokenizer.convert_tokens_to_ids(chr(BASE + 16))  # code 0 of codebook 1
+    with pytest.raises(BPEError, match="do not divide"):
+        bpe.decode([second_codebook])
+    with pytest.raises(BPEError, match="not flatten codes"):
+        bpe.decode([second_codebook, second_codebook])  # codebook 1 where codebook 0 belongs
+
+
+def test_export_bpe_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from codeclab.cli.app import app
+
+    store = store_with(tmp_path / "store", repetitive)
+    result = CliRunner().invoke(
+        app, ["export", "bpe", str(store), "--vocab-size", "80", "--out", str(tmp_path / "bpe")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "bpe" / "audio_bpe.json").is_file() and (tmp_path / "bpe" / "tokenizer.json").is_file()
+    bad = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "bpe",
+            str(store),
+            "--vocab-size",
+            "80",
+            "--out",
+            str(tmp_path / "x"),
+            "--pattern",
+            "delay",
+        ],
+    )
+    assert bad.exit_code == 2 and "one stream per codebook" in bad.output
