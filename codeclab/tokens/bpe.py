@@ -10,7 +10,10 @@ it merged.
 
 Patterns: `flatten` (frame-major) and `coarse_first` (codebook-major) are one string per item and are
 supported; `parallel` and `delay` are Q streams and are refused. Ids: the special tokens first
-(`<|pad|>`, `<|audio_start|>`, `<|audio_end|>`), then the Q*K single-code tokens, then the merges.
+(`<|pad|>`, `<|bos|>`, `<|eos|>`, `<|audio_start|>`, `<|audio_end|>`), then the Q*K single-code tokens,
+then the merges. `AudioBPE` also offers the vocabulary interface of `AudioVocab` that the LM datasets use
+(`to_ids`, `from_ids`, `pad_id`, `bos_id`, `eos_id`, `size`), so `TokenDataset(store, vocab=bpe)` and
+`PackedTokenDataset` give BPE ids.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 BASE = 0xF0000
 MAX_SYMBOLS = 0xFFFFD - BASE + 1
-SPECIALS = ("<|pad|>", "<|audio_start|>", "<|audio_end|>")
+SPECIALS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|audio_start|>", "<|audio_end|>")
 BPE_PATTERNS = ("flatten", "coarse_first")
 INFO_FILE = "audio_bpe.json"
 
@@ -91,6 +94,55 @@ class AudioBPE:
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
+
+    # -- the AudioVocab interface of the LM datasets -----------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self.vocab_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.n_q
+
+    base_size = 0  # no text ids: a text tokenizer's ids would collide with the BPE's
+
+    def special(self, name: str) -> int:
+        return int(self.tokenizer.convert_tokens_to_ids(f"<|{name}|>"))
+
+    @property
+    def pad_id(self) -> int:
+        return self.special("pad")
+
+    @property
+    def bos_id(self) -> int:
+        return self.special("bos")
+
+    @property
+    def eos_id(self) -> int:
+        return self.special("eos")
+
+    def to_ids(
+        self, codes, pattern: str = "flatten", markers: bool = False, bos: bool = False, eos: bool = False
+    ):
+        """codes [Q, T] (tensor or array) -> BPE ids [L] (torch), wrapped as `AudioVocab.to_ids` wraps them."""
+        import torch
+
+        if pattern != self.pattern:
+            raise BPEError(f"this BPE was trained on the {self.pattern} pattern, not {pattern!r}")
+        ids = self.encode(np.asarray(codes))
+        names = (["bos"] if bos else []) + (["audio_start"] if markers else [])
+        tail = (["audio_end"] if markers else []) + (["eos"] if eos else [])
+        return torch.tensor(
+            [self.special(n) for n in names] + ids + [self.special(n) for n in tail], dtype=torch.long
+        )
+
+    def from_ids(self, tokens, pattern: str = "flatten", n_q: int | None = None):
+        """BPE ids -> codes [Q, T] (torch); framing and padding tokens are skipped."""
+        import torch
+
+        if pattern != self.pattern:
+            raise BPEError(f"this BPE was trained on the {self.pattern} pattern, not {pattern!r}")
+        return torch.from_numpy(self.decode(torch.as_tensor(tokens).reshape(-1).tolist()))
 
     @classmethod
     def load(cls, directory: str | Path) -> AudioBPE:

@@ -41,7 +41,7 @@ def test_bpe_round_trip_is_exact_and_the_tokenizer_agrees_id_for_id(tmp_path, pa
     from codeclab.tokens.bpe import AudioBPE, codes_to_text, train_bpe
 
     store = store_with(tmp_path / "store", repetitive)
-    bpe = train_bpe(store, 3 * 16 + 3 + 40, tmp_path / "bpe", pattern=pattern)
+    bpe = train_bpe(store, 3 * 16 + 5 + 40, tmp_path / "bpe", pattern=pattern)
     loaded = AudioBPE.load(tmp_path / "bpe")
     fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
     rng = np.random.default_rng(9)
@@ -59,9 +59,9 @@ def test_bpe_refuses_stream_patterns_small_vocabularies_and_foreign_ids(tmp_path
     store = store_with(tmp_path / "store", repetitive)
     with pytest.raises(BPEError, match="one stream per codebook"):
         train_bpe(store, 100, tmp_path / "a", pattern="delay")
-    with pytest.raises(BPEError, match="at least 51"):
+    with pytest.raises(BPEError, match="at least 53"):
         train_bpe(store, 50, tmp_path / "b")
-    bpe = train_bpe(store, 60, tmp_path / "c", n_q=2)
+    bpe = train_bpe(store, 60, tmp_path / "c", n_q=2)  # 5 specials + 32 codes + merges
     with pytest.raises(BPEError, match="shape"):
         bpe.encode(np.zeros((3, 4), dtype=np.int64))
     from codeclab.tokens.bpe import BASE
@@ -99,3 +99,27 @@ def test_export_bpe_command(tmp_path):
         ],
     )
     assert bad.exit_code == 2 and "one stream per codebook" in bad.output
+
+
+def test_lm_datasets_take_the_bpe_as_their_vocabulary(tmp_path):
+    """TokenDataset and PackedTokenDataset give BPE ids (bos, audio_start ... audio_end, eos) that decode
+    back to the store's codes."""
+    import torch
+
+    from codeclab.tokens.bpe import train_bpe
+    from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
+    from codeclab.tokens.store import TokenStore
+
+    store = store_with(tmp_path / "store", repetitive)
+    bpe = train_bpe(store, 90, tmp_path / "bpe")
+    dataset = TokenDataset(str(store), vocab=bpe)
+    item = dataset[0]
+    ids = item["input_ids"]
+    assert (
+        int(ids[0]) == bpe.bos_id and int(ids[1]) == bpe.special("audio_start") and int(ids[-1]) == bpe.eos_id
+    )
+    assert torch.equal(bpe.from_ids(ids), TokenStore(store)[item["id"]].tensor())
+    packed = next(iter(PackedTokenDataset(dataset, 256)))
+    assert packed["input_ids"].shape == (256,) and int(packed["input_ids"].max()) < bpe.size
+    padding = packed["input_ids"][packed["attention_mask"] == 0]
+    assert bool((padding == bpe.pad_id).all())
