@@ -109,12 +109,17 @@ def _codebook_nll(model: StreamLM, ids: Tensor, mask: Tensor, vocab: AudioVocab)
     return nll, q
 
 
-def _split(store: TokenStore, percent: int) -> tuple[list[str], list[str]]:
-    """(train ids, held-out ids): the ceil(percent %) of the items (at least one, never all) first in the
-    order of a fixed hash of their ids, so the split does not depend on the store's order or machine."""
-    ids = store.ids()
+def held_out_ids(ids: list[str], percent: int) -> set[str]:
+    """The ceil(percent %) of `ids` (at least one, never all) first in the order of a fixed hash of the
+    ids, so a split does not depend on a store's order or the machine; empty for a single id."""
     count = min(max(1, math.ceil(len(ids) * percent / 100)), len(ids) - 1)
-    held = set(sorted(ids, key=lambda i: (zlib.crc32(i.encode()), i))[:count])
+    return set(sorted(ids, key=lambda i: (zlib.crc32(i.encode()), i))[:count])
+
+
+def _split(store: TokenStore, percent: int) -> tuple[list[str], list[str]]:
+    """(train ids, held-out ids) of a store, held out by `held_out_ids`."""
+    ids = store.ids()
+    held = held_out_ids(ids, percent)
     return [i for i in ids if i not in held], [i for i in ids if i in held]
 
 

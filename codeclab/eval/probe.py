@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from codeclab._progress import progress_task
 from codeclab.corpora.phonemes import frame_labels, read_sidecar
-from codeclab.eval.lm_bench import store_fingerprint
+from codeclab.eval.lm_bench import held_out_ids, store_fingerprint
 from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.tokens.store import TokenStore
 
@@ -76,10 +76,7 @@ TEACHER_VALIDATION_PERCENT = 20
 
 def teacher_labelled_frames(store: TokenStore, teacher_dir: str | Path) -> dict[str, Frames]:
     """{"train", "validation"} Frames of every store item, labelled by a phone teacher's argmax phone at
-    each codec frame's centre; validation: the first 20 % of the items by a fixed hash of their ids."""
-    import math
-    import zlib
-
+    each codec frame's centre; validation: 20 % of the items, chosen by `held_out_ids`."""
     from codeclab.audio.io import load_audio
     from codeclab.teachers import codec_frame_times, features_at
     from codeclab.teachers.phone import PhoneTeacher
@@ -87,11 +84,7 @@ def teacher_labelled_frames(store: TokenStore, teacher_dir: str | Path) -> dict[
     teacher = PhoneTeacher.load(teacher_dir)
     phones = teacher.config.phones
     ids = store.ids()
-    held = set(
-        sorted(ids, key=lambda i: (zlib.crc32(i.encode()), i))[
-            : max(1, math.ceil(len(ids) * TEACHER_VALIDATION_PERCENT / 100))
-        ]
-    )
+    held = held_out_ids(ids, TEACHER_VALIDATION_PERCENT)
     codes: dict[str, list[np.ndarray]] = {"train": [], "validation": []}
     labels: dict[str, list[str]] = {"train": [], "validation": []}
     with progress_task(f"teacher labels {Path(store.path).name}", len(ids), "items") as advance:
