@@ -35,22 +35,36 @@ def encode_command(
         "--stream",
         help="Encode as audio arrives and write .clab packets as frames complete (causal codecs; implied by -).",
     ),
+    coding: str = typer.Option(
+        "auto",
+        "--coding",
+        help="auto (range coded when the codec ships an entropy model, else bits), range or bits.",
+    ),
+    packet_ms: float = typer.Option(
+        None,
+        "--packet-ms",
+        help="Milliseconds of audio per packet (default 100; 20 with --stream, for latency).",
+    ),
 ) -> None:
-    """Encode one audio file to a .clab bitstream."""
+    """Encode one audio file to a .clab bitstream (version 3: packets that survive loss)."""
     from codeclab.audio.io import AudioError
-    from codeclab.pipelines.clab_files import encode_file
+    from codeclab.pipelines.clab_files import DEFAULT_PACKET_MS, encode_file
 
     spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
     if stream or str(source) == "-" or str(target) == "-":
-        _encode_streaming(source, target, spec, n_q)
+        _encode_streaming(
+            source, target, spec, n_q, coding, STREAM_PACKET_MS if packet_ms is None else packet_ms
+        )
         return
     try:
-        size, seconds, n_q_used, codec_obj = encode_file(source, target, spec, n_q)
+        done = encode_file(source, target, spec, n_q, coding=coding, packet_ms=packet_ms or DEFAULT_PACKET_MS)
     except (AudioError, ValueError) as err:
         fail(err)
+    codes_kbps = done.payload * 8 / done.seconds / 1000
     console.print(
-        f"{target}: {size} bytes for {seconds:.2f} s ({size * 8 / seconds / 1000:.2f} kbps on disk; "
-        f"nominal {format_bitrate(codec_obj.bitrate(n_q_used))} with {n_q_used} codebooks)"
+        f"{target}: {done.size} bytes for {done.seconds:.2f} s; {done.coding} coded: {codes_kbps:.2f} kbps of "
+        f"codes, {done.size * 8 / done.seconds / 1000:.2f} kbps with packet framing; nominal "
+        f"{format_bitrate(done.codec.bitrate(done.n_q))} with {done.n_q} codebooks"
     )
 
 
@@ -73,23 +87,43 @@ def decode_command(
         "--stream",
         help="Decode packets as they arrive and write PCM as audio completes (implied by -).",
     ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse a damaged file (naming the packet) instead of concealing lost frames."
+    ),
 ) -> None:
-    """Decode a .clab bitstream to audio."""
+    """Decode a .clab bitstream to audio; lost or damaged packets are concealed and counted."""
     from codeclab.pipelines.clab_files import decode_file
     from codeclab.tokens.clab import ClabFormatError
 
     override = codec_from_options(codec, weights, random_init)[0] if codec else None
     if stream or str(source) == "-" or str(target) == "-":
-        _decode_streaming(source, target, override)
+        _decode_streaming(source, target, override, strict)
         return
     try:
-        seconds = decode_file(source, target, override)
+        done = decode_file(source, target, override, strict=strict)
     except (ClabFormatError, ValueError) as err:
         fail(err)
-    console.print(f"{target}: {seconds:.2f} s")
+    console.print(f"{target}: {done.seconds:.2f} s")
+    report_damage(str(source), done.concealed_frames, done.damage)
 
 
-def _encode_streaming(source: Path, target: Path, spec, n_q: int | None) -> None:
+def report_damage(where: str, concealed: int, damage: list[str]) -> None:
+    """Say on stderr what a lenient decode concealed (nothing when the file was whole)."""
+    if not damage:
+        return
+    err_console.print(f"{where}: damaged; {concealed} frames concealed ({len(damage)} problems):")
+    for line in damage[:10]:
+        err_console.print(f"  {line}")
+    if len(damage) > 10:
+        err_console.print(f"  ... and {len(damage) - 10} more")
+
+
+STREAM_PACKET_MS = 20.0  # one frame per packet when streaming: packets add no latency
+
+
+def _encode_streaming(
+    source: Path, target: Path, spec, n_q: int | None, coding: str, packet_ms: float
+) -> None:
     """`encode --stream`: blocks of 80 ms from stdin (WAV or s16le) or from a file, packets out flushed."""
     from codeclab.audio.io import AudioError, stream_audio
     from codeclab.audio.pcm import PCMError, read_pcm_blocks
@@ -107,7 +141,9 @@ def _encode_streaming(source: Path, target: Path, spec, n_q: int | None) -> None
     except (AudioError, PCMError, ValueError, OSError) as err:
         fail(err)
     try:
-        frames, samples, codec_obj = encode_to_stream(blocks, out, spec, n_q, codec=probe)
+        frames, samples, codec_obj = encode_to_stream(
+            blocks, out, spec, n_q, codec=probe, coding=coding, packet_ms=packet_ms
+        )
     except (AudioError, PCMError, StreamingUnsupported, ValueError, OSError) as err:
         if str(target) != "-":
             out.close()
@@ -116,22 +152,25 @@ def _encode_streaming(source: Path, target: Path, spec, n_q: int | None) -> None
     if str(target) != "-":
         out.close()
     err_console.print(
-        f"{target}: {frames} frames for {samples / codec_obj.sample_rate:.2f} s (streamed .clab, version 2)"
+        f"{target}: {frames} frames for {samples / codec_obj.sample_rate:.2f} s (streamed .clab, version 3)"
     )
 
 
-def _decode_streaming(source: Path, target: Path, override) -> None:
+def _decode_streaming(source: Path, target: Path, override, strict: bool) -> None:
     """`decode --stream`: .clab (packets as they arrive) to s16le PCM on stdout, or to a WAV/FLAC file."""
     from codeclab.codecs.modules.state import StreamingUnsupported
     from codeclab.pipelines.clab_stream import decode_to_pcm, open_binary
     from codeclab.tokens.clab import ClabFormatError
+    from codeclab.tokens.clab_packets import PacketReport
 
     if str(target) != "-":
         fail(f"{target}: `decode --stream` writes raw PCM to stdout; give - as the target (or drop --stream)")
     where = "stdin" if str(source) == "-" else str(source)
     try:
         inp = open_binary(source, "rb")
-        seconds = decode_to_pcm(inp, open_binary(target, "wb"), override, where)
+        report = PacketReport()
+        seconds = decode_to_pcm(inp, open_binary(target, "wb"), override, where, strict, report)
     except (ClabFormatError, StreamingUnsupported, ValueError, OSError) as err:
         fail(err)
     err_console.print(f"{where}: {seconds:.2f} s decoded to s16le PCM")
+    report_damage(where, report.concealed_frames, report.damage)

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_command)
     app.command("info")(info_command)
     app.command("bundle")(bundle_command)
+    app.command("entropy")(entropy_command)
 
 
 def list_command(
@@ -153,6 +154,8 @@ def info_command(
                 f"{semantic.loss} loss (weight {semantic.weight:g}) from {semantic.teacher} into "
                 f"{semantic.codebooks} codebook(s)",
             )
+    if codec is not None and codec.entropy_record is not None:
+        table.add_row("entropy coding", entropy_summary(codec.entropy_record))
     if not Path(name).is_dir():
         table.add_row("source", entry.source)
     table.add_row("weights", weights)
@@ -183,3 +186,37 @@ def bundle_command(
         fail(err)
     size = (target / "model.safetensors").stat().st_size / 1e6
     console.print(f"{target}: {size:.1f} MB; load_codec('{preset}') now loads these weights")
+
+
+def entropy_summary(record: dict) -> str:
+    """One line on a codec's entropy model: what it was fitted on and its held-out range-coded rates."""
+    fitted = record.get("fitted_on", {})
+    line = f"model {record['sha256'][:16]}..., fitted on {fitted.get('items', '?')} items of {fitted.get('store', '?')}"
+    heldout = record.get("heldout")
+    if heldout:
+        rates = ", ".join(
+            f"n_q {n}: {heldout['kbps'][n]:.2f} of {heldout['nominal_kbps'][n]:g}" for n in heldout["kbps"]
+        )
+        line += f"; range-coded kbps on held-out {heldout['store']} ({heldout['seconds']:g} s): {rates}"
+    return line
+
+
+def entropy_command(
+    store: Path = typer.Argument(..., help="Token store of the codec's codes on its training corpus."),
+    weights: Path = typer.Option(
+        ..., "--weights", help="The codec's weights directory; the model is written and recorded there."
+    ),
+    heldout: Path = typer.Option(
+        None, "--heldout", help="A token store of held-out speech (same codec) to measure real kbps on."
+    ),
+) -> None:
+    """Fit the entropy model that range codes .clab files (code counts per codebook) and ship it with the
+    weights (docs/bitstream.md)."""
+    from codeclab.pipelines.entropy_fit import fit_entropy_model
+    from codeclab.tokens.store import StoreError
+
+    try:
+        record = fit_entropy_model(store, weights, heldout)
+    except (OSError, ValueError, StoreError) as err:
+        fail(err)
+    console.print(f"{weights}/entropy.safetensors: {entropy_summary(record)}")

@@ -95,10 +95,12 @@ def demo_command(
     console.print(f"encode: {seconds / encode_s:.1f}x real time on {torch.get_num_threads()} CPU threads")
 
     # 2. a .clab bitstream
-    size, clip_s, n_q, _ = encode_file(out / "input.wav", out / "input.clab", spec)
+    written = encode_file(out / "input.wav", out / "input.clab", spec)
     console.print(
-        f"\n[bold]2. bitstream[/] {out / 'input.clab'}: {size} bytes for {clip_s:.1f} s with {n_q} codebooks "
-        f"({size * 8 / clip_s / 1000:.2f} kbps on disk, nominal {format_bitrate(codec.bitrate(n_q))})"
+        f"\n[bold]2. bitstream[/] {out / 'input.clab'}: {written.size} bytes for {written.seconds:.1f} s with "
+        f"{written.n_q} codebooks, {written.coding} coded: {written.payload * 8 / written.seconds / 1000:.2f} "
+        f"kbps of codes, {written.size * 8 / written.seconds / 1000:.2f} kbps on disk with the packet framing "
+        f"(nominal {format_bitrate(codec.bitrate(written.n_q))})"
     )
 
     # 3. tokenize a corpus

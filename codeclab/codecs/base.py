@@ -14,12 +14,15 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from codeclab._checks import check_n_q
+
+if TYPE_CHECKING:
+    from codeclab.tokens.entropy import EntropyModel
 
 
 @dataclass
@@ -161,6 +164,36 @@ class AudioCodec(ABC):
 
     name: str = "codec"
     random_init: bool = False  # True for an untrained codec (load_codec(..., random_init=True))
+    entropy_record: dict | None = None  # config.json's "entropy_model" of the weights loaded, if any
+    entropy_path: Path | None = None  # its file
+
+    def entropy_model(self) -> EntropyModel | None:
+        """The code probability model that ships with the weights (`entropy.safetensors`, recorded in
+        config.json with its sha256), used to range code `.clab` files; None when the weights have none.
+        A file whose tables do not match the recorded sha256 raises ValueError naming it."""
+        if self.entropy_path is None:
+            return None
+        cached = self.__dict__.get("_entropy_cache")
+        if cached is not None:
+            return cached
+        from codeclab.tokens.entropy import EntropyError, EntropyModel
+
+        try:
+            model = EntropyModel.load(self.entropy_path)
+        except EntropyError as err:
+            raise ValueError(str(err)) from err
+        expected = (self.entropy_record or {}).get("sha256")
+        if model.sha256 != expected:
+            raise ValueError(
+                f"{self.entropy_path}: entropy model sha256 {model.sha256} is not the {expected} that "
+                "config.json records; the file is corrupt or belongs to other weights"
+            )
+        if model.codebook_size != self.codebook_size or model.n_q < self.num_codebooks:
+            raise ValueError(
+                f"{self.entropy_path}: the entropy model does not fit codec {self.name}'s codebooks"
+            )
+        self.__dict__["_entropy_cache"] = model
+        return model
 
     @property
     def device(self) -> torch.device:

@@ -17,6 +17,7 @@ from codeclab._files import atomic_write_bytes
 from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.spec import ADDED_BUFFERS
+from codeclab.tokens.entropy import MODEL_FILE as ENTROPY_FILE  # range coding's model (optional)
 
 FORMAT = "codeclab-codec"
 FORMAT_VERSION = 1
@@ -60,6 +61,10 @@ def save_pretrained(
         "random_init": bool(codec.random_init),  # untrained weights stay marked as such
         **(extra or {}),
     }
+    model = codec.entropy_model()
+    if model is not None:
+        model.save(directory)
+        meta["entropy_model"] = {**(codec.entropy_record or {}), "file": ENTROPY_FILE, "sha256": model.sha256}
     atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
     codec.weights_sha256 = digest
     return directory
@@ -161,4 +166,30 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
         )
     codec.weights_sha256 = digest
     codec.random_init = meta.get("random_init") is True
+    attach_entropy_model(codec, directory, meta)
     return codec.to(device).eval()
+
+
+def attach_entropy_model(codec, directory: Path, meta: dict[str, Any]) -> None:
+    """Point `codec` at the entropy model config.json records (loaded, and its sha256 checked, on first
+    use by `codec.entropy_model()`); a record without its file is an error naming the file."""
+    record = meta.get("entropy_model")
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise ValueError(f"{directory / CONFIG_FILE}: 'entropy_model' must be an object with a 'sha256'")
+    path = directory / ENTROPY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: entropy model missing (config.json records one)")
+    codec.entropy_record, codec.entropy_path = record, path
+
+
+def record_entropy_model(directory: str | Path, model, record: dict[str, Any]) -> Path:
+    """Write `model` beside the weights in `directory` and record it (sha256 and `record`, e.g. what it
+    was fitted on and its held-out rates) in config.json. Returns the model's file."""
+    directory = Path(directory)
+    meta = read_config(directory)
+    path = model.save(directory)
+    meta["entropy_model"] = {**record, "file": ENTROPY_FILE, "sha256": model.sha256}
+    atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    return path

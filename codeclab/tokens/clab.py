@@ -24,6 +24,9 @@ read while it arrives (`iter_stream`): the header leaves out `frames` and `audio
                    u32 CRC32 of the packet's bytes before it
     end packet:    u16 0, u64 audio_length, u32 CRC32
 
+Version 3, packets that survive loss and may be range coded with the codec's entropy model, is described
+in `codeclab.tokens.clab_packets`; `codeclab encode` writes it. Versions 1 and 2 still decode.
+
 Anything else (foreign, truncated or corrupt files, inconsistent headers, codes out of range) raises
 `ClabFormatError`, never another exception and never garbage codes.
 """
@@ -35,17 +38,19 @@ import math
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from codeclab._files import read_up_to
+from codeclab.tokens.entropy import EntropyModel
 
 MAGIC = b"CLAB"
 VERSION = 1
-STREAM_VERSION = 2  # the packet layout
+STREAM_VERSION = 2  # the stream layout
+PACKET_VERSION = 3  # packets that survive loss, bits or range coded (tokens/clab_packets.py)
 _PREFIX = struct.Struct("<4sBI")
 _CRC = struct.Struct("<I")
 _FRAMES = struct.Struct("<H")
@@ -81,10 +86,17 @@ def unpack_codes(payload: bytes, n_q: int, frames: int, bits: int) -> np.ndarray
 
 @dataclass
 class ClabFile:
-    """A decoded .clab file: header fields and codes [n_q, frames] int64."""
+    """A decoded .clab file: header fields and codes [n_q, frames] int64; for a version-3 file, `lost`
+    [frames] bool marks concealed frames and `damage` says what was met (docs/bitstream.md)."""
 
     header: dict[str, Any]
     codes: np.ndarray
+    lost: np.ndarray | None = None
+    damage: list[str] = field(default_factory=list)
+
+    @property
+    def concealed_frames(self) -> int:
+        return 0 if self.lost is None else int(self.lost.sum())
 
     @property
     def audio_length(self) -> int:
@@ -184,8 +196,11 @@ def check_header(header: dict[str, Any], where: str) -> None:
         raise ClabFormatError(f"{where}: the header's codec record must be an object with a 'name' string")
 
 
-def from_bytes(data: bytes, where: str = "<bytes>") -> ClabFile:
-    """Parse and check a .clab file's bytes; every problem raises `ClabFormatError`."""
+def from_bytes(
+    data: bytes, where: str = "<bytes>", model: EntropyModel | None = None, strict: bool = False
+) -> ClabFile:
+    """Parse and check a .clab file's bytes; every problem raises `ClabFormatError`. Version 3 (packets):
+    `model` is the entropy model of a range-coded file; damage is concealed, or an error when `strict`."""
     if len(data) < _PREFIX.size + _CRC.size:
         if not data.startswith(MAGIC[: len(data)]) or len(data) == 0:
             raise ClabFormatError(f"{where}: not a .clab file ({len(data)} bytes, no CLAB magic)")
@@ -197,10 +212,14 @@ def from_bytes(data: bytes, where: str = "<bytes>") -> ClabFile:
         import io
 
         return read_stream(io.BytesIO(data), where)
+    if version == PACKET_VERSION:
+        from codeclab.tokens.clab_packets import read_packets
+
+        return read_packets(data, where, model, strict)
     if version != VERSION:
         raise ClabFormatError(
             f"{where}: .clab format version {version} is not supported (this codeclab reads "
-            f"{VERSION} and {STREAM_VERSION})"
+            f"{VERSION}, {STREAM_VERSION} and {PACKET_VERSION})"
         )
     if head_len > MAX_HEADER or _PREFIX.size + head_len + _CRC.size > len(data):
         raise ClabFormatError(
@@ -229,13 +248,36 @@ def write_clab(path: str | Path, codes: np.ndarray, header: dict[str, Any]) -> i
     return len(blob)
 
 
-def read_clab(path: str | Path) -> ClabFile:
+def read_clab(path: str | Path, model: EntropyModel | None = None, strict: bool = False) -> ClabFile:
+    """A .clab file of any version (see `from_bytes`)."""
+    return from_bytes(read_clab_bytes(path), str(path), model, strict)
+
+
+def read_clab_bytes(path: str | Path) -> bytes:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as err:
         raise ClabFormatError(f"{path}: cannot read ({err.strerror})") from None
-    return from_bytes(data, str(path))
+
+
+def peek_header(data: bytes, where: str = "<bytes>") -> dict[str, Any]:
+    """The header of a .clab file's bytes (any version), checked as far as it goes, without the codes:
+    what a reader needs to open the codec (and its entropy model) before decoding."""
+    if len(data) < _PREFIX.size or data[:4] != MAGIC:
+        return from_bytes(data, where).header  # the format error, worded as for a whole read
+    version = data[4]
+    if version == PACKET_VERSION:
+        import io
+
+        from codeclab.tokens.clab_packets import _Buffer, _read_header
+
+        return _read_header(_Buffer(io.BytesIO(data)), where)
+    if version == STREAM_VERSION:
+        import io
+
+        return next(iter_stream(io.BytesIO(data), where))
+    return from_bytes(data, where).header
 
 
 # -- version 2: packets ------------------------------------------------------------------------------

@@ -116,12 +116,13 @@ class EntropyModel:
         return out
 
     def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
+
+        from codeclab._files import atomic_write_bytes
 
         path = Path(directory) / MODEL_FILE
-        save_file(
-            {"counts": self.counts}, str(path), metadata={"format": "codeclab-entropy", "sha256": self.sha256}
-        )
+        blob = save({"counts": self.counts}, metadata={"format": "codeclab-entropy", "sha256": self.sha256})
+        atomic_write_bytes(path, blob)
         return path
 
     @classmethod

@@ -78,10 +78,21 @@ def test_a_whole_file_clab_decodes_as_a_stream_too(tmp_path):
     source = tmp_path / "a.wav"
     (source).write_bytes(_wav_bytes(_pcm16(0.5, seed=1)))
     assert runner.invoke(app, ["encode", str(source), str(tmp_path / "a.clab"), *TINY]).exit_code == 0
-    assert read_clab(tmp_path / "a.clab").header.get("coding") is None  # version 1
+    clab = read_clab(tmp_path / "a.clab")
+    assert clab.header["packet_frames"] == 5  # version 3, 100 ms packets
     result = runner.invoke(app, ["decode", str(tmp_path / "a.clab"), "-", *TINY])
     assert result.exit_code == 0, result.output
     assert len(result.stdout_bytes) == 2 * 8000
+    from codeclab.tokens.clab import to_bytes
+
+    header = {
+        k: v for k, v in clab.header.items() if k not in ("n_q", "frames", "bits", "coding", "packet_frames")
+    }
+    (tmp_path / "v1.clab").write_bytes(to_bytes(clab.codes, header))  # version 1 still decodes
+    again = runner.invoke(app, ["decode", str(tmp_path / "v1.clab"), "-", *TINY])
+    assert again.exit_code == 0
+    v1, v3 = (np.frombuffer(r.stdout_bytes, "<i2").astype(int) for r in (again, result))
+    assert v1.shape == v3.shape and np.abs(v1 - v3).max() <= 1  # decode steps of 500 or 5 frames: rounding
 
 
 @pytest.mark.parametrize(
@@ -109,13 +120,17 @@ def test_bad_streams_exit_2_with_a_message_and_leave_no_file(tmp_path, args, std
     assert not out.exists()
 
 
-def test_a_cut_stream_is_refused_when_decoded(tmp_path):
+def test_a_cut_stream_is_concealed_or_refused_with_strict(tmp_path):
     samples = _pcm16(0.5, seed=2)
     runner.invoke(app, ["encode", "-", str(tmp_path / "s.clab"), *TINY], input=samples.tobytes())
     blob = (tmp_path / "s.clab").read_bytes()
-    result = runner.invoke(app, ["decode", "-", "-", *TINY], input=blob[:-20])
-    assert result.exit_code == 2
-    assert "truncated" in result.output
+    cut = blob[:-40]  # the end packet and part of the last packet of codes
+    result = runner.invoke(app, ["decode", "-", "-", *TINY], input=cut)
+    assert result.exit_code == 0, result.output
+    assert "damaged" in result.stderr and "end packet is missing" in result.stderr
+    strict = runner.invoke(app, ["decode", "-", "-", "--strict", *TINY], input=cut)
+    assert strict.exit_code == 2
+    assert "truncated packet" in strict.output
 
 
 def test_encode_takes_the_codec_grammar(tmp_path):

@@ -26,12 +26,13 @@ def test_long_files_stream_with_the_codes_of_a_whole_pass(good_corpus, tmp_path)
 
 
 def _with_record(blob: bytes, record) -> bytes:
+    """A version-3 file with its header's codec record replaced (and the header CRC made good)."""
     head_len = struct.unpack_from("<I", blob, 5)[0]
     header = json.loads(blob[9 : 9 + head_len])
     header["codec"] = record
     head = json.dumps(header).encode()
-    body = blob[:5] + struct.pack("<I", len(head)) + head + blob[9 + head_len : -4]
-    return body + struct.pack("<I", zlib.crc32(body))
+    prefix = blob[:5] + struct.pack("<I", len(head)) + head
+    return prefix + struct.pack("<I", zlib.crc32(prefix)) + blob[9 + head_len + 4 :]
 
 
 @pytest.mark.parametrize(
@@ -59,8 +60,10 @@ def test_a_clab_with_codes_of_another_codebook_count_is_refused(good_corpus, tmp
     encode_file(good_corpus / "clip6.wav", tmp_path / "x.clab", TINY)
     clab = read_clab(tmp_path / "x.clab")
     extra = np.concatenate([clab.codes] * 20)  # more codebooks than the codec has
-    header = {k: v for k, v in clab.header.items() if k not in ("n_q", "frames", "bits")}
-    (tmp_path / "y.clab").write_bytes(to_bytes(extra, header))
+    header = {
+        k: v for k, v in clab.header.items() if k not in ("n_q", "frames", "bits", "coding", "packet_frames")
+    }
+    (tmp_path / "y.clab").write_bytes(to_bytes(extra, header))  # version 1
     with pytest.raises(ClabFormatError, match="do not fit codec"):
         decode_file(tmp_path / "y.clab", tmp_path / "out.wav")
 

@@ -144,8 +144,8 @@ def test_foreign_and_newer_files():
     with pytest.raises(ClabFormatError, match="not a .clab file"):
         from_bytes(b"RIFF" + bytes(100))
     newer = bytearray(VALID)
-    newer[4] = 3
-    with pytest.raises(ClabFormatError, match="version 3 is not supported"):
+    newer[4] = 4
+    with pytest.raises(ClabFormatError, match="version 4 is not supported"):
         from_bytes(bytes(newer))
     relabelled = bytearray(VALID)
     relabelled[4] = 2  # a version-1 body read as the packet layout: its header CRC cannot match
