@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codeclab.audio.io import write_audio
 from codeclab.codecs.base import Encoded
 from codeclab.codecs.spec import open_recorded_codec
-from codeclab.audio.io import write_audio
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens
 from codeclab.tokens.store import TokenStore
 from codeclab.tokens.vocab import AudioVocab
