@@ -50,6 +50,9 @@ def recon_command(
     align_ms: float = typer.Option(
         0.0, "--align-delay-ms", help="Align each output to its reference within this many ms before scoring."
     ),
+    plot_rate: str = typer.Option(
+        "coded", "--plot-rate", help="x axis of the plots: coded (payload kbps as written) or nominal."
+    ),
 ) -> None:
     """Quality versus bitrate: PESQ, STOI, SI-SDR, mel/STFT distance, speaker similarity, DNSMOS, F0, WER."""
     from codeclab.eval.recon import run_recon
@@ -74,6 +77,7 @@ def recon_command(
             html=html,
             listen_items=listen_items,
             align_ms=align_ms,
+            plot_rate=plot_rate,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         fail(err)

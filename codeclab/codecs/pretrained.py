@@ -184,12 +184,12 @@ def attach_entropy_model(codec, directory: Path, meta: dict[str, Any]) -> None:
     codec.entropy_record, codec.entropy_path = record, path
 
 
-def record_entropy_model(directory: str | Path, model, record: dict[str, Any]) -> Path:
+def record_entropy_model(directory: str | Path, model, record: dict[str, Any]) -> dict[str, Any]:
     """Write `model` beside the weights in `directory` and record it (sha256 and `record`, e.g. what it
-    was fitted on and its held-out rates) in config.json. Returns the model's file."""
+    was fitted on and its held-out rates) in config.json. Returns the record as written."""
     directory = Path(directory)
     meta = read_config(directory)
-    path = model.save(directory)
+    model.save(directory)
     meta["entropy_model"] = {**record, "file": ENTROPY_FILE, "sha256": model.sha256}
     atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
-    return path
+    return meta["entropy_model"]

@@ -565,17 +565,9 @@ def _with_reference(cache: dict, key: str, run, reference: np.ndarray, estimate:
 def codebook_statistics(codes: list[np.ndarray], codebook_size: int, frame_rate: float) -> dict:
     """Over all items' codes ([n_q, F] each): per codebook usage (fraction of codes seen), entropy (bits),
     dead codes (never seen); and the entropy-estimated bitrate frame_rate x sum of entropies."""
-    n_q = codes[0].shape[0]
-    per = []
-    for q in range(n_q):
-        counts = np.bincount(np.concatenate([c[q] for c in codes]).astype(np.int64), minlength=codebook_size)
-        probs = counts[counts > 0] / counts.sum()
-        entropy = float(-(probs * np.log2(probs)).sum())
-        per.append(
-            {
-                "usage": float((counts > 0).mean()),
-                "entropy_bits": entropy,
-                "dead_codes": int((counts == 0).sum()),
-            }
-        )
-    return {"per_codebook": per, "entropy_bitrate": frame_rate * sum(p["entropy_bits"] for p in per)}
+    from codeclab.tokens.store import code_counts, code_statistics
+
+    counts = code_counts(codes, codes[0].shape[0], codebook_size)
+    stats = code_statistics(counts, frame_rate, digits=None)
+    per = [{**c, "dead_codes": int((row == 0).sum())} for c, row in zip(stats["per_codebook"], counts)]
+    return {"per_codebook": per, "entropy_bitrate": stats["entropy_kbps"] * 1000}

@@ -132,6 +132,8 @@ class Measured:
     seconds: float = 0.0
     listen: dict[str, np.ndarray] = field(default_factory=dict)  # item id -> output at the eval rate
     align_ms: float = 0.0  # search this far for the output's delay before scoring (0: no alignment)
+    clab_sizes: Any = None  # token codecs: codes, audio length -> (.clab payload bytes, file bytes)
+    coding: str | None = None  # token codecs: the .clab coding ("range" or "bits")
 
     @property
     def label(self) -> str:
@@ -150,6 +152,31 @@ def reconstruct(
     encoded = codec.encode(x[None], n_q=n_q)
     estimate = codec.decode(Encoded(encoded.codes, encoded.lengths, encoded.audio_lengths))[0]
     return estimate, encoded.items()[0].cpu().numpy(), None
+
+
+def clab_writer(codec: AudioCodec, choice: CodecChoice):
+    """A function codes [n_q, F], audio length -> (payload bytes, file bytes) of the `.clab` file that
+    `codeclab encode` writes for them (version 3, 100 ms packets, range coded when the codec ships an
+    entropy model, else bit-packed), and the coding used."""
+    from codeclab.codecs.spec import CodecSpec
+    from codeclab.pipelines.clab_files import (
+        DEFAULT_PACKET_MS,
+        clab_header,
+        packet_frames_for,
+        resolve_coding,
+    )
+    from codeclab.tokens.clab_packets import write_packets
+
+    coding, model = resolve_coding(codec, "auto")
+    spec = CodecSpec(choice.name, weights=choice.weights, random_init=choice.random_init, seed=choice.seed)
+    header = clab_header(codec, spec)
+    frames = packet_frames_for(codec, DEFAULT_PACKET_MS)
+
+    def sizes(codes: np.ndarray, audio_length: int) -> tuple[int, int]:
+        blob, payload = write_packets(codes, {**header, "audio_length": audio_length}, coding, model, frames)
+        return payload, len(blob)
+
+    return sizes, coding
 
 
 NON_SPEECH_SOURCES = ("music", "samples")  # manifest sources whose items are not speech
@@ -175,6 +202,8 @@ def measure(
     """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`;
     the outputs of the items in `keep` are kept (`measured.listen`) for the listening page."""
     measured = Measured(choice, codec, n_q, align_ms=align_ms)
+    if not isinstance(codec, RoundTripCodec):
+        measured.clab_sizes, measured.coding = clab_writer(codec, choice)
     label = f"recon {choice.name}" + ("" if n_q is None else f":{n_q}")
     with progress_task(label, len(items), "items") as advance:
         for it in items:
@@ -207,6 +236,8 @@ def _measure_item(
         row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
     if codes is not None:
         measured.codes.append(codes)
+        if measured.clab_sizes is not None:
+            coded = measured.clab_sizes(codes, x.shape[-1])
     if coded is not None:
         measured.payload_bytes += coded[0]
         measured.container_bytes += coded[1]
@@ -256,8 +287,10 @@ def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> t
 
 
 def aggregate(measured: Measured, items: int) -> dict[str, Any]:
-    """One results row: bitrates (nominal; entropy-coded for token codecs; for round-trip codecs the
-    payload and container bits over the total seconds) and, per metric, the mean over every item it
+    """One results row: bitrates (nominal; the payload and container bits over the total seconds: for
+    token codecs of the `.clab` files `codeclab encode` writes, range coded with the codec's entropy model
+    when it ships one, with `entropy_kbps` the in-sample entropy of the codes, a bound no shipped model
+    reaches; for round-trip codecs of their own packets and container) and, per metric, the mean over every item it
     applies to (a failed item at the metric's worst score, never left out), its 95 % bootstrap interval,
     and how many items were scored, failed and skipped."""
     codec, n_q = measured.codec, measured.n_q
@@ -276,7 +309,10 @@ def aggregate(measured: Measured, items: int) -> dict[str, Any]:
         row["container_kbps"] = measured.container_bytes * 8 / seconds / 1000
     else:
         row["nominal_kbps"] = codec.bitrate(n_q) / 1000
-        row["bitrate_kbps"] = row["nominal_kbps"]
+        seconds = max(measured.seconds, 1e-9)
+        row["coding"] = measured.coding
+        row["bitrate_kbps"] = measured.payload_bytes * 8 / seconds / 1000
+        row["container_kbps"] = measured.container_bytes * 8 / seconds / 1000
         if measured.codes:
             stats = M.codebook_statistics(measured.codes, codec.codebook_size, codec.frame_rate)
             row["entropy_kbps"] = stats["entropy_bitrate"] / 1000
@@ -307,6 +343,9 @@ def summary_cell(row: dict[str, Any], metric: str) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
+PLOT_RATES = {"coded": "bitrate_kbps", "nominal": "nominal_kbps"}  # the x axis of the quality plots
+
+
 def write_report(
     out: Path,
     report: dict[str, Any],
@@ -314,9 +353,13 @@ def write_report(
     status: dict[str, str | None],
     eval_rate: int,
     items: list[dict[str, Any]] | None = None,
+    plot_rate: str = "coded",
 ) -> dict[str, Any]:
     """results.json, results.csv, results.md, items.jsonl (every item of every setting) and plots/ under
-    `out`; returns the report with its plots."""
+    `out` (quality against the coded rate, or the nominal one with `plot_rate="nominal"`); returns the
+    report with its plots."""
+    if plot_rate not in PLOT_RATES:
+        raise ValueError(f"plot rate must be one of {sorted(PLOT_RATES)}, got {plot_rate!r}")
     rows, flags = report["results"], report["flags"]
     write_json(report, out / "results.json")
     if items is not None:
@@ -340,7 +383,11 @@ def write_report(
         "reference cannot be scored, or a speech metric on a non-speech item) is named in items.jsonl"
     )
     notes.append(
-        "bitrate_kbps: nominal for token codecs; payload bits over total seconds for Opus and Codec 2"
+        "bitrate_kbps: payload bits over total seconds: for token codecs the codes of the .clab files "
+        "`codeclab encode` writes (range coded with the codec's shipped entropy model when it has one: "
+        "column coding), for Opus and Codec 2 their packets; container_kbps: whole files (.clab with its "
+        "header and packet framing; Ogg or raw Codec 2); entropy_kbps: the in-sample entropy of the codes, "
+        "a bound that no model fitted elsewhere reaches"
     )
     notes += [f"skipped {m}: {r}" for m, r in status.items() if r]
     notes += [f"WARNING: {flag}" for flag in flags]
@@ -357,12 +404,11 @@ def write_report(
         md_columns=md_columns,
         md_rows=md_rows,
     )
-    labels = {"bitrate_kbps": "bitrate (kbps)", **{m: M.SPECS[m].description for m in shown}}
+    x = PLOT_RATES[plot_rate]
+    labels = {x: f"{plot_rate} bitrate (kbps)", **{m: M.SPECS[m].description for m in shown}}
     better = {m: M.SPECS[m].higher_is_better for m in shown}
     report["plots"] = (
-        [str(p) for p in plot_curves(rows, shown, "bitrate_kbps", "series", out / "plots", labels, better)]
-        if rows
-        else []
+        [str(p) for p in plot_curves(rows, shown, x, "series", out / "plots", labels, better)] if rows else []
     )
     return report
 
@@ -381,6 +427,7 @@ def run_recon(
     html: bool = False,
     listen_items: int = 3,
     align_ms: float = 0.0,
+    plot_rate: str = "coded",
 ) -> dict[str, Any]:
     """Run the benchmark and write results.json, results.csv, results.md, items.jsonl and plots/ under
     `out` (and with `html`, report.html: the table, plots and players for the first `listen_items`
@@ -447,7 +494,7 @@ def run_recon(
         },
         "results": rows,
     }
-    report = write_report(out, report, usable, status, eval_rate, item_rows)
+    report = write_report(out, report, usable, status, eval_rate, item_rows, plot_rate)
     if html:
         from codeclab.eval.html import write_html_report
 

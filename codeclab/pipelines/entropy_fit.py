@@ -15,7 +15,7 @@ from typing import Any
 
 from codeclab._progress import progress_task
 from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.pretrained import load_pretrained, record_entropy_model
+from codeclab.codecs.pretrained import load_pretrained, record_entropy_model  # noqa: F401 (re-exported)
 from codeclab.codecs.spec import weights_sha256
 from codeclab.tokens.clab_packets import DEFAULT_PACKET_FRAMES, range_coded_bytes
 from codeclab.tokens.entropy import EntropyModel
@@ -70,7 +70,7 @@ def fit_entropy_model(
 ) -> dict[str, Any]:
     """Fit the model on every item of `store_path` (codes of the codec in `weights_dir`), measure it on
     `heldout` (another store of the same codec, other speakers), write it beside the weights and record
-    it in config.json. Returns the record."""
+    it in config.json. Returns the record (with the model's sha256 and file)."""
     codec = load_pretrained(weights_dir)
     store = _store_of(store_path, codec, "training")
     with progress_task(f"counting codes of {Path(store_path).name}", len(store), "items") as advance:
@@ -91,5 +91,4 @@ def fit_entropy_model(
     }
     if heldout is not None:
         record["heldout"] = heldout_rates(model, _store_of(heldout, codec, "held-out"))
-    record_entropy_model(weights_dir, model, record)
-    return record
+    return record_entropy_model(weights_dir, model, record)

@@ -44,6 +44,8 @@ RECORD_COLUMNS = frozenset(
 )  # the index's schema metadata: {part file: sha256}
 FORMAT_VERSION = 1
 PART_ROWS = "codeclab.rows"  # a part's own row count, in its schema metadata (checked against its footer)
+PART_COUNTS = "codeclab.code_counts"  # a part's code counts per codebook, sparse: [[[code, count], ...], ...]
+STATS_FILE = "stats.json"  # written by merge: code statistics per codebook (entropy, usage)
 INDEX_FILE = "index.pq"
 LEGACY_INDEX_FILE = "index.parquet"  # what older stores call their index (still read)
 CARD_FILE = "README.md"
@@ -300,7 +302,10 @@ class ShardWriter:
         rows = sorted(self._rows, key=lambda r: r["id"])
         columns = {name: [r[name] for r in rows] for name in _schema(self.dtype).names}
         columns["codes"] = [r["codes"].tolist() for r in rows]
-        schema = _schema(self.dtype).with_metadata({PART_ROWS: str(len(rows))})
+        counts = code_counts([r["codes"] for r in rows], self.metadata["n_q"], self.metadata["codebook_size"])
+        schema = _schema(self.dtype).with_metadata(
+            {PART_ROWS: str(len(rows)), PART_COUNTS: json.dumps(sparse_counts(counts), separators=(",", ":"))}
+        )
         table = pa.table(columns, schema=schema)
         path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
         atomic_write(
@@ -475,6 +480,62 @@ def shards_done(store: str | Path, num_shards: int) -> bool:
     return all((done_dir / f"shard-{shard_name(i, num_shards)}.json").is_file() for i in range(num_shards))
 
 
+def code_counts(items: Iterable[np.ndarray], n_q: int, k: int) -> np.ndarray:
+    """How often each code occurs per codebook over items' codes ([n_q, frames] each) -> [n_q, k]."""
+    counts = np.zeros((n_q, k), dtype=np.int64)
+    for codes in items:
+        for q in range(n_q):
+            counts[q] += np.bincount(np.asarray(codes[q], dtype=np.int64), minlength=k)[:k]
+    return counts
+
+
+def sparse_counts(counts: np.ndarray) -> list[list[list[int]]]:
+    return [[[int(c), int(row[c])] for c in np.flatnonzero(row)] for row in counts]
+
+
+def _part_counts(part: Path, keep: list[int], total_rows: int, n_q: int, k: int) -> np.ndarray:
+    """Code counts of the rows `keep` of a part: from its metadata when every row is kept, else (or for
+    parts written before counts were recorded) from its codes."""
+    import pyarrow.parquet as pq
+
+    stored = (pq.read_schema(part).metadata or {}).get(PART_COUNTS.encode())
+    if stored is not None and len(keep) == total_rows:
+        counts = np.zeros((n_q, k), dtype=np.int64)
+        try:
+            for q, pairs in enumerate(json.loads(stored)[:n_q]):
+                for code, count in pairs:
+                    counts[q, code] += count
+            return counts
+        except (ValueError, TypeError, IndexError):
+            pass  # unreadable counts: count the codes themselves
+    codes = part_columns(part, ["codes"])["codes"]
+    return code_counts((np.asarray(codes[row]) for row in keep), n_q, k)
+
+
+def code_statistics(counts: np.ndarray, frame_rate: float, digits: int | None = 4) -> dict[str, Any]:
+    """Per codebook entropy (bits per code) and usage (share of codes seen) of counts [n_q, k], and the
+    entropy rate frame_rate x sum of entropies (what an ideal coder with these statistics would spend);
+    rounded to `digits` (None: not rounded)."""
+
+    def rounded(x: float) -> float:
+        return x if digits is None else round(x, digits)
+
+    per = []
+    for row in counts:
+        p = row[row > 0] / max(int(row.sum()), 1)
+        per.append(
+            {
+                "entropy_bits": rounded(float(-(p * np.log2(p)).sum())),
+                "usage": rounded(float((row > 0).mean())),
+            }
+        )
+    return {
+        "frames": int(counts[0].sum()) if len(counts) else 0,
+        "per_codebook": per,
+        "entropy_kbps": rounded(frame_rate * sum(c["entropy_bits"] for c in per) / 1000),
+    }
+
+
 def merge(store: str | Path) -> dict[str, int]:
     """Write index.pq (id -> part file and row, sorted by id), errors.jsonl (sorted by id) and the
     dataset card README.md.
@@ -485,7 +546,9 @@ def merge(store: str | Path) -> dict[str, int]:
     import pyarrow.parquet as pq
 
     store = Path(store)
-    read_metadata(store)
+    meta = read_metadata(store)
+    n_q, k = int(meta["n_q"]), int(meta["codebook_size"])
+    counts = np.zeros((n_q, k), dtype=np.int64)
     ids: list[str] = []
     files: list[str] = []
     rows: list[int] = []
@@ -495,6 +558,7 @@ def merge(store: str | Path) -> dict[str, int]:
     duplicates = 0
     for part in part_files(store):
         columns = part_columns(part, ["id", "num_frames", "duration"])
+        kept: list[int] = []
         for row, (item_id, n, dur) in enumerate(
             zip(columns["id"], columns["num_frames"], columns["duration"])
         ):
@@ -502,11 +566,13 @@ def merge(store: str | Path) -> dict[str, int]:
                 duplicates += 1
                 continue
             seen.add(item_id)
+            kept.append(row)
             ids.append(item_id)
             files.append(f"data/{part.name}")
             rows.append(row)
             frames.append(n)
             durations.append(dur)
+        counts += _part_counts(part, kept, len(columns["id"]), n_q, k)
     order = sorted(range(len(ids)), key=lambda i: ids[i])
     checksums = {f"data/{part.name}": sha256_file(part) for part in part_files(store)}
     index = pa.table(
@@ -526,7 +592,9 @@ def merge(store: str | Path) -> dict[str, int]:
                 errors[row["id"]] = row
     lines = "".join(json.dumps(errors[k], ensure_ascii=False) + "\n" for k in sorted(errors))
     atomic_write_text(store / "errors.jsonl", lines)
-    atomic_write_text(store / CARD_FILE, dataset_card(read_metadata(store), len(ids)))
+    stats = {"items": len(ids), **code_statistics(counts, float(meta["frame_rate"]))}
+    atomic_write_text(store / STATS_FILE, json.dumps(stats, indent=1) + "\n")
+    atomic_write_text(store / CARD_FILE, dataset_card(meta, len(ids)))
     # the index last: its presence (covering every part) is what marks the merge finished
     atomic_write(store / INDEX_FILE, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     (store / LEGACY_INDEX_FILE).unlink(missing_ok=True)  # an older store's index, now replaced

@@ -145,3 +145,26 @@ def test_an_older_store_with_index_parquet_still_reads_and_merge_renames_it(tmp_
     assert store._checksums and len(store) == 3  # the old index was used (it carries the checksums)
     merge(tmp_path)
     assert (tmp_path / INDEX_FILE).is_file() and not (tmp_path / LEGACY_INDEX_FILE).exists()
+
+
+def test_merge_records_code_statistics_of_the_kept_items(tmp_path):
+    """stats.json: per-codebook entropy and usage over every item once, from the parts' recorded counts
+    (an item written twice, as after a killed run, counts once)."""
+    from codeclab.tokens.store import STATS_FILE, code_counts, code_statistics
+
+    records = [record(i, 20 + i) for i in range(5)]
+    writer = ShardWriter(tmp_path, META)
+    for r in records[:3]:
+        writer.add(r)
+    writer.flush()
+    for r in records[2:]:  # item02 again in the second part: the first part's copy is kept
+        writer.add(r)
+    writer.finish({})
+    merge(tmp_path)
+    stats = json.loads((tmp_path / STATS_FILE).read_text())
+    expected = code_statistics(code_counts([r.codes for r in records], 2, 1024), 50.0)
+    assert stats["items"] == 5 and stats["frames"] == sum(r.codes.shape[1] for r in records)
+    assert stats["per_codebook"] == expected["per_codebook"]
+    assert stats["entropy_kbps"] == expected["entropy_kbps"]
+    bits = [c["entropy_bits"] for c in stats["per_codebook"]]
+    assert all(0 < b <= np.log2(stats["frames"]) for b in bits)  # fewer codes than 1024 were drawn
