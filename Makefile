@@ -7,7 +7,8 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # installing it before anything that depends on torch keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-# Debian packages some features need: ffmpeg (libopus, libcodec2) for the classic baselines, and the
+# Debian packages some features need: ffmpeg (libopus, libcodec2) for the classic baselines, libopus0
+# for `bench loss` (opuslib loads it), and the
 # demo corpus's sources. `make test` installs them when it can (root + apt-get); tests that need a
 # missing one skip and say why.
 CORPUS_DEPS := espeak-ng flite festival festvox-kallpc16k fluidsynth fluid-soundfont-gm sonic-pi-samples \
@@ -17,7 +18,7 @@ SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asteris
 	asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 ktuberling-data klettres-data
 # Chromium and its driver: the browser test of `bench recon --html`'s page.
 BROWSER_DEPS := chromium chromium-driver
-SYSDEPS ?= ffmpeg $(CORPUS_DEPS) $(BROWSER_DEPS)
+SYSDEPS ?= ffmpeg libopus0 $(CORPUS_DEPS) $(BROWSER_DEPS)
 
 .PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights teacher
 

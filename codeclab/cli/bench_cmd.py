@@ -87,6 +87,52 @@ def recon_command(
     )
 
 
+def _rates(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"{what} must be comma-separated numbers, got {text!r}")
+
+
+@bench_app.command("loss")
+def loss_command(
+    codecs: list[str] = typer.Option(
+        ...,
+        "--codec",
+        help="A token codec (NAME[@WEIGHTS][:N][,key=value]) or opus[:bitrate=6000] (repeatable).",
+    ),
+    data: list[str] = typer.Option(..., "--data", help="Directory, glob or manifest (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Report directory (JSON, CSV, Markdown, plots)."),
+    loss: str = typer.Option("0.01,0.05,0.1,0.2", "--loss", help="Packet loss rates, comma-separated."),
+    ber: str = typer.Option("1e-5,1e-4,1e-3,1e-2", "--ber", help="Bit error rates, comma-separated."),
+    metrics: str = typer.Option("stoi,mel_distance", "--metrics", help="Comma-separated metrics."),
+    max_items: int = typer.Option(None, "--max-items", help="Use at most this many items (default: all)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the losses and bit flips (the same for every codec)."
+    ),
+) -> None:
+    """Quality under packet loss and bit errors: .clab packets with concealment beside Opus's own."""
+    from codeclab.eval.robustness import run_robustness
+
+    setup_logging()
+    try:
+        run_robustness(
+            list(codecs),
+            data,
+            out,
+            _rates(loss, "--loss"),
+            _rates(ber, "--ber"),
+            metrics.split(","),
+            max_items=max_items,
+            seed=seed,
+            command=_command(),
+            log=console.print,
+        )
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        fail(err)
+    console.print(f"{out}: results.md, results.json, plots/")
+
+
 @bench_app.command("suite")
 def suite_command(
     codecs: list[str] = typer.Option(

@@ -154,10 +154,10 @@ def reconstruct(
     return estimate, encoded.items()[0].cpu().numpy(), None
 
 
-def clab_writer(codec: AudioCodec, choice: CodecChoice):
+def clab_writer(codec: AudioCodec, choice: CodecChoice, with_bytes: bool = False):
     """A function codes [n_q, F], audio length -> (payload bytes, file bytes) of the `.clab` file that
     `codeclab encode` writes for them (version 3, 100 ms packets, range coded when the codec ships an
-    entropy model, else bit-packed), and the coding used."""
+    entropy model, else bit-packed), or the file itself `with_bytes`; and the coding used."""
     from codeclab.codecs.spec import CodecSpec
     from codeclab.pipelines.clab_files import (
         DEFAULT_PACKET_MS,
@@ -174,7 +174,7 @@ def clab_writer(codec: AudioCodec, choice: CodecChoice):
 
     def sizes(codes: np.ndarray, audio_length: int) -> tuple[int, int]:
         blob, payload = write_packets(codes, {**header, "audio_length": audio_length}, coding, model, frames)
-        return payload, len(blob)
+        return blob if with_bytes else (payload, len(blob))
 
     return sizes, coding
 

@@ -126,9 +126,10 @@ def plot_curves(
     out_dir: Path,
     labels: dict[str, str],
     higher_is_better: dict[str, bool] | None = None,
+    log_x: bool = True,
 ) -> list[Path]:
     """One PNG per metric: metric against `x` (bitrate, log axis ticked at every decade and every
-    tested bitrate), one line per `group` (codec, its full name in the legend); plus all.png. The y label
+    tested bitrate; a linear axis with `log_x=False`), one line per `group` (codec, its full name in the legend); plus all.png. The y label
     says which direction is better; a point with failed items is ringed in red and labelled with their
     count; a codec with no score for a metric is listed under the plot, not silently dropped."""
     from codeclab.eval.optional import require
@@ -182,8 +183,9 @@ def plot_curves(
                         )
             target.set_xlabel(labels.get(x, x))
             target.set_ylabel(ylabel, fontsize=8)
-            target.set_xscale("log")
-            if ticks:
+            if log_x:
+                target.set_xscale("log")
+            if ticks and log_x:
                 target.xaxis.set_major_locator(FixedLocator(ticks))
                 target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
                 target.xaxis.set_minor_locator(NullLocator())

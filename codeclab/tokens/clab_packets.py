@@ -212,6 +212,18 @@ def write_packets(
     return out.getvalue(), writer.payload_bytes
 
 
+def packet_spans(blob: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """Where a whole, undamaged version-3 file's header ends and each packet's (start, end) byte range,
+    the end packet's last (for tests and loss simulations: drop or damage whole packets)."""
+    header_end = _PREFIX.size + _PREFIX.unpack_from(blob)[2] + _CRC.size
+    spans, pos = [], header_end
+    while pos + _HEAD.size <= len(blob):
+        length = _HEAD.unpack_from(blob, pos)[3]
+        spans.append((pos, pos + _HEAD.size + length + _CRC16.size))
+        pos = spans[-1][1]
+    return header_end, spans
+
+
 # -- reading ------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from codeclab.tokens.clab_packets import (  # noqa: E402
     conceal,
     concealment_gain,
     iter_packets,
+    packet_spans,
     write_packets,
 )
 from codeclab.tokens.entropy import EntropyModel  # noqa: E402
@@ -43,14 +44,8 @@ CODES = skewed(np.random.default_rng(1), N_Q, FRAMES)
 
 
 def packets_of(blob: bytes) -> list[tuple[int, int]]:
-    """(start, end) byte ranges of each packet in a clean file (the header ends where the first sync is)."""
-    header_end = blob.index(b"\xc1\xab")
-    spans, pos = [], header_end
-    while pos < len(blob):
-        length = int.from_bytes(blob[pos + 5 : pos + 7], "little")
-        spans.append((pos, pos + 7 + length + 2))
-        pos += 7 + length + 2
-    return spans
+    """(start, end) byte ranges of each packet in a clean file."""
+    return packet_spans(blob)[1]
 
 
 @pytest.mark.parametrize("coding", ["bits", "range"])

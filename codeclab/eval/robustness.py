@@ -1,0 +1,280 @@
+"""Quality under transport damage: packet loss and random bit errors (`codeclab bench loss`).
+
+Token codecs go through the `.clab` files `codeclab encode` writes (version 3: packets of 100 ms, range
+coded when the codec ships an entropy model) and `codeclab decode`'s concealment; Opus goes through
+libopus (opuslib) with 20 ms frames sent five to a 100 ms packet, a lost packet's frames decoded by Opus's
+own packet loss concealment. Both lose the same audio per lost packet. The file header is taken as
+delivered (a stream sends it once, reliably); every packet after it, the end packet too, can be lost.
+
+- Packet loss at rate p: each packet is dropped independently with probability p (seeded).
+- Bit errors at rate b: each bit after the header flips independently with probability b. A `.clab`
+  packet whose CRC fails is concealed; Opus has no checksum, so a damaged Opus packet is decoded as it
+  is (a packet libopus refuses is concealed).
+
+Each item's output is scored against the original (STOI and mel distance by default); a row per codec
+and condition gives the mean over items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codeclab.audio.io import load_audio
+from codeclab.codecs.base import AudioCodec, Encoded
+from codeclab.codecs.ref import CodecRef
+from codeclab.corpora.manifest import discover
+from codeclab.eval import metrics as M
+from codeclab.eval.report import plot_curves, provenance, write_json, write_table
+from codeclab.tokens.clab_packets import packet_spans, read_packets
+
+OPUS_FRAME_MS = 20
+OPUS_FRAMES_PER_PACKET = 5  # 100 ms packets, as the .clab default
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Packet loss ("loss", rate = probability a packet is lost) or bit errors ("ber", per bit)."""
+
+    kind: str
+    rate: float
+
+    @property
+    def label(self) -> str:
+        return "clean" if self.rate == 0 else f"{self.kind} {self.rate:g}"
+
+
+def conditions(losses: list[float], bers: list[float]) -> list[Condition]:
+    for rate in [*losses, *bers]:
+        if not 0 <= rate < 1:
+            raise ValueError(f"loss and bit error rates must lie in [0, 1), got {rate}")
+    out = [Condition("loss", 0.0)]
+    out += [Condition("loss", r) for r in losses if r > 0]
+    out += [Condition("ber", r) for r in bers if r > 0]
+    return out
+
+
+def flip_bits(data: bytes, ber: float, rng: np.random.Generator) -> bytes:
+    """`data` with each bit flipped independently with probability `ber`."""
+    bits = len(data) * 8
+    count = rng.binomial(bits, ber) if bits else 0
+    if not count:
+        return data
+    out = bytearray(data)
+    for position in rng.choice(bits, size=count, replace=False):
+        out[position // 8] ^= 1 << (position % 8)
+    return bytes(out)
+
+
+def damage_clab(blob: bytes, condition: Condition, rng: np.random.Generator) -> bytes:
+    """A `.clab` version-3 file as received: packets dropped or bits flipped after the header."""
+    header_end, spans = packet_spans(blob)
+    if condition.rate == 0:
+        return blob
+    if condition.kind == "loss":
+        kept = [blob[a:b] for a, b in spans if rng.random() >= condition.rate]
+        return blob[:header_end] + b"".join(kept)
+    return blob[:header_end] + flip_bits(blob[header_end:], condition.rate, rng)
+
+
+def token_codec_output(
+    codec: AudioCodec,
+    write: Callable,
+    x: torch.Tensor,
+    n_q: int | None,
+    condition: Condition,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int, int]:
+    """x [C, T] through encode (n_q codebooks) -> .clab bytes (`write`: codes, length -> bytes) ->
+    damage -> lenient read -> decode with concealment fades. Returns (audio [C, T'], frames concealed,
+    frames)."""
+    from codeclab.tokens.clab_packets import concealment_gain
+
+    encoded = codec.encode(x[None], n_q=n_q)
+    codes = encoded.items()[0].cpu().numpy()
+    blob = write(codes, x.shape[-1])
+    model = codec.entropy_model()
+    try:
+        clab = read_packets(damage_clab(blob, condition, rng), "damaged", model)
+    except ValueError:  # nothing usable arrived: the output is silence
+        return np.zeros((codec.channels, x.shape[-1]), np.float32), codes.shape[1], codes.shape[1]
+    got = torch.from_numpy(clab.codes)
+    audio = codec.decode(Encoded(got[None], torch.tensor([got.shape[1]]), torch.tensor([x.shape[-1]])))[0]
+    audio = audio.cpu().numpy()
+    if clab.concealed_frames:
+        audio = audio * concealment_gain(clab.lost, codec.hop_length, audio.shape[-1])
+    return audio, clab.concealed_frames, codes.shape[1]
+
+
+def _opuslib():
+    try:
+        import opuslib
+    except ImportError as err:
+        raise ImportError("the Opus loss benchmark needs opuslib and libopus: pip install opuslib") from err
+    except Exception as err:  # noqa: BLE001 (opuslib raises when libopus itself is missing)
+        raise ImportError(f"opuslib cannot load libopus ({err}): apt-get install libopus0") from err
+    return opuslib
+
+
+def opus_output(
+    x: np.ndarray, sample_rate: int, bitrate: int, condition: Condition, rng: np.random.Generator
+) -> tuple[np.ndarray, int, int]:
+    """Mono x [T] float through libopus (VOIP mode, 20 ms frames, five to a packet), damaged, decoded
+    with Opus's concealment for lost frames. Returns (audio [T], frames concealed, frames)."""
+    opuslib = _opuslib()
+    frame = sample_rate * OPUS_FRAME_MS // 1000
+    encoder = opuslib.Encoder(sample_rate, 1, opuslib.APPLICATION_VOIP)
+    encoder.bitrate = bitrate
+    delay = int(encoder.lookahead)
+    pcm = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2")
+    pcm = np.concatenate([pcm, np.zeros(delay + (-(len(pcm) + delay)) % frame, "<i2")])
+    frames = [encoder.encode(pcm[i : i + frame].tobytes(), frame) for i in range(0, len(pcm), frame)]
+    lost = np.zeros(len(frames), bool)
+    if condition.kind == "loss" and condition.rate > 0:
+        for start in range(0, len(frames), OPUS_FRAMES_PER_PACKET):
+            if rng.random() < condition.rate:
+                lost[start : start + OPUS_FRAMES_PER_PACKET] = True
+    elif condition.rate > 0:
+        frames = [flip_bits(f, condition.rate, rng) for f in frames]
+    decoder = opuslib.Decoder(sample_rate, 1)
+    out = []
+    for i, packet in enumerate(frames):
+        if not lost[i]:
+            try:
+                out.append(np.frombuffer(decoder.decode(packet, frame), "<i2"))
+                continue
+            except opuslib.OpusError:
+                lost[i] = True  # a packet libopus refuses: concealed like a lost one
+        out.append(np.frombuffer(decoder.decode(b"", frame), "<i2"))
+    audio = np.concatenate(out).astype(np.float32) / 32768.0
+    return audio[delay : delay + len(x)], int(lost.sum()), len(frames)
+
+
+def run_robustness(
+    codecs: list[str],
+    data: list[str],
+    out: str | Path,
+    losses: list[float],
+    bers: list[float],
+    metrics: list[str] | None = None,
+    eval_rate: int = 16000,
+    max_items: int | None = None,
+    seed: int = 0,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Score every codec on every item under every condition; write results.json/.csv/.md and one plot
+    per metric and kind (quality against the loss rate; against the bit error rate, log axis) under `out`."""
+    from codeclab.codecs.base import RoundTripCodec
+    from codeclab.eval.recon import clab_writer, codec_fingerprint
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = metrics or ["stoi", "mel_distance"]
+    status = M.metric_status(names)
+    missing = {m: r for m, r in status.items() if r}
+    if missing:
+        raise ValueError(f"metrics not available: {missing}")
+    items = discover(data)[: max_items or None]
+    if not items:
+        raise ValueError(f"no audio items in {data}")
+    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
+    rows: list[dict[str, Any]] = []
+    fingerprints: dict[str, Any] = {}
+    for spec in codecs:
+        choice = CodecRef.parse(spec)
+        if choice.name == "opus":
+            bitrate = int(choice.options.get("bitrate", 6000))
+            codec, label = None, f"opus {bitrate / 1000:g} kbps (libopus PLC)"
+            fingerprints[spec] = {"name": "opus", "bitrate": bitrate, "library": "libopus via opuslib"}
+        else:
+            codec = choice.load()
+            if isinstance(codec, RoundTripCodec):
+                raise ValueError(f"{spec}: only token codecs and opus are supported by the loss benchmark")
+            fingerprints[spec] = codec_fingerprint(codec)
+            n_q = choice.single_n_q() if choice.n_q else None
+            write, coding = clab_writer(codec, choice, with_bytes=True)
+            label = f"{spec} ({coding} coded" + (", random init)" if codec.random_init else ")")
+        for condition in conditions(losses, bers):
+            rng = np.random.default_rng(seed)
+            scores: dict[str, list[float]] = {m: [] for m in M.expand(names)}
+            concealed = total = 0
+            for it in items:
+                reference = references[it.id]
+                if codec is None:
+                    x = load_audio(it.path, 16000, 1, it.start, it.end)[0]
+                    audio, c, f = opus_output(x, 16000, bitrate, condition, rng)
+                    rate = 16000
+                else:
+                    x = torch.as_tensor(
+                        load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end)
+                    )
+                    audio, c, f = token_codec_output(codec, write, x, n_q, condition, rng)
+                    audio, rate = audio.mean(axis=0), codec.sample_rate
+                concealed, total = concealed + c, total + f
+                estimate = load_resampled(audio, rate, eval_rate)
+                for name, value in M.compute(reference, estimate, eval_rate, names).items():
+                    if name in scores:
+                        scores[name].append(value)
+            row = {
+                "codec": label,
+                "condition": condition.label,
+                "kind": condition.kind,
+                "rate": condition.rate,
+                "items": len(items),
+                "concealed_percent": 100 * concealed / max(total, 1),
+            }
+            row.update({m: float(np.nanmean(v)) if v else math.nan for m, v in scores.items()})
+            rows.append(row)
+            log(f"{label}, {condition.label}: " + ", ".join(f"{m} {row[m]:.3f}" for m in scores))
+    report = {
+        "results": rows,
+        "provenance": provenance(command, codecs=fingerprints, data={"inputs": data, "items": len(items)}),
+    }
+    write_json(report, out / "results.json")
+    shown = list(M.expand(names))
+    notes = [
+        "Each row: the mean over the items of the output scored against the original at "
+        f"{eval_rate} Hz; concealed_percent: frames the decoder concealed.",
+        "Token codecs: .clab version 3, 100 ms packets; Opus: 20 ms frames, five to a 100 ms packet, "
+        "libopus loss concealment. The header is taken as delivered.",
+    ]
+    write_table(
+        rows,
+        ["codec", "condition", "concealed_percent", *shown],
+        out / "results",
+        "Quality under damage",
+        notes,
+    )
+    plots = []
+    better = {m: M.SPECS[m].higher_is_better for m in shown}
+    for kind, x, xlabel in (("loss", "loss_percent", "packet loss (%)"), ("ber", "rate", "bit error rate")):
+        if kind == "loss":  # linear axis from the clean run (0 %)
+            points = [{**r, x: 100 * r["rate"]} for r in rows if r["kind"] == "loss"]
+        else:
+            points = [r for r in rows if r["kind"] == "ber"]
+        labels = {x: xlabel, **{m: M.SPECS[m].description for m in shown}}
+        plots += [
+            str(p)
+            for p in plot_curves(
+                points, shown, x, "codec", out / "plots" / kind, labels, better, kind == "ber"
+            )
+        ]
+    report["plots"] = plots
+    write_json(report, out / "results.json")
+    return report
+
+
+def load_resampled(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Mono audio [T] at `rate` -> at `target` (soxr HQ)."""
+    if rate == target:
+        return np.asarray(audio, np.float32)
+    from codeclab.audio.io import resample
+
+    return resample(np.asarray(audio, np.float32)[None], rate, target)[0]
