@@ -11,8 +11,8 @@ delivered (a stream sends it once, reliably); every packet after it, the end pac
   packet whose CRC fails is concealed; Opus has no checksum, so a damaged Opus packet is decoded as it
   is (a packet libopus refuses is concealed).
 
-Each item's output is scored against the original (STOI and mel distance by default); a row per codec
-and condition gives the mean over items.
+Each item's output is aligned to the original within 10 ms and scored against it (STOI and mel distance
+by default); a row per codec and condition gives the mean over items.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from codeclab.tokens.clab_packets import packet_spans, read_packets
 
 OPUS_FRAME_MS = 20
 OPUS_FRAMES_PER_PACKET = 5  # 100 ms packets, as the .clab default
+ALIGN_MS = 10.0  # every output is aligned to its reference within this before scoring
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,10 @@ def run_robustness(
                     audio, rate = audio.mean(axis=0), codec.sample_rate
                 concealed, total = concealed + c, total + f
                 estimate = load_resampled(audio, rate, eval_rate)
-                for name, value in M.compute(reference, estimate, eval_rate, names).items():
+                scored = M.compute(
+                    reference, estimate, eval_rate, names, max_delay=int(ALIGN_MS * eval_rate / 1000)
+                )
+                for name, value in scored.items():
                     if name in scores:
                         scores[name].append(value)
             row = {

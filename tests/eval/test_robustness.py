@@ -57,7 +57,11 @@ def test_opus_conceals_lost_packets():
     lossy, concealed, frames = opus_output(x, 16000, 12000, Condition("loss", 0.3), np.random.default_rng(0))
     # whole 100 ms packets of five 20 ms frames (the last packet may be shorter)
     assert concealed % 5 in (0, frames % 5) and 0 < concealed < frames
-    assert np.corrcoef(clean, x)[0, 1] > 0.9
+    # aligned within 20 samples (the scores align each output to its reference within 10 ms)
+    assert (
+        max(np.corrcoef(x[1000:30000], clean[1000 + lag : 30000 + lag])[0, 1] for lag in range(-20, 21))
+        > 0.95
+    )
 
 
 @pytest.mark.slow
