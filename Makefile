@@ -65,17 +65,27 @@ speech-corpus: $(VENV)/.base
 	$(MAKE) sysdeps SYSDEPS="ffmpeg $(SPEECH_DEPS)"
 	$(VENV)/bin/codeclab corpus speech --out speech-corpus
 
-# The offline phone teacher of the distilled recipe (recipes/codeclab-16k-speech-distilled.json):
-# trained on the demo corpus's espeak-ng alignments (about 7 minutes on 2 cores; docs/semantic.md).
-teacher: corpus
-	$(VENV)/bin/codeclab teacher train --data demo-corpus/manifest.jsonl --out teacher --steps 1500
+# The offline phone teacher of the bundled codec's recipe (recipes/codeclab-16k-speech.json):
+# trained on 240 espeak-ng utterances with exact alignments, in 12 languages (about 7 minutes on 2 cores;
+# docs/semantic.md).
+teacher: sysdeps $(VENV)/.base
+	$(PIP) install -q -e ".[corpus]"
+	$(VENV)/bin/codeclab corpus demo --out teacher-corpus --espeak 240 --flite 0 --festival 0 --klettres 0 \
+		--asterisk 0 --music 0 --samples 0
+	$(VENV)/bin/codeclab teacher train --data teacher-corpus/manifest.jsonl --out teacher --steps 1500
 
-# Reproduce the bundled codeclab-16k-speech weights (about 95 minutes on 2 CPU cores; see the model card).
+# Reproduce the bundled codeclab-16k-speech weights and their entropy model (about 100 minutes of training
+# on 2 idle CPU cores, after the teacher and the corpus; see the model card).
 WEIGHTS_RUN ?= runs/codeclab-16k-speech
-weights: speech-corpus $(VENV)/.dev
+WEIGHTS_DIR := codeclab/codecs/weights/codeclab-16k-speech
+weights: speech-corpus teacher $(VENV)/.dev
 	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-speech.json --out $(WEIGHTS_RUN)
 	$(VENV)/bin/codeclab bundle $(WEIGHTS_RUN)/codec --preset codeclab-16k-speech
 	$(PY) benchmarks/learning_curve.py $(WEIGHTS_RUN) --out docs/images/codeclab-16k-speech-curve.png
+	rm -rf $(WEIGHTS_RUN)/tok-train $(WEIGHTS_RUN)/tok-heldout
+	$(VENV)/bin/codeclab tokenize speech-corpus/train.jsonl --out $(WEIGHTS_RUN)/tok-train --codec codeclab-16k-speech
+	$(VENV)/bin/codeclab tokenize speech-corpus/heldout.jsonl --out $(WEIGHTS_RUN)/tok-heldout --codec codeclab-16k-speech
+	$(VENV)/bin/codeclab entropy $(WEIGHTS_RUN)/tok-train --weights $(WEIGHTS_DIR) --heldout $(WEIGHTS_RUN)/tok-heldout
 
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow

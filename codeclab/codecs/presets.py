@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,13 +22,13 @@ from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.registry import register_codec
-from codeclab.quantizers import FSQConfig, RVQConfig
+from codeclab.quantizers import FSQConfig, RVQConfig, SplitConfig
 
 CODE_LICENCE = "Apache-2.0"
 NO_WEIGHTS = "n/a"
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 # Bumped when a preset's architecture changes: weights saved for another version are refused.
-PRESET_VERSIONS: dict[str, int] = {"codeclab-16k-speech": 2}
+PRESET_VERSIONS: dict[str, int] = {"codeclab-16k-speech": 3}
 # Licence and model card of bundled weights.
 WEIGHTS_INFO: dict[str, dict[str, str]] = {
     "codeclab-16k-speech": {
@@ -76,14 +77,16 @@ def _decoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal:
 
 
 def speech_16k() -> CodecConfig:
-    """Version 2: SEANet encoder, RVQ 8 x 1024, frame-rate ConvNeXt decoder with an inverse-STFT head
-    (chosen by the equal-wall-time comparison in docs/training.md). Version 1 had a SEANet decoder."""
+    """Version 3: SEANet encoder; a split quantizer, 8 x 1024: one semantic codebook (distilled from the
+    phone teacher in training) beside a 7-stage residual stack, as in Mimi; a frame-rate ConvNeXt decoder
+    with an inverse-STFT head. The decoder (version 2; version 1 had a SEANet one) and the split
+    distillation were chosen by the equal-wall-time comparisons in docs/training.md."""
     ratios = [2, 4, 5, 8]  # hop 320: 50 frames/s at 16 kHz
     return CodecConfig(
         sample_rate=16000,
         encoder=_encoder(1, 128, 16, ratios, causal=True),
         decoder=ISTFTDecoderConfig(dimension=128, hop=320, width=384, blocks=8, causal=True),
-        quantizer=RVQConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
+        quantizer=SplitConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
     )
 
 
@@ -155,21 +158,20 @@ def build_preset(
         from codeclab.codecs.pretrained import read_config
 
         meta = read_config(weights)
-        saved, current = meta.get("preset_version", 1), preset_version(name)
-        if meta.get("preset") == name and saved != current:
-            raise ValueError(
-                f"{weights}: these weights were made for version {saved} of the {name} preset; this codeclab "
-                f"builds version {current} (its architecture changed). Retrain (docs/training.md) or use "
-                "the codeclab release that made them."
-            )
+        saved_version, current = meta.get("preset_version", 1), preset_version(name)
         codec = load_pretrained(weights, device=device)
-        expected = make_config().to_dict()
         saved = codec.config.to_dict()
         saved.pop("semantic", None)  # a distilled codec is still its preset (the head is training-only)
-        if saved != expected:
+        if saved != make_config().to_dict():  # the architecture decides; the version names the change
+            if meta.get("preset") == name and saved_version != current:
+                raise ValueError(
+                    f"{weights}: these weights were made for version {saved_version} of the {name} preset; "
+                    f"this codeclab builds version {current} (its architecture changed). Retrain "
+                    "(docs/training.md) or use the codeclab release that made them."
+                )
             raise ValueError(
                 f"{weights}: the saved config is not the {name} preset's config (version "
-                f"{preset_version(name)}); weights made for an earlier version of the preset need retraining"
+                f"{current}); weights made for an earlier version of the preset need retraining"
             )
         codec.name = name
         return codec
@@ -259,14 +261,25 @@ _preset("codeclab-tiny", tiny, "tiny 16 kHz causal codec (RVQ 4 x 64) for tests 
 
 def bundle_weights(source: str | Path, name: str, storage_dtype: torch.dtype | None = torch.float16) -> Path:
     """Copy trained weights (a directory written by save_pretrained, e.g. RUN/codec) into the package as
-    preset `name`'s bundled weights, stored as `storage_dtype`, training-only buffers kept. Checks that
-    the weights are the preset's architecture first. Returns the bundled directory."""
+    preset `name`'s bundled weights, stored as `storage_dtype`, training-only buffers kept and a
+    distillation head dropped (recorded as `distilled` in config.json). Checks that the weights are the
+    preset's architecture first. Returns the bundled directory."""
     from codeclab.codecs.pretrained import load_pretrained, read_config, save_pretrained
 
     codec = build_preset(name, _config_of(name), weights=str(source))
     meta = read_config(source)
     extra = {k: meta[k] for k in ("trained_steps",) if k in meta}
     extra.update(preset=name, preset_version=preset_version(name), source_sha256=meta.get("weights_sha256"))
+    semantic = codec.config.semantic
+    if semantic is not None:  # the distillation head is training-only, and its teacher a local path
+        extra["distilled"] = {
+            "teacher": Path(semantic.teacher).name,
+            "loss": semantic.loss,
+            "weight": semantic.weight,
+            "codebooks": semantic.codebooks,
+        }
+        codec.config = replace(codec.config, semantic=None)
+        codec.semantic_head = None
     target = BUNDLED_WEIGHTS / name
     save_pretrained(codec, target, extra=extra, storage_dtype=storage_dtype)
     load_pretrained(target)  # the bundled copy loads and its sha256 checks

@@ -17,8 +17,9 @@ from codeclab.codecs.presets import bundled_weights
 NAME = "codeclab-16k-speech"
 # Carlo is a held-out speaker: no training step of the bundled weights read his voice.
 CLIP = Path(__file__).resolve().parent.parent / "assets" / "speech" / "it_IT_m_Carlo__vm-intro.flac"
-# Random weights reach 0.455 on this clip; the bundled ones measured 0.748 (6,000 steps, 2026-11-29;
-# 0.707 after 3,500). The floor sits well above random and below the weights' own figure.
+# Random weights reach 0.457 on this clip; the bundled ones (preset version 3, distilled, 6,000 steps)
+# measured 0.749 (2026-11-29; version 2's undistilled weights 0.748). The floor sits well above random
+# and below the weights' own figure.
 STOI_FLOOR = 0.66
 
 

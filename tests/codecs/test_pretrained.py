@@ -85,15 +85,26 @@ def test_missing_weights_file_is_named(tmp_path, tiny_codec):
 
 
 def test_weights_of_another_preset_version_are_refused(tmp_path):
-    from codeclab.codecs.presets import preset_version
+    from codeclab.codecs.neural import CodecConfig, NeuralCodec
+    from codeclab.codecs.presets import preset_version, speech_16k
+    from codeclab.quantizers import RVQConfig
 
-    codec = codeclab.load_codec("codeclab-16k-speech", random_init=True)
-    save_pretrained(codec, tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 1})
+    current = speech_16k()  # version 2 had a plain RVQ where version 3 has a split quantizer
+    old = CodecConfig(
+        current.sample_rate, current.encoder, current.decoder, RVQConfig(**vars(current.quantizer))
+    )
+    save_pretrained(
+        NeuralCodec.from_config(old), tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 2}
+    )
     with pytest.raises(
         ValueError,
-        match=f"version 1 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}",
+        match=f"version 2 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}",
     ):
         codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)
+    # the same architecture under another recorded version loads: the architecture decides
+    codec = codeclab.load_codec("codeclab-16k-speech", random_init=True)
+    save_pretrained(codec, tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 1})
+    assert codeclab.load_codec("codeclab-16k-speech", weights=tmp_path).config == current
 
 
 def test_weights_written_before_rvq_centring_still_load_and_code_the_same(tmp_path, tiny_codec):
