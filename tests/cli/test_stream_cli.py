@@ -156,3 +156,21 @@ def test_encode_takes_the_codec_grammar(tmp_path):
         ],
     )
     assert result.exit_code == 2 and "contradicts" in result.output
+
+
+def test_a_stream_that_lost_a_packet_decodes_to_full_length_with_the_loss_concealed(tmp_path):
+    from codeclab.tokens.clab_packets import packet_spans
+
+    samples = _pcm16(1.0, seed=4)
+    runner.invoke(app, ["encode", "-", str(tmp_path / "s.clab"), *TINY], input=samples.tobytes())
+    blob = (tmp_path / "s.clab").read_bytes()
+    start, end = packet_spans(blob)[1][10]  # 20 ms packets: frame 10 is lost
+    clean = runner.invoke(app, ["decode", "-", "-", *TINY], input=blob)
+    lossy = runner.invoke(app, ["decode", "-", "-", *TINY], input=blob[:start] + blob[end:])
+    assert lossy.exit_code == 0, lossy.output
+    assert "1 frames concealed" in lossy.stderr and "packets 10..10 are missing" in lossy.stderr
+    a, b = (np.frombuffer(r.stdout_bytes, "<i2") for r in (clean, lossy))
+    hop = codeclab.load_codec("codeclab-tiny", random_init=True).hop_length
+    assert a.shape == b.shape == samples.shape
+    assert np.array_equal(a[: 10 * hop], b[: 10 * hop])  # causal: identical until the loss
+    assert not np.array_equal(a[10 * hop : 11 * hop], b[10 * hop : 11 * hop])
