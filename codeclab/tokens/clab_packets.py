@@ -6,13 +6,14 @@ Layout (integers little-endian):
     4        1     format version (3)
     5        4     header length H (u32)
     9        H     header: UTF-8 JSON (codec, sample_rate, channels, hop_length, codebook_size, n_q, bits,
-                   coding "bits" or "range", packet_frames P (1..255), entropy_model: the model's sha256
+                   coding "bits" or "range", packet_frames P (1..127), entropy_model: the model's sha256
                    when coding is "range"; frames and audio_length when known before the packets)
     9+H      4     CRC32 of every byte before it
     packets, each 9 bytes plus its payload:
              2     sync b"\\xC1\\xAB"
              2     sequence number (u16, packet index mod 65536)
-             1     frames f (1..P; every packet but the last has P), 0 for the end packet
+             1     frames f (1..P; every packet but the last has P), 0 for the end packet; in a range-coded
+                   file, bit 7 set: this packet is bit-packed (range coding would have cost more)
              2     payload length L (u16)
              L     payload: codes [n_q, f] packed as version 1 ("bits") or range coded ("range"); the end
                    packet's: u64 frames, u64 audio_length
@@ -61,7 +62,10 @@ _CRC16 = struct.Struct("<H")
 _END = struct.Struct("<QQ")  # frames, audio_length
 PACKET_OVERHEAD = _HEAD.size + _CRC16.size
 DEFAULT_PACKET_FRAMES = 5  # 100 ms at 50 Hz
-MAX_PACKET_FRAMES = 255
+MAX_PACKET_FRAMES = 127
+PACKED_FLAG = (
+    0x80  # in a range-coded file, a packet whose codes are bit-packed (range coding would cost more)
+)
 MAX_GAP_PACKETS = 4096  # a sequence jump beyond this is taken for a false sync, not a loss
 MAX_LOSS_RATIO = 64  # more lost frames than this per good frame: refused (bounds what a crafted file costs)
 CODINGS = ("bits", "range")
@@ -161,12 +165,15 @@ class ClabPacketWriter:
         self._sequence += 1
 
     def _emit(self, codes: np.ndarray) -> None:
-        if self.coding == "bits":
-            payload = pack_codes(codes, self.bits)
-        else:
-            payload = _range_payload(self.model, codes)
+        payload, flag = pack_codes(codes, self.bits), 0
+        if self.coding == "range":
+            ranged = _range_payload(self.model, codes)
+            if len(ranged) < len(payload):
+                payload = ranged
+            else:  # a short packet of improbable codes: bit-packed, flagged, so range coding never costs more
+                flag = PACKED_FLAG
         self.payload_bytes += len(payload)
-        self._packet(codes.shape[1], payload)
+        self._packet(codes.shape[1] | flag, payload)
         self.frames += codes.shape[1]
 
     def write(self, codes: np.ndarray) -> None:
@@ -275,6 +282,7 @@ class _Packet:
     frames: int
     payload: bytes
     size: int
+    packed: bool = False  # bit-packed inside a range-coded file
 
 
 def _read_header(buf: _Buffer, where: str) -> dict[str, Any]:
@@ -301,7 +309,9 @@ def _read_header(buf: _Buffer, where: str) -> dict[str, Any]:
     check_header({"frames": 1, "audio_length": 1, **header}, where)
     frames_per_packet = header.get("packet_frames")
     if not isinstance(frames_per_packet, int) or not 1 <= frames_per_packet <= MAX_PACKET_FRAMES:
-        raise ClabFormatError(f"{where}: header field 'packet_frames' must be an integer in [1, 255]")
+        raise ClabFormatError(
+            f"{where}: header field 'packet_frames' must be an integer in [1, {MAX_PACKET_FRAMES}]"
+        )
     if coding == "range" and not (
         isinstance(header.get("entropy_model"), str) and len(header["entropy_model"]) == 64
     ):
@@ -317,9 +327,14 @@ def _packet_at(buf: _Buffer, header: dict[str, Any]) -> _Packet | str:
     if sync != SYNC:
         return "no sync word"
     n_q, bits, per = header["n_q"], header["bits"], header["packet_frames"]
-    if count > per:
+    packed = bool(count & PACKED_FLAG)
+    count &= ~PACKED_FLAG
+    if packed and header["coding"] != "range":
+        return "a bit-packed flag in a file that is not range coded"
+    if count > per or (packed and count == 0):
         return f"{count} frames (the header's packets hold {per})"
-    limit = _END.size if count == 0 else max_payload(count, n_q, bits, header["coding"])
+    coding = "bits" if packed else header["coding"]
+    limit = _END.size if count == 0 else max_payload(count, n_q, bits, coding)
     if length > limit or (count == 0 and length != _END.size):
         return f"payload length {length} (at most {limit})"
     if not buf.fill(_HEAD.size + length + _CRC16.size):
@@ -328,12 +343,12 @@ def _packet_at(buf: _Buffer, header: dict[str, Any]) -> _Packet | str:
     (crc,) = _CRC16.unpack(buf.peek(_CRC16.size, _HEAD.size + length))
     if _crc16(body) != crc:
         return "CRC mismatch"
-    return _Packet(sequence, count, body[_HEAD.size - 2 :], _HEAD.size + length + _CRC16.size)
+    return _Packet(sequence, count, body[_HEAD.size - 2 :], _HEAD.size + length + _CRC16.size, packed)
 
 
 def _decode_payload(packet: _Packet, header: dict[str, Any], model: EntropyModel | None) -> np.ndarray | str:
     n_q, bits, k = header["n_q"], header["bits"], header["codebook_size"]
-    if header["coding"] == "bits":
+    if header["coding"] == "bits" or packet.packed:
         if len(packet.payload) != -(-n_q * packet.frames * bits // 8):
             return f"payload of {len(packet.payload)} bytes for {packet.frames} frames"
         codes = unpack_codes(packet.payload, n_q, packet.frames, bits)
