@@ -33,7 +33,9 @@ def timed(fn, reps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("audio")
     parser.add_argument("--codec", default="codeclab-16k-speech")
     parser.add_argument("--reps", type=int, default=5)
@@ -51,12 +53,14 @@ def main() -> None:
         dec = timed(lambda t=target: decode_file(t, work / "out.wav"), args.reps)
         clab = read_clab(target, model=model)
         header = {k: v for k, v in clab.header.items() if k not in ("n_q", "bits", "coding", "entropy_model")}
-        write = timed(lambda c=coding, h=header: write_packets(clab.codes, h, c, model), args.reps)
+        write = timed(lambda c=coding, h=header, k=clab.codes: write_packets(k, h, c, model), args.reps)
         blob = target.read_bytes()
         read = timed(lambda b=blob: read_packets(b, model=model), args.reps)
         seconds = clab.audio_length / codec.sample_rate
         rows.append((coding, enc, dec, write, read, len(blob) * 8 / seconds / 1000, seconds))
-    print(f"machine: {describe_machine()}; torch threads {args.threads}; {args.audio} ({rows[0][-1]:.1f} s)\n")
+    print(
+        f"machine: {describe_machine()}; torch threads {args.threads}; {args.audio} ({rows[0][-1]:.1f} s)\n"
+    )
     print("| coding | encode file (s) | decode file (s) | write packets (s) | read packets (s) | file kbps |")
     print("|---|---|---|---|---|---|")
     for coding, enc, dec, write, read, kbps, _ in rows:

@@ -241,7 +241,7 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
 _preset(
     "codeclab-16k-speech",
     speech_16k,
-    "16 kHz mono speech, causal, 50 Hz, RVQ 8 x 1024 (0.5-4 kbps), inverse-STFT decoder",
+    "16 kHz mono speech, causal, 50 Hz, split RVQ 8 x 1024 (codebook 1 distilled; 0.5-4 kbps), inverse-STFT decoder",
 )
 _preset(
     "codeclab-24k-audio",

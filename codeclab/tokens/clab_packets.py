@@ -105,10 +105,12 @@ def range_coded_bytes(
     model: EntropyModel, codes: np.ndarray, packet_frames: int = DEFAULT_PACKET_FRAMES
 ) -> int:
     """Payload bytes of codes [n_q, F] range coded in packets of `packet_frames` frames, as
-    `ClabPacketWriter` writes them (the real entropy-coded size, without packet framing)."""
+    `ClabPacketWriter` writes them (each packet range coded, or bit-packed where that is smaller: the
+    real size of the codes, without packet framing)."""
+    bits = bits_per_code(model.codebook_size)
     return sum(
-        len(_range_payload(model, codes[:, start : start + packet_frames]))
-        for start in range(0, codes.shape[1], packet_frames)
+        min(len(_range_payload(model, piece)), -(-piece.size * bits // 8))
+        for piece in (codes[:, s : s + packet_frames] for s in range(0, codes.shape[1], packet_frames))
     )
 
 

@@ -4,12 +4,17 @@
     blob = model.encode(codes)          # codes [n_q', frames] (n_q' <= model.n_q) -> bytes
     codes = model.decode(blob, n_q', frames)
 
-The model is the codes' frequencies per codebook, smoothed (count + 1/2) so no code has probability zero,
-and quantized by constriction's leaky categorical model (every code keeps a nonzero probability). Each
-codebook's codes are range coded with its own model, codebook after codebook (constriction's queue
-`RangeEncoder`; no coder is written by hand). `sha256` names the model: a bitstream records it, and a
-decoder with other tables refuses the data instead of decoding garbage. Models are saved as safetensors
-(`counts` [n_q, K] int64) beside a codec's weights.
+Per codebook, the codes' frequencies, smoothed (count + 1/2) so no code has probability zero. For the
+codebooks in `context` (by default the first two, whose codes follow the previous frame's closely in a
+distilled codec: `benchmarks/entropy_context.py`), a code after the first of a block is coded with
+P(code | previous frame's code of that codebook), a Witten-Bell bigram interpolated with the unigram:
+P(c | p) = (n(p, c) + T(p) P(c)) / (n(p) + T(p)), T(p) the number of distinct codes seen after p (a
+previous code never seen gives the unigram). The context never crosses a block: each `encode` call (a
+`.clab` packet) decodes on its own. Probabilities go to constriction's leaky categorical model (every code
+keeps a nonzero probability) and its queue `RangeEncoder`, codebook after codebook; no coder is written
+by hand. `sha256` names the tables: a bitstream records it, and a decoder with other tables refuses the
+data instead of decoding garbage. Saved as safetensors (`counts` [n_q, K] int64; `pairs_Q` [P, 3] int32
+rows (previous, code, count) per context codebook Q) beside a codec's weights.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = "entropy.safetensors"
+DEFAULT_CONTEXT = (0, 1)  # codebooks coded with the previous frame's code as context
 
 
 class EntropyError(ValueError):
@@ -35,46 +41,119 @@ def _constriction():
     return constriction
 
 
-class EntropyModel:
-    """Per-codebook code frequencies -> probabilities, and range coding with them."""
+class _Bigram:
+    """Pair counts of one codebook in compressed rows: for previous code p, the codes seen after it
+    (`codes[start[p]:start[p + 1]]`) and their counts."""
 
-    def __init__(self, counts: np.ndarray) -> None:
+    def __init__(self, pairs: np.ndarray, unigram: np.ndarray) -> None:
+        k = unigram.size
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+        pairs = pairs[order]
+        self.pairs = pairs
+        self.start = np.searchsorted(pairs[:, 0], np.arange(k + 1))
+        self.codes, self.counts = pairs[:, 1], pairs[:, 2].astype(np.float64)
+        self.total = np.bincount(pairs[:, 0], weights=self.counts, minlength=k).astype(np.float64)
+        self.types = np.diff(self.start).astype(np.float64)
+        self.unigram = unigram
+
+    def probabilities(self, previous: np.ndarray) -> np.ndarray:
+        """P(. | p) for each p in `previous` [n] -> [n, K]."""
+        out = np.empty((len(previous), self.unigram.size))
+        for i, p in enumerate(previous.tolist()):
+            types, total = self.types[p], self.total[p]
+            if types == 0:
+                out[i] = self.unigram
+                continue
+            row = self.unigram * (types / (total + types))
+            lo, hi = self.start[p], self.start[p + 1]
+            row[self.codes[lo:hi]] += self.counts[lo:hi] / (total + types)
+            out[i] = row
+        return out
+
+
+class EntropyModel:
+    """Per-codebook code frequencies (and previous-frame pairs for the context codebooks) ->
+    probabilities, and range coding with them."""
+
+    def __init__(self, counts: np.ndarray, pairs: dict[int, np.ndarray] | None = None) -> None:
         counts = np.asarray(counts, dtype=np.int64)
         if counts.ndim != 2 or counts.shape[0] < 1 or counts.shape[1] < 2 or bool((counts < 0).any()):
             raise EntropyError(f"counts must be non-negative, shape [n_q, K] with K >= 2, got {counts.shape}")
         self.counts = counts
         self.n_q, self.codebook_size = counts.shape
         self.probabilities = (counts + 0.5) / (counts.sum(axis=1, keepdims=True) + 0.5 * self.codebook_size)
-        self.sha256 = hashlib.sha256(
+        self.pairs = {int(q): np.asarray(p, dtype=np.int64).reshape(-1, 3) for q, p in (pairs or {}).items()}
+        digest = hashlib.sha256(
             np.asarray(counts.shape, dtype="<i8").tobytes() + counts.astype("<i8").tobytes()
-        ).hexdigest()
+        )
+        for q in sorted(self.pairs):
+            p = self.pairs[q]
+            bad = (
+                not 0 <= q < self.n_q
+                or bool((p[:, :2] < 0).any() | (p[:, :2] >= self.codebook_size).any() | (p[:, 2] <= 0).any())
+                or len(np.unique(p[:, 0] * self.codebook_size + p[:, 1])) != len(p)
+            )
+            if bad:
+                raise EntropyError(f"pair counts of codebook {q} are not (previous, code, count > 0) rows")
+            digest.update(np.asarray([q, len(p)], dtype="<i8").tobytes())
+            digest.update(p[np.lexsort((p[:, 1], p[:, 0]))].astype("<i8").tobytes())
+        self.sha256 = digest.hexdigest()
+        self._bigrams = {q: _Bigram(p, self.probabilities[q]) for q, p in self.pairs.items()}
         self._models: list | None = None
 
+    @property
+    def context(self) -> tuple[int, ...]:
+        """The codebooks coded with the previous frame's code as context."""
+        return tuple(sorted(self.pairs))
+
     @classmethod
-    def fit(cls, codes: Iterable[np.ndarray], codebook_size: int) -> EntropyModel:
-        """Count the codes of every item ([n_q, frames] each; all with the same n_q)."""
+    def fit(
+        cls, codes: Iterable[np.ndarray], codebook_size: int, context: Iterable[int] = DEFAULT_CONTEXT
+    ) -> EntropyModel:
+        """Count the codes of every item ([n_q, frames] each; all with the same n_q), and the pairs of
+        consecutive codes of the `context` codebooks (those the items have)."""
         counts: np.ndarray | None = None
+        pair_counts: dict[int, np.ndarray] = {}
         for item in codes:
             item = np.asarray(item, dtype=np.int64)
             if counts is None:
                 counts = np.zeros((item.shape[0], codebook_size), dtype=np.int64)
+                pair_counts = {
+                    q: np.zeros(codebook_size * codebook_size, np.int64) for q in context if q < item.shape[0]
+                }
             if item.shape[0] != counts.shape[0]:
                 raise EntropyError(f"items have {item.shape[0]} and {counts.shape[0]} codebooks")
             for q in range(item.shape[0]):
                 counts[q] += np.bincount(item[q], minlength=codebook_size)[:codebook_size]
+            for q, flat in pair_counts.items():
+                flat += np.bincount(item[q, :-1] * codebook_size + item[q, 1:], minlength=flat.size)
         if counts is None:
             raise EntropyError("no codes to fit an entropy model on")
-        return cls(counts)
+        pairs = {}
+        for q, flat in pair_counts.items():
+            seen = np.flatnonzero(flat)
+            pairs[q] = np.stack([seen // codebook_size, seen % codebook_size, flat[seen]], axis=1)
+        return cls(counts, pairs)
 
     def bits(self, codes: np.ndarray) -> float:
-        """The ideal code length of codes [n_q', F] under this model, in bits (what range coding approaches)."""
+        """The ideal code length of codes [n_q', F] under this model as `encode` uses it, in bits (what
+        range coding approaches)."""
         codes = self._check(codes)
-        return float(sum(-np.log2(self.probabilities[q][codes[q]]).sum() for q in range(codes.shape[0])))
+        total = 0.0
+        for q in range(codes.shape[0]):
+            if q in self._bigrams and codes.shape[1] > 1:
+                rows = self._bigrams[q].probabilities(codes[q, :-1])
+                total -= np.log2(self.probabilities[q][codes[q, 0]])
+                total -= np.log2(rows[np.arange(len(rows)), codes[q, 1:]]).sum()
+            else:
+                total -= np.log2(self.probabilities[q][codes[q]]).sum()
+        return float(total)
 
     def _categoricals(self) -> list:
         if self._models is None:
             categorical = _constriction().stream.model.Categorical
             self._models = [categorical(p, perfect=False) for p in self.probabilities]
+            self._family = categorical(perfect=False)
         return self._models
 
     def _check(self, codes: np.ndarray) -> np.ndarray:
@@ -91,7 +170,13 @@ class EntropyModel:
         encoder = _constriction().stream.queue.RangeEncoder()
         models = self._categoricals()
         for q in range(codes.shape[0]):
-            encoder.encode(codes[q].astype(np.int32), models[q])
+            symbols = codes[q].astype(np.int32)
+            if q in self._bigrams and codes.shape[1] > 1:
+                encoder.encode(symbols[:1], models[q])
+                rows = self._bigrams[q].probabilities(codes[q, :-1])
+                encoder.encode(symbols[1:], self._family, rows.astype(np.float64))
+            else:
+                encoder.encode(symbols, models[q])
         return encoder.get_compressed().astype("<u4").tobytes()
 
     def decode(self, data: bytes, n_q: int, frames: int) -> np.ndarray:
@@ -110,7 +195,14 @@ class EntropyModel:
         out = np.zeros((n_q, frames), dtype=np.int64)
         try:
             for q in range(n_q):
-                out[q] = decoder.decode(models[q], frames)
+                if q in self._bigrams and frames > 1:
+                    out[q, 0] = decoder.decode(models[q], 1)[0]
+                    bigram = self._bigrams[q]
+                    for t in range(1, frames):
+                        row = bigram.probabilities(out[q, t - 1 : t])
+                        out[q, t] = decoder.decode(self._family, row)[0]
+                else:
+                    out[q] = decoder.decode(models[q], frames)
         except Exception as err:  # noqa: BLE001 (constriction raises its own errors on invalid data)
             raise EntropyError(f"cannot range-decode the data ({err})") from err
         return out
@@ -121,7 +213,8 @@ class EntropyModel:
         from codeclab._files import atomic_write_bytes
 
         path = Path(directory) / MODEL_FILE
-        blob = save({"counts": self.counts}, metadata={"format": "codeclab-entropy", "sha256": self.sha256})
+        tensors = {"counts": self.counts, **{f"pairs_{q}": p.astype(np.int32) for q, p in self.pairs.items()}}
+        blob = save(tensors, metadata={"format": "codeclab-entropy", "sha256": self.sha256})
         atomic_write_bytes(path, blob)
         return path
 
@@ -133,7 +226,9 @@ class EntropyModel:
         if path.is_dir():
             path = path / MODEL_FILE
         try:
-            counts = load_file(str(path))["counts"]
-        except Exception as err:  # noqa: BLE001 (missing file, not safetensors, no counts)
+            tensors = load_file(str(path))
+            counts = tensors.pop("counts")
+            pairs = {int(name.removeprefix("pairs_")): value for name, value in tensors.items()}
+        except Exception as err:  # noqa: BLE001 (missing file, not safetensors, no counts, bad names)
             raise EntropyError(f"{path}: not an entropy model ({err})") from err
-        return cls(counts)
+        return cls(counts, pairs)
