@@ -79,3 +79,42 @@ def test_bad_input_and_models_are_clear_errors(tmp_path):
     path.write_bytes(b"not safetensors")
     with pytest.raises(EntropyError, match="not an entropy model"):
         EntropyModel.load(path)
+
+
+def markov(rng, n_q, frames, k, stay=0.8):
+    """Codes that repeat the previous frame's code with probability `stay`, as a distilled codec's first
+    codebooks nearly do."""
+    codes = rng.integers(0, k, size=(n_q, frames))
+    for t in range(1, frames):
+        keep = rng.random(n_q) < stay
+        codes[keep, t] = codes[keep, t - 1]
+    return codes
+
+
+def test_the_previous_frame_context_codes_repetitive_codebooks_in_fewer_bits_and_exactly(tmp_path):
+    rng = np.random.default_rng(5)
+    model = EntropyModel.fit([markov(rng, 3, 4000, 64)], 64)
+    assert model.context == (0, 1)  # codebook 3 keeps the unigram
+    plain = EntropyModel(model.counts)
+    codes = markov(rng, 3, 120, 64)
+    for n_q in (1, 2, 3):
+        for start in range(0, 120, 5):  # packets of five frames, as .clab writes them
+            piece = codes[:n_q, start : start + 5]
+            assert np.array_equal(model.decode(model.encode(piece), n_q, piece.shape[1]), piece)
+    assert model.bits(codes[:2]) < 0.6 * plain.bits(codes[:2])
+    assert model.bits(codes[2:]) == pytest.approx(plain.bits(codes[2:]))
+    unseen = np.array([[63, 0, 63, 0], [1, 2, 3, 4]])  # pairs never counted: the unigram takes over
+    assert np.array_equal(model.decode(model.encode(unseen), 2, 4), unseen)
+    model.save(tmp_path)
+    again = EntropyModel.load(tmp_path)
+    assert again.sha256 == model.sha256 != plain.sha256
+    assert again.context == (0, 1)
+
+
+def test_malformed_pair_counts_are_refused():
+    counts = np.ones((2, 8), dtype=np.int64)
+    for pairs in ([[0, 9, 1]], [[0, 1, 0]], [[0, 1, 2], [0, 1, 3]]):
+        with pytest.raises(EntropyError, match="pair counts"):
+            EntropyModel(counts, {0: np.array(pairs)})
+    with pytest.raises(EntropyError, match="pair counts"):
+        EntropyModel(counts, {5: np.array([[0, 1, 1]])})
