@@ -46,29 +46,35 @@ class _Bigram:
     (`codes[start[p]:start[p + 1]]`) and their counts."""
 
     def __init__(self, pairs: np.ndarray, unigram: np.ndarray) -> None:
+        """`pairs` [P, 3] (previous, code, count), sorted by previous code, then code."""
         k = unigram.size
-        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-        pairs = pairs[order]
-        self.pairs = pairs
         self.start = np.searchsorted(pairs[:, 0], np.arange(k + 1))
         self.codes, self.counts = pairs[:, 1], pairs[:, 2].astype(np.float64)
         self.total = np.bincount(pairs[:, 0], weights=self.counts, minlength=k).astype(np.float64)
         self.types = np.diff(self.start).astype(np.float64)
         self.unigram = unigram
+        self._rows: dict[int, np.ndarray] = {}
+
+    def row(self, p: int) -> np.ndarray:
+        """P(. | p) [1, K], cached (a decoder asks for the same previous codes again and again)."""
+        cached = self._rows.get(p)
+        if cached is None:
+            types, total = self.types[p], self.total[p]
+            cached = self.unigram.copy()
+            if types:
+                cached *= types / (total + types)
+                lo, hi = self.start[p], self.start[p + 1]
+                cached[self.codes[lo:hi]] += self.counts[lo:hi] / (total + types)
+            cached = self._rows[p] = cached[None]
+        return cached
 
     def probabilities(self, previous: np.ndarray) -> np.ndarray:
         """P(. | p) for each p in `previous` [n] -> [n, K]."""
-        out = np.empty((len(previous), self.unigram.size))
-        for i, p in enumerate(previous.tolist()):
-            types, total = self.types[p], self.total[p]
-            if types == 0:
-                out[i] = self.unigram
-                continue
-            row = self.unigram * (types / (total + types))
-            lo, hi = self.start[p], self.start[p + 1]
-            row[self.codes[lo:hi]] += self.counts[lo:hi] / (total + types)
-            out[i] = row
-        return out
+        return (
+            np.concatenate([self.row(p) for p in previous.tolist()])
+            if len(previous)
+            else np.zeros((0, self.unigram.size))
+        )
 
 
 class EntropyModel:
@@ -82,21 +88,25 @@ class EntropyModel:
         self.counts = counts
         self.n_q, self.codebook_size = counts.shape
         self.probabilities = (counts + 0.5) / (counts.sum(axis=1, keepdims=True) + 0.5 * self.codebook_size)
-        self.pairs = {int(q): np.asarray(p, dtype=np.int64).reshape(-1, 3) for q, p in (pairs or {}).items()}
+        self.pairs: dict[int, np.ndarray] = {}
         digest = hashlib.sha256(
             np.asarray(counts.shape, dtype="<i8").tobytes() + counts.astype("<i8").tobytes()
         )
-        for q in sorted(self.pairs):
-            p = self.pairs[q]
+        for q in sorted(int(q) for q in (pairs or {})):
+            p = np.asarray(pairs[q], dtype=np.int64).reshape(-1, 3)
+            key = p[:, 0] * self.codebook_size + p[:, 1]
+            order = np.argsort(key, kind="stable")
+            p, key = p[order], key[order]  # sorted by previous code, then code
             bad = (
                 not 0 <= q < self.n_q
                 or bool((p[:, :2] < 0).any() | (p[:, :2] >= self.codebook_size).any() | (p[:, 2] <= 0).any())
-                or len(np.unique(p[:, 0] * self.codebook_size + p[:, 1])) != len(p)
+                or bool((np.diff(key) == 0).any())
             )
             if bad:
                 raise EntropyError(f"pair counts of codebook {q} are not (previous, code, count > 0) rows")
+            self.pairs[q] = p
             digest.update(np.asarray([q, len(p)], dtype="<i8").tobytes())
-            digest.update(p[np.lexsort((p[:, 1], p[:, 0]))].astype("<i8").tobytes())
+            digest.update(p.astype("<i8").tobytes())
         self.sha256 = digest.hexdigest()
         self._bigrams = {q: _Bigram(p, self.probabilities[q]) for q, p in self.pairs.items()}
         self._models: list | None = None
@@ -199,8 +209,7 @@ class EntropyModel:
                     out[q, 0] = decoder.decode(models[q], 1)[0]
                     bigram = self._bigrams[q]
                     for t in range(1, frames):
-                        row = bigram.probabilities(out[q, t - 1 : t])
-                        out[q, t] = decoder.decode(self._family, row)[0]
+                        out[q, t] = decoder.decode(self._family, bigram.row(int(out[q, t - 1])))[0]
                 else:
                     out[q] = decoder.decode(models[q], frames)
         except Exception as err:  # noqa: BLE001 (constriction raises its own errors on invalid data)
