@@ -73,9 +73,12 @@ def test_encode_decode_clab(tmp_path):
     result = runner.invoke(app, ["decode", str(tmp_path / "in.wav"), str(tmp_path / "o2.wav")])
     assert result.exit_code == 2 and "not a .clab file" in result.output
     blob = bytearray((tmp_path / "x.clab").read_bytes())
-    (tmp_path / "cut.clab").write_bytes(bytes(blob[:-10]))
+    (tmp_path / "cut.clab").write_bytes(bytes(blob[:-10]))  # into the end packet
     result = runner.invoke(app, ["decode", str(tmp_path / "cut.clab"), str(tmp_path / "o3.wav")])
-    assert result.exit_code == 2 and "corrupt or truncated" in result.output
+    assert result.exit_code == 0 and "end packet is missing" in result.stderr  # the header gave the length
+    assert sf.info(tmp_path / "o3.wav").frames == 32000
+    result = runner.invoke(app, ["decode", str(tmp_path / "cut.clab"), str(tmp_path / "o4.wav"), "--strict"])
+    assert result.exit_code == 2 and "truncated packet" in result.output
 
 
 def test_decode_with_the_wrong_codec_is_refused(tmp_path):

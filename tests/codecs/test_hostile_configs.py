@@ -55,7 +55,7 @@ def _set(path: str, value):
         ("config.sample_rate", 16000.5, r"sample_rate must be int"),
         ("config.decoder_kind", "wavenet", r"unknown decoder_kind 'wavenet'"),
         ("config.quantizer", [], r"'quantizer' must be a JSON object"),
-        ("config.quantizer.params.bogus", 1, r"unknown rvq quantizer settings: bogus"),
+        ("config.quantizer.params.bogus", 1, r"unknown split quantizer settings: bogus"),
     ],
 )
 def test_bad_config_fields_are_refused_quickly(saved, tmp_path, field, value, message):
