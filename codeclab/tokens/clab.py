@@ -284,6 +284,14 @@ def peek_header(data: bytes, where: str = "<bytes>") -> dict[str, Any]:
 STREAM_FIELDS = ("frames", "audio_length")  # known only at the end of a stream
 
 
+def packet_layout_prefix(header: dict[str, Any], version: int) -> bytes:
+    """The opening of a packet-layout file (versions 2 and 3): magic, version, header length, the header
+    as compact sorted JSON, and the CRC32 of all of it."""
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    prefix = _PREFIX.pack(MAGIC, version, len(head)) + head
+    return prefix + _CRC.pack(zlib.crc32(prefix))
+
+
 class ClabStreamWriter:
     """Writes a version-2 .clab to a binary file object as codes arrive: `write(codes [n_q, f])` sends
     one packet per call (flushed), `close(audio_length)` the end packet. The header is checked first."""
@@ -298,9 +306,7 @@ class ClabStreamWriter:
         check_header({**full, "frames": 1, "audio_length": 1}, "the .clab header to write")
         for name in STREAM_FIELDS:
             full.pop(name, None)
-        head = json.dumps(full, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        prefix = _PREFIX.pack(MAGIC, STREAM_VERSION, len(head)) + head
-        self._send(prefix + _CRC.pack(zlib.crc32(prefix)))
+        self._send(packet_layout_prefix(full, STREAM_VERSION))
 
     def _send(self, blob: bytes) -> None:
         self.out.write(blob)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import binascii
 import io
-import json
 import struct
 import zlib
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ from codeclab.tokens.clab import (
     bits_per_code,
     check_header,
     pack_codes,
+    packet_layout_prefix,
     unpack_codes,
 )
 from codeclab.tokens.entropy import EntropyError, EntropyModel
@@ -152,10 +152,7 @@ class ClabPacketWriter:
         if coding == "range":
             full["entropy_model"] = model.sha256
         check_header({"frames": 1, "audio_length": 1, **full}, "the .clab header to write")
-        self._known_length = "frames" in full and "audio_length" in full
-        head = json.dumps(full, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        prefix = _PREFIX.pack(MAGIC, PACKET_VERSION, len(head)) + head
-        self._send(prefix + _CRC.pack(zlib.crc32(prefix)))
+        self._send(packet_layout_prefix(full, PACKET_VERSION))
 
     def _send(self, blob: bytes) -> None:
         self.out.write(blob)
