@@ -112,7 +112,7 @@ def test_the_entropy_model_ships_and_codes_held_out_speech_below_its_nominal_siz
     codes = codec.encode(wav).codes[0].numpy()
     header = {"codec": {"name": NAME}, "sample_rate": 16000, "channels": 1, "hop_length": 320}
     header.update(codebook_size=1024, audio_length=wav.shape[-1])
-    for n_q in (1, 2, 8):
+    for n_q in range(1, 9):
         ranged, ranged_payload = write_packets(codes[:n_q], header, "range", model)
         _, bits_payload = write_packets(codes[:n_q], header, "bits")
         assert ranged_payload < bits_payload, n_q

@@ -40,8 +40,10 @@ def test_skewed_codes_cost_fewer_bits_than_nominal_and_near_the_ideal():
 
 
 def test_real_codes_of_a_shipped_clip_code_below_nominal():
-    """The bundled codec's codes of Carlo's shipped clip, coded with a model fitted on the other shipped
-    clips (other speakers): below the nominal 10 bits per code (measured 9.38 at n_q 8), and exact."""
+    """The bundled codec's codes of Carlo's shipped clip, coded with a model fitted on the shipped clips of
+    the other speakers (9 clips, about a minute): below the nominal 10 bits per code (measured 9.62 at
+    n_q 8 with the version-3 weights; the model of the training corpus does better, BENCHMARKS.md), and
+    exact."""
     from pathlib import Path
 
     import torch
@@ -55,10 +57,10 @@ def test_real_codes_of_a_shipped_clip_code_below_nominal():
         return codec.encode(torch.as_tensor(load_audio(path, 16000, 1))[None]).codes[0].numpy()
 
     root = Path(__file__).resolve().parents[2]
-    model = EntropyModel.fit(
-        [codes_of(p) for p in sorted((root / "tests/assets/speech").glob("*.flac"))], 1024
-    )
-    carlo = codes_of(root / "codeclab/assets/speech/it_IT_m_Carlo__vm-intro.flac")
+    clip = root / "codeclab/assets/speech/it_IT_m_Carlo__vm-intro.flac"
+    others = [p for p in sorted((root / "tests/assets/speech").glob("*.flac")) if "Carlo" not in p.name]
+    model = EntropyModel.fit([codes_of(p) for p in others], 1024)
+    carlo = codes_of(clip)
     blob = model.encode(carlo)
     assert np.array_equal(model.decode(blob, carlo.shape[0], carlo.shape[1]), carlo)
     assert len(blob) * 8 < 0.97 * carlo.size * 10
