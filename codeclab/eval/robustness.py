@@ -18,7 +18,6 @@ by default); a row per codec and condition gives the mean over items.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codeclab.audio.io import load_audio
+from codeclab.audio.io import load_audio, resample
 from codeclab.codecs.base import AudioCodec, Encoded
 from codeclab.codecs.ref import CodecRef
 from codeclab.corpora.manifest import discover
@@ -85,32 +84,23 @@ def damage_clab(blob: bytes, condition: Condition, rng: np.random.Generator) -> 
 
 
 def token_codec_output(
-    codec: AudioCodec,
-    write: Callable,
-    x: torch.Tensor,
-    n_q: int | None,
-    condition: Condition,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, int, int]:
-    """x [C, T] through encode (n_q codebooks) -> .clab bytes (`write`: codes, length -> bytes) ->
-    damage -> lenient read -> decode with concealment fades. Returns (audio [C, T'], frames concealed,
-    frames)."""
+    codec: AudioCodec, blob: bytes, length: int, condition: Condition, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """A clean `.clab` file `blob` of `length` samples -> damaged -> lenient read -> decode with
+    concealment fades. Returns (audio [C, T'], frames concealed)."""
     from codeclab.tokens.clab_packets import concealment_gain
 
-    encoded = codec.encode(x[None], n_q=n_q)
-    codes = encoded.items()[0].cpu().numpy()
-    blob = write(codes, x.shape[-1])
-    model = codec.entropy_model()
     try:
-        clab = read_packets(damage_clab(blob, condition, rng), "damaged", model)
+        clab = read_packets(damage_clab(blob, condition, rng), "damaged", codec.entropy_model())
     except ValueError:  # nothing usable arrived: the output is silence
-        return np.zeros((codec.channels, x.shape[-1]), np.float32), codes.shape[1], codes.shape[1]
+        frames = -(-length // codec.hop_length)
+        return np.zeros((codec.channels, length), np.float32), frames
     got = torch.from_numpy(clab.codes)
-    audio = codec.decode(Encoded(got[None], torch.tensor([got.shape[1]]), torch.tensor([x.shape[-1]])))[0]
+    audio = codec.decode(Encoded(got[None], torch.tensor([got.shape[1]]), torch.tensor([length])))[0]
     audio = audio.cpu().numpy()
     if clab.concealed_frames:
         audio = audio * concealment_gain(clab.lost, codec.hop_length, audio.shape[-1])
-    return audio, clab.concealed_frames, codes.shape[1]
+    return audio, clab.concealed_frames
 
 
 def _opuslib():
@@ -123,11 +113,19 @@ def _opuslib():
     return opuslib
 
 
-def opus_output(
-    x: np.ndarray, sample_rate: int, bitrate: int, condition: Condition, rng: np.random.Generator
-) -> tuple[np.ndarray, int, int]:
-    """Mono x [T] float through libopus (VOIP mode, 20 ms frames, five to a packet), damaged, decoded
-    with Opus's concealment for lost frames. Returns (audio [T], frames concealed, frames)."""
+@dataclass
+class OpusStream:
+    """An item encoded by libopus: 20 ms packets, the encoder's lookahead and the item's length."""
+
+    packets: list[bytes]
+    frame: int
+    delay: int
+    length: int
+    sample_rate: int
+
+
+def opus_encode(x: np.ndarray, sample_rate: int, bitrate: int) -> OpusStream:
+    """Mono x [T] float -> libopus packets (VOIP mode, 20 ms frames), padded to cover the lookahead."""
     opuslib = _opuslib()
     frame = sample_rate * OPUS_FRAME_MS // 1000
     encoder = opuslib.Encoder(sample_rate, 1, opuslib.APPLICATION_VOIP)
@@ -135,7 +133,15 @@ def opus_output(
     delay = int(encoder.lookahead)
     pcm = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2")
     pcm = np.concatenate([pcm, np.zeros(delay + (-(len(pcm) + delay)) % frame, "<i2")])
-    frames = [encoder.encode(pcm[i : i + frame].tobytes(), frame) for i in range(0, len(pcm), frame)]
+    packets = [encoder.encode(pcm[i : i + frame].tobytes(), frame) for i in range(0, len(pcm), frame)]
+    return OpusStream(packets, frame, delay, len(x), sample_rate)
+
+
+def opus_decode(stream: OpusStream, condition: Condition, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Damage `stream` (five frames to a lost packet, or bit flips) and decode it with Opus's concealment
+    for lost frames. Returns (audio [T], frames concealed)."""
+    opuslib = _opuslib()
+    frames = stream.packets
     lost = np.zeros(len(frames), bool)
     if condition.kind == "loss" and condition.rate > 0:
         for start in range(0, len(frames), OPUS_FRAMES_PER_PACKET):
@@ -143,18 +149,28 @@ def opus_output(
                 lost[start : start + OPUS_FRAMES_PER_PACKET] = True
     elif condition.rate > 0:
         frames = [flip_bits(f, condition.rate, rng) for f in frames]
-    decoder = opuslib.Decoder(sample_rate, 1)
+    decoder = opuslib.Decoder(stream.sample_rate, 1)
     out = []
     for i, packet in enumerate(frames):
         if not lost[i]:
             try:
-                out.append(np.frombuffer(decoder.decode(packet, frame), "<i2"))
+                out.append(np.frombuffer(decoder.decode(packet, stream.frame), "<i2"))
                 continue
             except opuslib.OpusError:
                 lost[i] = True  # a packet libopus refuses: concealed like a lost one
-        out.append(np.frombuffer(decoder.decode(b"", frame), "<i2"))
+        out.append(np.frombuffer(decoder.decode(b"", stream.frame), "<i2"))
     audio = np.concatenate(out).astype(np.float32) / 32768.0
-    return audio[delay : delay + len(x)], int(lost.sum()), len(frames)
+    return audio[stream.delay : stream.delay + stream.length], int(lost.sum())
+
+
+def opus_output(
+    x: np.ndarray, sample_rate: int, bitrate: int, condition: Condition, rng: np.random.Generator
+) -> tuple[np.ndarray, int, int]:
+    """Mono x [T] float through libopus, damaged, decoded (`opus_encode`, `opus_decode`). Returns
+    (audio [T], frames concealed, frames)."""
+    stream = opus_encode(x, sample_rate, bitrate)
+    audio, concealed = opus_decode(stream, condition, rng)
+    return audio, concealed, len(stream.packets)
 
 
 def run_robustness(
@@ -202,26 +218,33 @@ def run_robustness(
             n_q = choice.single_n_q() if choice.n_q else None
             write, coding = clab_writer(codec, choice, with_bytes=True)
             label = f"{spec} ({coding} coded" + (", random init)" if codec.random_init else ")")
+        # each item is encoded once; every condition damages and decodes that same stream
+        encoded: dict[str, Any] = {}
+        for it in items:
+            if codec is None:
+                encoded[it.id] = opus_encode(
+                    load_audio(it.path, 16000, 1, it.start, it.end)[0], 16000, bitrate
+                )
+            else:
+                x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
+                codes = codec.encode(x[None], n_q=n_q).items()[0].cpu().numpy()
+                encoded[it.id] = (write(codes, x.shape[-1]), x.shape[-1], codes.shape[1])
         for condition in conditions(losses, bers):
             rng = np.random.default_rng(seed)
             scores: dict[str, list[float]] = {m: [] for m in M.expand(names)}
             concealed = total = 0
             for it in items:
-                reference = references[it.id]
                 if codec is None:
-                    x = load_audio(it.path, 16000, 1, it.start, it.end)[0]
-                    audio, c, f = opus_output(x, 16000, bitrate, condition, rng)
-                    rate = 16000
+                    audio, c = opus_decode(encoded[it.id], condition, rng)
+                    f, rate = len(encoded[it.id].packets), 16000
                 else:
-                    x = torch.as_tensor(
-                        load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end)
-                    )
-                    audio, c, f = token_codec_output(codec, write, x, n_q, condition, rng)
+                    blob, length, f = encoded[it.id]
+                    audio, c = token_codec_output(codec, blob, length, condition, rng)
                     audio, rate = audio.mean(axis=0), codec.sample_rate
                 concealed, total = concealed + c, total + f
-                estimate = load_resampled(audio, rate, eval_rate)
+                estimate = resample(np.asarray(audio, np.float32)[None], rate, eval_rate)[0]
                 scored = M.compute(
-                    reference, estimate, eval_rate, names, max_delay=int(ALIGN_MS * eval_rate / 1000)
+                    references[it.id], estimate, eval_rate, names, max_delay=int(ALIGN_MS * eval_rate / 1000)
                 )
                 for name, value in scored.items():
                     if name in scores:
@@ -273,12 +296,3 @@ def run_robustness(
     report["plots"] = plots
     write_json(report, out / "results.json")
     return report
-
-
-def load_resampled(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Mono audio [T] at `rate` -> at `target` (soxr HQ)."""
-    if rate == target:
-        return np.asarray(audio, np.float32)
-    from codeclab.audio.io import resample
-
-    return resample(np.asarray(audio, np.float32)[None], rate, target)[0]
