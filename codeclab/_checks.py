@@ -107,6 +107,32 @@ def check_n_q(n_q: Any, available: int) -> int:
     return int(n_q)
 
 
+def check_codes(
+    codes: Any,
+    codebook_size: int,
+    n_q: int | None = None,
+    max_n_q: int | None = None,
+    error: type[ValueError] = ValueError,
+):
+    """`codes` as a numpy array [n_q, frames] whose codes lie in [0, codebook_size); with `n_q`, exactly
+    that many rows; with `max_n_q`, 1 to that many. Anything else raises `error`, naming the shape or
+    range expected."""
+    import numpy as np
+
+    codes = np.asarray(codes)
+    if n_q is not None:
+        rows_ok, expected = codes.ndim == 2 and codes.shape[0] == n_q, f"[{n_q}, frames]"
+    elif max_n_q is not None:
+        rows_ok, expected = codes.ndim == 2 and 1 <= codes.shape[0] <= max_n_q, f"[n_q <= {max_n_q}, frames]"
+    else:
+        rows_ok, expected = codes.ndim == 2, "[n_q, frames]"
+    if not rows_ok:
+        raise error(f"codes must have shape {expected}, got {codes.shape}")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= codebook_size):
+        raise error(f"codes must lie in [0, {codebook_size})")
+    return codes
+
+
 def check_device(device: str) -> str:
     """`device` when this machine has it ("cpu", "cuda", "cuda:N", "mps"); else ValueError saying what is
     missing (instead of a torch error deep inside the first encode)."""

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from codeclab._checks import check_codes
+
 BASE = 0xF0000
 MAX_SYMBOLS = 0xFFFFD - BASE + 1
 SPECIALS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|audio_start|>", "<|audio_end|>")
@@ -75,11 +77,7 @@ class AudioBPE:
 
     def encode(self, codes: np.ndarray) -> list[int]:
         """codes [Q, T] -> BPE ids."""
-        codes = np.asarray(codes)
-        if codes.ndim != 2 or codes.shape[0] != self.n_q:
-            raise BPEError(f"codes must have shape [{self.n_q}, frames], got {codes.shape}")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise BPEError(f"codes must lie in [0, {self.codebook_size})")
+        codes = check_codes(codes, self.codebook_size, n_q=self.n_q, error=BPEError)
         text = codes_to_text(codes, self.codebook_size, self.pattern)
         return self.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
 

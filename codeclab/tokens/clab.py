@@ -44,6 +44,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from codeclab._checks import check_codes
 from codeclab._files import read_up_to
 from codeclab.tokens.entropy import EntropyModel
 
@@ -109,12 +110,8 @@ class ClabFile:
 
 def to_bytes(codes: np.ndarray, header: dict[str, Any]) -> bytes:
     """Serialise codes [n_q, F] with `header` (which must give codebook_size and audio_length)."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2:
-        raise ValueError(f"codes must have shape [n_q, frames], got {codes.shape}")
     k = int(header["codebook_size"])
-    if codes.size and (codes.min() < 0 or codes.max() >= k):
-        raise ValueError(f"codes must lie in [0, {k})")
+    codes = check_codes(codes, k)
     bits = bits_per_code(k)
     full = {**header, "n_q": int(codes.shape[0]), "frames": int(codes.shape[1]), "bits": bits}
     check_header(full, "the .clab header to write")  # never write a file the reader refuses
@@ -314,11 +311,7 @@ class ClabStreamWriter:
 
     def write(self, codes: np.ndarray) -> None:
         """Codes [n_q, f] of the next f frames (f may be 0: nothing is sent)."""
-        codes = np.asarray(codes)
-        if codes.ndim != 2 or codes.shape[0] != self.n_q:
-            raise ValueError(f"codes must have shape [{self.n_q}, frames], got {codes.shape}")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        codes = check_codes(codes, self.codebook_size, n_q=self.n_q)
         for start in range(0, codes.shape[1], MAX_PACKET_FRAMES):
             piece = codes[:, start : start + MAX_PACKET_FRAMES]
             body = _FRAMES.pack(piece.shape[1]) + pack_codes(piece, self.bits)

@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from codeclab._checks import check_codes
 from codeclab._files import read_up_to
 from codeclab.tokens.clab import (
     _CRC,
@@ -177,11 +178,7 @@ class ClabPacketWriter:
 
     def write(self, codes: np.ndarray) -> None:
         """Codes [n_q, f] of the next f frames (f may be 0)."""
-        codes = np.asarray(codes)
-        if codes.ndim != 2 or codes.shape[0] != self.n_q:
-            raise ValueError(f"codes must have shape [{self.n_q}, frames], got {codes.shape}")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        codes = check_codes(codes, self.codebook_size, n_q=self.n_q)
         pending = np.concatenate([self._pending, codes.astype(np.int64)], axis=1)
         full = pending.shape[1] // self.packet_frames * self.packet_frames
         for start in range(0, full, self.packet_frames):
@@ -207,9 +204,7 @@ def write_packets(
 ) -> tuple[bytes, int]:
     """A whole item's codes [n_q, F] -> (version-3 .clab bytes, payload bytes). `header` gives
     codebook_size and audio_length; frames and audio_length go in the header too."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2:
-        raise ValueError(f"codes must have shape [n_q, frames], got {codes.shape}")
+    codes = check_codes(codes, int(header["codebook_size"]))
     out = io.BytesIO()
     full = {**header, "frames": int(codes.shape[1])}
     writer = ClabPacketWriter(out, full, codes.shape[0], coding, model, packet_frames)

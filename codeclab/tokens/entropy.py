@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codeclab._checks import check_codes
+
 MODEL_FILE = "entropy.safetensors"
 DEFAULT_CONTEXT = (0, 1)  # codebooks coded with the previous frame's code as context
 
@@ -167,12 +169,7 @@ class EntropyModel:
         return self._models
 
     def _check(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes)
-        if codes.ndim != 2 or not 1 <= codes.shape[0] <= self.n_q:
-            raise EntropyError(f"codes must have shape [n_q <= {self.n_q}, frames], got {codes.shape}")
-        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise EntropyError(f"codes must lie in [0, {self.codebook_size})")
-        return codes.astype(np.int64)
+        return check_codes(codes, self.codebook_size, max_n_q=self.n_q, error=EntropyError).astype(np.int64)
 
     def encode(self, codes: np.ndarray) -> bytes:
         """codes [n_q', F] -> range-coded bytes (a whole number of 32-bit words)."""
