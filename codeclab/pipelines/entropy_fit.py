@@ -17,6 +17,7 @@ from codeclab._progress import progress_task
 from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.pretrained import load_pretrained, record_entropy_model  # noqa: F401 (re-exported)
 from codeclab.codecs.spec import weights_sha256
+from codeclab.tokens.clab import bits_per_code
 from codeclab.tokens.clab_packets import DEFAULT_PACKET_FRAMES, range_coded_bytes
 from codeclab.tokens.entropy import EntropyModel
 from codeclab.tokens.store import TokenStore
@@ -54,7 +55,7 @@ def heldout_rates(
                 coded[n_q - 1] += range_coded_bytes(model, codes[:n_q], packet_frames)
             advance()
     seconds = frames / frame_rate
-    bits = (model.codebook_size - 1).bit_length()
+    bits = bits_per_code(model.codebook_size)
     return {
         "store": Path(store.path).name,
         "items": len(store),

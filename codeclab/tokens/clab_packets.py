@@ -102,16 +102,26 @@ def _range_payload(model: EntropyModel, codes: np.ndarray) -> bytes:
     return blob[: max(len(trimmed), len(blob) - 3)]
 
 
+def packet_payload(codes: np.ndarray, bits: int, model: EntropyModel | None) -> tuple[bytes, int]:
+    """One packet's payload and flag: codes [n_q, f] bit-packed (no model, flag 0), or range coded with
+    `model`, unless that is not smaller: then bit-packed with `PACKED_FLAG`, so range coding never costs
+    more than bits."""
+    packed = pack_codes(codes, bits)
+    if model is None:
+        return packed, 0
+    ranged = _range_payload(model, codes)
+    return (ranged, 0) if len(ranged) < len(packed) else (packed, PACKED_FLAG)
+
+
 def range_coded_bytes(
     model: EntropyModel, codes: np.ndarray, packet_frames: int = DEFAULT_PACKET_FRAMES
 ) -> int:
     """Payload bytes of codes [n_q, F] range coded in packets of `packet_frames` frames, as
-    `ClabPacketWriter` writes them (each packet range coded, or bit-packed where that is smaller: the
-    real size of the codes, without packet framing)."""
+    `ClabPacketWriter` writes them (`packet_payload`: the real size of the codes, without framing)."""
     bits = bits_per_code(model.codebook_size)
     return sum(
-        min(len(_range_payload(model, piece)), -(-piece.size * bits // 8))
-        for piece in (codes[:, s : s + packet_frames] for s in range(0, codes.shape[1], packet_frames))
+        len(packet_payload(codes[:, s : s + packet_frames], bits, model)[0])
+        for s in range(0, codes.shape[1], packet_frames)
     )
 
 
@@ -165,13 +175,7 @@ class ClabPacketWriter:
         self._sequence += 1
 
     def _emit(self, codes: np.ndarray) -> None:
-        payload, flag = pack_codes(codes, self.bits), 0
-        if self.coding == "range":
-            ranged = _range_payload(self.model, codes)
-            if len(ranged) < len(payload):
-                payload = ranged
-            else:  # a short packet of improbable codes: bit-packed, flagged, so range coding never costs more
-                flag = PACKED_FLAG
+        payload, flag = packet_payload(codes, self.bits, self.model if self.coding == "range" else None)
         self.payload_bytes += len(payload)
         self._packet(codes.shape[1] | flag, payload)
         self.frames += codes.shape[1]
