@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from torch.nn.utils import parametrize
 
 from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.base import AudioCodec, Encoded, check_audio
+from codeclab.codecs.modules.bottleneck import BottleneckConfig, BottleneckDecoder, BottleneckEncoder
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
@@ -53,13 +54,16 @@ def decoder_kind(config: Any) -> str:
 @dataclass
 class CodecConfig:
     """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights. `semantic`, when set,
-    adds a training-only distillation head and records how the codec was distilled."""
+    adds a training-only distillation head and records how the codec was distilled. `bottleneck`, when
+    set, lowers the frame rate by its stride with a transformer on each side of the quantizer
+    (`modules.bottleneck`); encoder and decoder then run at `stride` times the codes' frame rate."""
 
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
     decoder: SEANetConfig | ISTFTDecoderConfig = field(default_factory=SEANetConfig)
     quantizer: QuantizerConfig = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
+    bottleneck: BottleneckConfig | None = None
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -93,7 +97,9 @@ class CodecConfig:
 
     @property
     def hop_length(self) -> int:
-        return self.encoder.hop_length
+        """Samples per frame of codes (the encoder's hop, times the bottleneck's stride)."""
+        stride = self.bottleneck.stride if self.bottleneck is not None else 1
+        return self.encoder.hop_length * stride
 
     @property
     def causal(self) -> bool:
@@ -107,7 +113,7 @@ class CodecConfig:
             quantizer = SplitConfig(**asdict(quantizer))
         if semantic is None and type(quantizer) is SplitConfig:
             quantizer = RVQConfig(**asdict(quantizer))
-        return CodecConfig(self.sample_rate, self.encoder, self.decoder, quantizer, semantic)
+        return replace(self, quantizer=quantizer, semantic=semantic)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -119,6 +125,8 @@ class CodecConfig:
         }
         if self.semantic is not None:
             data["semantic"] = asdict(self.semantic)
+        if self.bottleneck is not None:  # absent otherwise, so earlier configs (and digests) are unchanged
+            data["bottleneck"] = asdict(self.bottleneck)
         return data
 
     @classmethod
@@ -140,12 +148,16 @@ class CodecConfig:
             semantic = data.get("semantic")
             if semantic is not None and not isinstance(semantic, dict):
                 raise TypeError("'semantic' must be a JSON object")
+            bottleneck = data.get("bottleneck")
+            if bottleneck is not None and not isinstance(bottleneck, dict):
+                raise TypeError("'bottleneck' must be a JSON object")
             return cls(
                 sample_rate=data["sample_rate"],
                 encoder=SEANetConfig(**data["encoder"]),
                 decoder=DECODERS[kind][0](**data["decoder"]),
                 quantizer=quantizer_config(quant["kind"], quant["params"]),
                 semantic=SemanticConfig(**semantic) if semantic else None,
+                bottleneck=BottleneckConfig(**bottleneck) if bottleneck else None,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid codec config: {err}") from err
@@ -190,8 +202,13 @@ class NeuralCodec(nn.Module, AudioCodec):
     @classmethod
     def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
         quantizer = build_quantizer(quantizer_kind(config.quantizer), asdict(config.quantizer))
-        decoder = DECODERS[decoder_kind(config.decoder)][1](config.decoder)
-        return cls(SEANetEncoder(config.encoder), quantizer, decoder, config, name)
+        encoder: nn.Module = SEANetEncoder(config.encoder)
+        decoder: nn.Module = DECODERS[decoder_kind(config.decoder)][1](config.decoder)
+        if config.bottleneck is not None:
+            dim, causal = config.quantizer.dim, config.causal
+            encoder = BottleneckEncoder(encoder, dim, config.bottleneck, causal)
+            decoder = BottleneckDecoder(decoder, dim, config.bottleneck, causal)
+        return cls(encoder, quantizer, decoder, config, name)
 
     # -- contract properties ------------------------------------------------------------------------
     @property

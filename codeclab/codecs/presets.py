@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from codeclab.codecs.modules.bottleneck import BottleneckConfig
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
@@ -87,6 +88,20 @@ def speech_16k() -> CodecConfig:
         encoder=_encoder(1, 128, 16, ratios, causal=True),
         decoder=ISTFTDecoderConfig(dimension=128, hop=320, width=384, blocks=8, causal=True),
         quantizer=SplitConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
+    )
+
+
+def speech_16k_12hz() -> CodecConfig:
+    """The LLM-rate preset: the default's 50 Hz SEANet encoder and inverse-STFT decoder around a bottleneck that strides to 12.5 Hz with a 2-layer causal transformer on each side of the
+    quantizer (as in Mimi), and RVQ 16 x 1024: 0.125 kbps per codebook, 0.5 / 1 / 2 kbps at n_q 4 / 8 /
+    16 (docs/llm.md)."""
+    ratios = [2, 4, 5, 8]  # hop 320 (50 Hz) in the convolutions; 1280 (12.5 Hz) for the codes
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 128, 16, ratios, causal=True),
+        decoder=ISTFTDecoderConfig(dimension=128, hop=320, width=384, blocks=8, causal=True),
+        quantizer=RVQConfig(dim=128, codebook_size=1024, num_quantizers=16, quantizer_dropout=0.5),
+        bottleneck=BottleneckConfig(stride=4, layers=2, heads=4, window=16),
     )
 
 
@@ -242,6 +257,11 @@ _preset(
     "codeclab-16k-speech",
     speech_16k,
     "16 kHz mono speech, causal, 50 Hz, split RVQ 8 x 1024 (codebook 1 distilled; 0.5-4 kbps), inverse-STFT decoder",
+)
+_preset(
+    "codeclab-16k-12hz",
+    speech_16k_12hz,
+    "16 kHz mono speech, causal, 12.5 Hz (transformer bottleneck), RVQ 16 x 1024 (0.125-2 kbps), for LLMs",
 )
 _preset(
     "codeclab-24k-audio",

@@ -152,8 +152,9 @@ def receptive_field(module: nn.Module) -> tuple[int, int] | None:
     """Input samples (before, after) that one output step of `module` depends on, relative to the
     output's first input sample; None when the module has unbounded context (an LSTM).
 
-    Walks the `Conv1d`s in registration order, which is forward order in codeclab's encoders; a residual
-    unit's skip path has no extent, so the branch bounds it.
+    Walks the `Conv1d`s (and attentions with a `left_context` in steps) in registration order, which is
+    forward order in codeclab's encoders; a residual unit's skip path has no extent, so the branch bounds
+    it.
     """
     left = right = 0
     stride = 1
@@ -166,4 +167,6 @@ def receptive_field(module: nn.Module) -> tuple[int, int] | None:
             stride *= sub.stride
         elif isinstance(sub, ConvTranspose1d):
             return None
+        else:  # an attention over a window of earlier steps (modules.bottleneck.WindowedAttention)
+            left += getattr(sub, "left_context", 0) * stride
     return left, right

@@ -58,6 +58,20 @@ class OverlapAddState:
 
 
 @dataclass
+class AttentionState:
+    """A transformer layer's memory: its last `window - 1` inputs [B, D, window - 1] and, per stream, how
+    many of them are real (a fresh stream has none; the rest are masked as before the item's start)."""
+
+    history: Tensor
+    seen: list[int]
+
+    def reset(self, index: int) -> None:
+        with torch.inference_mode():
+            self.history[index] = 0
+        self.seen[index] = 0
+
+
+@dataclass
 class SequenceState:
     """The states of a stack of blocks, in forward order (None for a block without memory)."""
 
@@ -69,4 +83,4 @@ class SequenceState:
                 child.reset(index)
 
 
-StateLike = ConvState | LSTMState | OverlapAddState | SequenceState
+StateLike = ConvState | LSTMState | OverlapAddState | AttentionState | SequenceState
