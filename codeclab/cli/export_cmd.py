@@ -152,16 +152,22 @@ def bpe_command(
         "flatten", "--pattern", help="flatten or coarse_first (BPE needs one stream)."
     ),
     n_q: int = typer.Option(None, "--n-q", help="Codebooks to include (default: all the store has)."),
+    base: Path = typer.Option(
+        None,
+        "--base",
+        help="A local Hugging Face tokenizer directory to merge with: its ids stay, the audio ids follow.",
+    ),
 ) -> None:
     """Acoustic BPE over a store's codes (HF tokenizers): fewer tokens per second for an LLM."""
     from codeclab.tokens.bpe import train_bpe
     from codeclab.tokens.store import StoreError
 
     try:
-        bpe = train_bpe(store, vocab_size, out, pattern, n_q)
+        bpe = train_bpe(store, vocab_size, out, pattern, n_q, base=base)
     except (OSError, ValueError, StoreError, ImportError) as err:
         fail(err)
+    merged = f"text ids 0-{bpe.base_size - 1} of {base}, then " if bpe.base_size else ""
     console.print(
-        f"{out}: {bpe.vocab_size} ids ({bpe.n_q} x {bpe.codebook_size} codes + merges, {bpe.pattern}); "
+        f"{out}: {bpe.vocab_size} ids ({merged}{bpe.n_q} x {bpe.codebook_size} codes + merges, {bpe.pattern}); "
         f"PreTrainedTokenizerFast.from_pretrained('{out}'), codeclab.tokens.bpe.AudioBPE.load('{out}')"
     )

@@ -19,7 +19,7 @@ then the merges. `AudioBPE` also offers the vocabulary interface of `AudioVocab`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ MAX_SYMBOLS = 0xFFFFD - BASE + 1
 SPECIALS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|audio_start|>", "<|audio_end|>")
 BPE_PATTERNS = ("flatten", "coarse_first")
 INFO_FILE = "audio_bpe.json"
+AUDIO_SUBDIR = "audio"  # the audio-only BPE, beside a merged tokenizer
+MERGED_FORMAT = "<|abpe_{}|>"  # a merged tokenizer's string for audio id N
 
 
 class BPEError(ValueError):
@@ -67,23 +69,34 @@ def text_to_codes(text: str, n_q: int, codebook_size: int, pattern: str = "flatt
 
 @dataclass
 class AudioBPE:
-    """A trained acoustic BPE: the HF tokenizer and the layout it codes."""
+    """A trained acoustic BPE: the HF tokenizer of its audio ids and the layout it codes. With a text
+    tokenizer merged in (`base_size` > 0), every audio id is shifted by `base_size`, `merged` is the
+    combined tokenizer and `roles` the base's own pad / bos / eos ids (see `train_bpe`)."""
 
-    tokenizer: Any  # transformers.PreTrainedTokenizerFast
+    tokenizer: Any  # transformers.PreTrainedTokenizerFast over the audio characters
     n_q: int
     codebook_size: int
     pattern: str
     info: dict
+    base_size: int = 0
+    roles: dict = field(default_factory=dict)
+    merged: Any = None  # the text tokenizer extended with the audio tokens (when base_size > 0)
 
     def encode(self, codes: np.ndarray) -> list[int]:
-        """codes [Q, T] -> BPE ids."""
+        """codes [Q, T] -> BPE ids (after the text ids when a text tokenizer is merged in)."""
         codes = check_codes(codes, self.codebook_size, n_q=self.n_q, error=BPEError)
         text = codes_to_text(codes, self.codebook_size, self.pattern)
-        return self.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
+        ids = self.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
+        return [i + self.base_size for i in ids] if self.base_size else ids
 
     def decode(self, ids: list[int]) -> np.ndarray:
-        """BPE ids -> codes [Q, T] (special tokens are skipped)."""
-        strings = self.tokenizer.convert_ids_to_tokens(list(ids))
+        """BPE ids -> codes [Q, T] (special tokens and the base's pad / bos / eos are skipped; other text
+        ids raise BPEError)."""
+        framing = set(self.roles.values())
+        audio = [int(i) - self.base_size for i in ids if int(i) not in framing]
+        if any(i < 0 for i in audio):
+            raise BPEError("the ids hold text tokens; decode takes the audio part of a sequence")
+        strings = self.tokenizer.convert_ids_to_tokens(audio)
         if any(s is None for s in strings):
             raise BPEError("ids outside the tokenizer's vocabulary")
         text = "".join(s for s in strings if s not in SPECIALS)
@@ -91,7 +104,20 @@ class AudioBPE:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.tokenizer)
+        return self.base_size + len(self.tokenizer)
+
+    def token_strings(self) -> list[str]:
+        """The merged tokenizer's strings of the ids from base_size on, in id order: the specials, then
+        `<|abpe_N|>` for audio id N."""
+        count = len(self.tokenizer)
+        return list(SPECIALS) + [MERGED_FORMAT.format(i) for i in range(len(SPECIALS), count)]
+
+    def audio_text(self, ids: list[int]) -> str:
+        """Audio and special ids (>= base_size) as the string the merged tokenizer maps back to them."""
+        strings = self.token_strings()
+        if any(not self.base_size <= int(i) < self.vocab_size for i in ids):
+            raise BPEError("audio_text takes the audio and special ids of the merged vocabulary only")
+        return "".join(strings[int(i) - self.base_size] for i in ids)
 
     # -- the AudioVocab interface of the LM datasets -----------------------------------------------------
     @property
@@ -102,22 +128,24 @@ class AudioBPE:
     def num_codebooks(self) -> int:
         return self.n_q
 
-    base_size = 0  # no text ids: a text tokenizer's ids would collide with the BPE's
-
     def special(self, name: str) -> int:
-        return int(self.tokenizer.convert_tokens_to_ids(f"<|{name}|>"))
+        return self.base_size + int(self.tokenizer.convert_tokens_to_ids(f"<|{name}|>"))
+
+    def role(self, name: str) -> int:
+        """The id that plays `name` (pad, bos, eos): the base tokenizer's own where it has one."""
+        return int(self.roles[name]) if name in self.roles else self.special(name)
 
     @property
     def pad_id(self) -> int:
-        return self.special("pad")
+        return self.role("pad")
 
     @property
     def bos_id(self) -> int:
-        return self.special("bos")
+        return self.role("bos")
 
     @property
     def eos_id(self) -> int:
-        return self.special("eos")
+        return self.role("eos")
 
     def to_ids(
         self, codes, pattern: str = "flatten", markers: bool = False, bos: bool = False, eos: bool = False
@@ -128,11 +156,9 @@ class AudioBPE:
         if pattern != self.pattern:
             raise BPEError(f"this BPE was trained on the {self.pattern} pattern, not {pattern!r}")
         ids = self.encode(np.asarray(codes))
-        names = (["bos"] if bos else []) + (["audio_start"] if markers else [])
-        tail = (["audio_end"] if markers else []) + (["eos"] if eos else [])
-        return torch.tensor(
-            [self.special(n) for n in names] + ids + [self.special(n) for n in tail], dtype=torch.long
-        )
+        head = ([self.bos_id] if bos else []) + ([self.special("audio_start")] if markers else [])
+        tail = ([self.special("audio_end")] if markers else []) + ([self.eos_id] if eos else [])
+        return torch.tensor(head + ids + tail, dtype=torch.long)
 
     def from_ids(self, tokens, pattern: str = "flatten", n_q: int | None = None):
         """BPE ids -> codes [Q, T] (torch); framing and padding tokens are skipped."""
@@ -151,8 +177,21 @@ class AudioBPE:
             raise BPEError(f"{directory}: not an audio BPE directory ({err})") from err
         from transformers import PreTrainedTokenizerFast
 
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
-        return cls(tokenizer, int(info["n_q"]), int(info["codebook_size"]), info["pattern"], info)
+        base_size = int(info.get("base_size", 0))
+        audio_dir = directory / AUDIO_SUBDIR if base_size else directory
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(audio_dir))
+        merged = PreTrainedTokenizerFast.from_pretrained(str(directory)) if base_size else None
+        roles = {k: int(v) for k, v in (info.get("base_roles") or {}).items()}
+        return cls(
+            tokenizer,
+            int(info["n_q"]),
+            int(info["codebook_size"]),
+            info["pattern"],
+            info,
+            base_size,
+            roles,
+            merged,
+        )
 
 
 def train_bpe(
@@ -161,9 +200,14 @@ def train_bpe(
     out: str | Path,
     pattern: str = "flatten",
     n_q: int | None = None,
+    base: str | Path | None = None,
 ) -> AudioBPE:
-    """Train BPE with `vocab_size` ids over the store's items (its first n_q codebooks) in `pattern`, and
-    save it to `out` (a PreTrainedTokenizerFast directory plus audio_bpe.json)."""
+    """Train BPE with `vocab_size` audio ids (specials + Q*K codes + merges) over the store's items (its
+    first n_q codebooks) in `pattern`, and save it to `out`: a PreTrainedTokenizerFast directory plus
+    audio_bpe.json. With `base` (a local Hugging Face tokenizer directory), `out` holds that tokenizer
+    extended with the audio tokens instead: its own ids unchanged, then the audio ids shifted by its size
+    (`<|pad|>` ... `<|audio_end|>`, then `<|abpe_N|>`), its pad / bos / eos kept (the audio specials fill
+    in those it lacks), and the audio-only BPE in `out/audio/`."""
     from tokenizers import Tokenizer, models, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -186,6 +230,7 @@ def train_bpe(
         raise BPEError(
             f"vocab_size must be at least {least} ({len(SPECIALS)} specials + {n_q} x {k} codes), got {vocab_size}"
         )
+    text_tokenizer = _load_base(base) if base is not None else None
     alphabet = [chr(BASE + i) for i in range(symbols)]
     tokenizer = Tokenizer(models.BPE())
     trainer = trainers.BpeTrainer(
@@ -202,7 +247,6 @@ def train_bpe(
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(str(out))
     info = {
         "format": "codeclab-audio-bpe",
         "version": 1,
@@ -214,5 +258,57 @@ def train_bpe(
         "frame_rate": store.metadata.get("frame_rate"),
         "base_character": BASE,
     }
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return AudioBPE(fast, n_q, k, pattern, info)
+    bpe = AudioBPE(fast, n_q, k, pattern, info)
+    if text_tokenizer is None:
+        fast.save_pretrained(str(out))
+    else:
+        bpe = _merge_with_text(bpe, text_tokenizer, base)
+        fast.save_pretrained(str(out / AUDIO_SUBDIR))
+        bpe.merged.save_pretrained(str(out))
+    (out / INFO_FILE).write_text(json.dumps(bpe.info, indent=2) + "\n")
+    return bpe
+
+
+def _load_base(base: str | Path):
+    from codeclab.tokens.export import load_base_tokenizer
+
+    try:
+        return load_base_tokenizer(base)
+    except ValueError as err:
+        raise BPEError(str(err)) from err
+
+
+def _merge_with_text(bpe: AudioBPE, text_tokenizer: Any, base: str | Path) -> AudioBPE:
+    """`bpe` placed after `text_tokenizer`'s ids: the tokenizer extended with one added token per audio
+    id (checked to land on base_size + id), and the roles policy of `codeclab export hf-tokenizer`."""
+    from tokenizers import AddedToken
+
+    from codeclab.tokens.export import base_roles
+
+    base_size = len(text_tokenizer)
+    merged = AudioBPE(bpe.tokenizer, bpe.n_q, bpe.codebook_size, bpe.pattern, dict(bpe.info), base_size)
+    strings = merged.token_strings()
+    clash = [s for s in strings if s in text_tokenizer.get_vocab()]
+    if clash:
+        raise BPEError(
+            f"{base}: the tokenizer already has tokens named like audio tokens (e.g. {clash[0]!r})"
+        )
+    specials = [AddedToken(s, special=True, normalized=False) for s in strings[: len(SPECIALS)]]
+    audio = [AddedToken(s, special=False, normalized=False) for s in strings[len(SPECIALS) :]]
+    text_tokenizer.add_tokens(specials, special_tokens=True)
+    text_tokenizer.add_tokens(audio)
+    if text_tokenizer.convert_tokens_to_ids(strings) != list(range(base_size, merged.vocab_size)):
+        raise BPEError(f"{base}: the audio tokens did not get contiguous ids after the text vocabulary")
+    merged.roles = base_roles(text_tokenizer)
+    for role in ("pad", "bos", "eos"):
+        if role not in merged.roles:
+            setattr(text_tokenizer, f"{role}_token", f"<|{role}|>")
+    merged.merged = text_tokenizer
+    merged.info.update(
+        base_size=base_size,
+        base_tokenizer=str(base),
+        base_roles=merged.roles,
+        merged_vocab_size=merged.vocab_size,
+        merged_token_format=MERGED_FORMAT,
+    )
+    return merged

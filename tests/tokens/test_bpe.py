@@ -73,7 +73,7 @@ def test_bpe_refuses_stream_patterns_small_vocabularies_and_foreign_ids(tmp_path
         bpe.decode([second_codebook, second_codebook])  # codebook 1 where codebook 0 belongs
 
 
-def test_export_bpe_command(tmp_path):
+def test_export_bpe_command(base_tokenizer, tmp_path):
     from typer.testing import CliRunner
 
     from codeclab.cli.app import app
@@ -84,6 +84,22 @@ def test_export_bpe_command(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "bpe" / "audio_bpe.json").is_file() and (tmp_path / "bpe" / "tokenizer.json").is_file()
+    merged = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "bpe",
+            str(store),
+            "--vocab-size",
+            "80",
+            "--out",
+            str(tmp_path / "m"),
+            "--base",
+            str(base_tokenizer),
+        ],
+    )
+    assert merged.exit_code == 0 and "text ids 0-" in merged.output, merged.output
+    assert (tmp_path / "m" / "audio" / "tokenizer.json").is_file()
     bad = CliRunner().invoke(
         app,
         [
@@ -123,3 +139,54 @@ def test_lm_datasets_take_the_bpe_as_their_vocabulary(tmp_path):
     assert packed["input_ids"].shape == (256,) and int(packed["input_ids"].max()) < bpe.size
     padding = packed["input_ids"][packed["attention_mask"] == 0]
     assert bool((padding == bpe.pad_id).all())
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "coarse_first"])
+def test_bpe_merged_with_a_text_tokenizer_keeps_text_ids_and_agrees_id_for_id(
+    base_tokenizer, tmp_path, pattern
+):
+    """--base: the text tokenizer's ids are unchanged, audio ids follow it, transformers' tokenizer maps the
+    audio string to codeclab's ids exactly, and codes -> ids -> codes is exact."""
+    from codeclab.tokens.bpe import AudioBPE, BPEError, train_bpe
+
+    store = store_with(tmp_path / "store", repetitive)
+    plain = train_bpe(store, 100, tmp_path / "plain", pattern=pattern)
+    merged = train_bpe(store, 100, tmp_path / "bpe", pattern=pattern, base=base_tokenizer)
+    base = transformers.AutoTokenizer.from_pretrained(str(base_tokenizer))
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
+    loaded = AudioBPE.load(tmp_path / "bpe")
+    assert (
+        merged.base_size == loaded.base_size == len(base) and len(tok) == merged.vocab_size == len(base) + 100
+    )
+    text = "hello world, the lazy dog"
+    assert tok(text, add_special_tokens=False).input_ids == base(text, add_special_tokens=False).input_ids
+    rng = np.random.default_rng(3)
+    for codes in [repetitive(100), rng.integers(0, 16, size=(3, 9))]:
+        ids = loaded.encode(codes)
+        assert ids == [i + len(base) for i in plain.encode(codes)]  # the same merges, shifted
+        framed = loaded.to_ids(codes, pattern=pattern, markers=True).tolist()
+        mixed = tok(text + loaded.audio_text(framed), add_special_tokens=False).input_ids
+        prefix = base(text, add_special_tokens=False).input_ids
+        assert mixed == prefix + framed
+        assert np.array_equal(loaded.decode(ids), codes) and np.array_equal(merged.decode(framed), codes)
+    # the base has no pad / bos / eos: the audio specials play them, in the tokenizer too
+    assert tok.pad_token_id == loaded.pad_id == loaded.special("pad") and tok.eos_token_id == loaded.eos_id
+    with pytest.raises(BPEError, match="text tokens"):
+        loaded.decode(prefix)
+
+
+def test_bpe_merge_refuses_a_missing_base_and_clashing_names(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    from codeclab.tokens.bpe import BPEError, train_bpe
+
+    store = store_with(tmp_path / "store", repetitive)
+    with pytest.raises(BPEError, match="nowhere"):
+        train_bpe(store, 100, tmp_path / "a", base=tmp_path / "nowhere")
+    clashing = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0, "<|abpe_60|>": 1}, unk_token="[UNK]")),
+        unk_token="[UNK]",
+    )
+    clashing.save_pretrained(tmp_path / "clash")
+    with pytest.raises(BPEError, match="already has tokens named like audio tokens"):
+        train_bpe(store, 100, tmp_path / "b", base=tmp_path / "clash")
