@@ -191,13 +191,31 @@ def lm_command(
     layers: int = typer.Option(2, "--layers", help="Transformer layers of the LM."),
     context_frames: int = typer.Option(64, "--context-frames", help="Frames of context per LM sequence."),
     seed: int = typer.Option(0, "--seed", help="Seed of the LM's initialisation and batches."),
+    n_qs: str = typer.Option(
+        None, "--n-q", help="Comma-separated codebook counts to score each store at (default: all it has)."
+    ),
+    bpes: list[Path] = typer.Option(
+        None,
+        "--bpe",
+        help="An acoustic BPE (`codeclab export bpe` directory; repeatable), scored on its store.",
+    ),
 ) -> None:
     """Train the same small transformer on each store; held-out bits per token and per second of audio."""
     from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 
     cfg = LMBenchConfig(dim=dim, layers=layers, context_frames=context_frames, steps=steps, seed=seed)
+    counts = [int(v) for v in _rates(n_qs, "--n-q")] if n_qs else None
     try:
-        run_lm_bench(stores, out, tuple(patterns.split(",")), cfg, _command(), log=console.print)
+        run_lm_bench(
+            stores,
+            out,
+            tuple(patterns.split(",")),
+            cfg,
+            _command(),
+            log=console.print,
+            n_qs=counts,
+            bpes=[str(b) for b in bpes or []],
+        )
     except (ValueError, FileNotFoundError) as err:
         fail(err)
     console.print(f"{out}: lm.json, lm.csv, lm.md")

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from codeclab._progress import progress_task
 from codeclab.eval.ngram import ngram_baselines
 from codeclab.eval.report import provenance, write_json, write_table
+from codeclab.tokens.bpe import AudioBPE
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
 from codeclab.tokens.store import TokenStore, index_path
 from codeclab.tokens.vocab import AudioVocab
@@ -74,16 +75,19 @@ class StreamLM(nn.Module):
     """Causal transformer over S parallel streams of tokens: ids [B, S, L] -> hidden [B, L, D]; `heads`
     turn a hidden state into the K logits of the codebook its next token belongs to."""
 
-    def __init__(self, vocab: AudioVocab, streams: int, length: int, cfg: LMBenchConfig) -> None:
+    def __init__(
+        self, vocab_size: int, heads: tuple[int, int], streams: int, length: int, cfg: LMBenchConfig
+    ) -> None:
+        """heads: (groups, size) of the output heads: (Q, K) for codes, (1, vocabulary) for BPE ids."""
         super().__init__()
-        self.embed = nn.ModuleList(nn.Embedding(vocab.size, cfg.dim) for _ in range(streams))
+        self.embed = nn.ModuleList(nn.Embedding(vocab_size, cfg.dim) for _ in range(streams))
         self.position = nn.Embedding(length, cfg.dim)
         layer = nn.TransformerEncoderLayer(
             cfg.dim, cfg.heads, 4 * cfg.dim, dropout=0.0, batch_first=True, norm_first=True
         )
         self.body = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
-        self.heads = CodebookHeads(vocab.num_codebooks, vocab.codebook_size, cfg.dim)
+        self.heads = CodebookHeads(heads[0], heads[1], cfg.dim)
 
     def forward(self, ids: Tensor) -> Tensor:
         length = ids.shape[-1]
@@ -109,6 +113,17 @@ def _codebook_nll(model: StreamLM, ids: Tensor, mask: Tensor, vocab: AudioVocab)
     return nll, q
 
 
+def _bpe_nll(model: StreamLM, ids: Tensor, mask: Tensor, bpe: AudioBPE) -> tuple[Tensor, Tensor]:
+    """Per-token NLL (nats) of each next BPE id over the whole BPE vocabulary; padding and special targets
+    are excluded. ids [B, 1, L], mask [B, L] -> (nll [M], target ids [M])."""
+    h = model(ids[..., :-1])[mask[:, 1:]]
+    targets = ids[:, 0, 1:][mask[:, 1:]]
+    keep = targets >= bpe.first_audio_id
+    h, targets = h[keep], targets[keep]
+    logits = model.heads(h, torch.zeros_like(targets))
+    return F.cross_entropy(logits, targets, reduction="none"), targets
+
+
 def held_out_ids(ids: list[str], percent: int) -> set[str]:
     """The ceil(percent %) of `ids` (at least one, never all) first in the order of a fixed hash of the
     ids, so a split does not depend on a store's order or the machine; empty for a single id."""
@@ -124,9 +139,17 @@ def _split(store: TokenStore, percent: int) -> tuple[list[str], list[str]]:
 
 
 def _sequences(
-    store: TokenStore, vocab: AudioVocab, ids: list[str], pattern: str, length: int, seed: int, shuffle: bool
+    store: TokenStore,
+    vocab: AudioVocab | AudioBPE,
+    ids: list[str],
+    pattern: str,
+    length: int,
+    seed: int,
+    shuffle: bool,
 ):
-    dataset = TokenDataset(store, vocab, pattern=pattern, markers=False, bos=False, eos=False, ids=ids)
+    dataset = TokenDataset(
+        store, vocab, pattern=pattern, n_q=vocab.num_codebooks, markers=False, bos=False, eos=False, ids=ids
+    )
     return PackedTokenDataset(
         dataset, length, allow_split=True, shuffle=shuffle, seed=seed, rank=0, world_size=1
     )
@@ -167,7 +190,11 @@ def store_fingerprint(store: TokenStore) -> str:
 def _train_step(model, optimizer, schedule, batch: list[dict], streams: int, vocab: AudioVocab) -> float:
     """One optimiser step on `batch`; returns its loss (nats per token)."""
     ids, mask = _stack(batch, streams)
-    nll, _ = _codebook_nll(model, ids, mask, vocab)
+    nll, _ = (
+        _bpe_nll(model, ids, mask, vocab)
+        if isinstance(vocab, AudioBPE)
+        else _codebook_nll(model, ids, mask, vocab)
+    )
     loss = nll.mean()
     optimizer.zero_grad()
     loss.backward()
@@ -177,17 +204,19 @@ def _train_step(model, optimizer, schedule, batch: list[dict], streams: int, voc
     return loss.item()
 
 
-def baseline_rows(store_path: str | Path, cfg: LMBenchConfig) -> list[dict[str, Any]]:
-    """The unigram and bigram rows of a store (`codeclab.eval.ngram`), on the transformer's split."""
+def baseline_rows(store_path: str | Path, cfg: LMBenchConfig, n_q: int | None = None) -> list[dict[str, Any]]:
+    """The unigram and bigram rows of a store's first n_q codebooks (`codeclab.eval.ngram`), on the
+    transformer's split."""
     store = TokenStore(store_path)
+    n_q = n_q or store.n_q
     train_ids, held_ids = _split(store, cfg.held_out_percent)
     k, frame_rate = store.codebook_size, float(store.metadata["frame_rate"])
     result = ngram_baselines(
-        [store[i].codes.astype(np.int64) for i in train_ids],
-        [store[i].codes.astype(np.int64) for i in held_ids],
+        [store[i].codes[:n_q].astype(np.int64) for i in train_ids],
+        [store[i].codes[:n_q].astype(np.int64) for i in held_ids],
         k,
     )
-    tokens = sum(store[i].num_frames for i in held_ids) * store.n_q
+    tokens = sum(store[i].num_frames for i in held_ids) * n_q
     rows = []
     for name in ("unigram", "bigram"):
         per_bits = result[f"{name}_bits"]
@@ -196,9 +225,10 @@ def baseline_rows(store_path: str | Path, cfg: LMBenchConfig) -> list[dict[str, 
                 "store": str(store_path),
                 "pattern": name,
                 "codec": store.metadata["codec"].get("name"),
-                "n_q": store.n_q,
+                "n_q": n_q,
                 "codebook_size": k,
                 "frame_rate": frame_rate,
+                "tokens_per_second": n_q * frame_rate,
                 "bits_per_token": float(np.mean(per_bits)),
                 "bits_per_second": float(sum(per_bits) * frame_rate),
                 "log2_codebook_size": math.log2(k),
@@ -213,59 +243,98 @@ def baseline_rows(store_path: str | Path, cfg: LMBenchConfig) -> list[dict[str, 
     return rows
 
 
-def evaluate_store(store_path: str | Path, pattern: str, cfg: LMBenchConfig) -> dict[str, Any]:
+def evaluate_store(
+    store_path: str | Path,
+    pattern: str,
+    cfg: LMBenchConfig,
+    n_q: int | None = None,
+    bpe: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train and score the benchmark's transformer on a store's first `n_q` codebooks (default: all) in
+    `pattern`, or on its acoustic-BPE ids (`bpe`: a `codeclab export bpe` directory; pattern is then the
+    BPE's, sequences hold the same number of tokens as flatten's, and the output head spans the BPE
+    vocabulary)."""
     began = time.perf_counter()
     torch.manual_seed(cfg.seed)
     store = TokenStore(store_path)
-    vocab = AudioVocab.for_store(store)
-    n_q = vocab.num_codebooks
-    streams = 1 if pattern == "flatten" else n_q
-    length = cfg.context_frames * (n_q if pattern == "flatten" else 1)
+    tokens: AudioVocab | AudioBPE
+    if bpe is not None:
+        tokens = AudioBPE.load(bpe)
+        n_q, pattern, streams = tokens.n_q, f"bpe-{tokens.vocab_size}", 1
+        if tokens.codebook_size != store.codebook_size or n_q > store.n_q:
+            raise ValueError(f"{bpe}: made for {n_q} x {tokens.codebook_size} codes, not this store's")
+        heads = (1, tokens.size)
+        length = cfg.context_frames * n_q
+    else:
+        n_q = n_q or store.n_q
+        if not 1 <= n_q <= store.n_q:
+            raise ValueError(f"{store_path}: n_q must be 1..{store.n_q}, got {n_q}")
+        tokens = AudioVocab.for_store(store, n_q=n_q)
+        streams = 1 if pattern == "flatten" else n_q
+        heads = (n_q, tokens.codebook_size)
+        length = cfg.context_frames * (n_q if pattern == "flatten" else 1)
+    sequence_pattern = tokens.pattern if isinstance(tokens, AudioBPE) else pattern
     train_ids, held_ids = _split(store, cfg.held_out_percent)
     if not train_ids or not held_ids:
         raise ValueError(f"{store_path}: need at least two items (one held out)")
-    model = StreamLM(vocab, streams, length, cfg)
+    model = StreamLM(tokens.size, heads, streams, length, cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)),
     )
-    batches = _batches(_sequences(store, vocab, train_ids, pattern, length, cfg.seed, True), cfg.batch_size)
+    batches = _batches(
+        _sequences(store, tokens, train_ids, sequence_pattern, length, cfg.seed, True), cfg.batch_size
+    )
     losses = []
     model.train()
     with progress_task(f"lm {Path(store_path).name} {pattern}", cfg.steps, "steps") as advance:
         for _ in range(cfg.steps):
-            losses.append(_train_step(model, optimizer, schedule, next(batches), streams, vocab))
+            losses.append(_train_step(model, optimizer, schedule, next(batches), streams, tokens))
             advance()
     model.eval()
-    total = torch.zeros(n_q, dtype=torch.float64)
-    count = torch.zeros(n_q, dtype=torch.float64)
+    total = torch.zeros(heads[0], dtype=torch.float64)
+    count = torch.zeros(heads[0], dtype=torch.float64)
+    codes_scored = 0  # codes the scored tokens stand for (BPE: a token stands for several)
     evaluated = 0
     with torch.no_grad():
-        for seq in _sequences(store, vocab, held_ids, pattern, length, cfg.seed, False):
+        for seq in _sequences(store, tokens, held_ids, sequence_pattern, length, cfg.seed, False):
             if evaluated >= cfg.max_eval_sequences:
                 break
             ids, mask = _stack([seq], streams)
-            nll, q = _codebook_nll(model, ids, mask, vocab)
+            if isinstance(tokens, AudioBPE):
+                nll, targets = _bpe_nll(model, ids, mask, tokens)
+                q = torch.zeros_like(targets)
+                codes_scored += tokens.codes_per_token(targets.tolist())
+            else:
+                nll, q = _codebook_nll(model, ids, mask, tokens)
+                codes_scored += nll.numel()
             total.index_add_(0, q, nll.double())
             count.index_add_(0, q, torch.ones_like(nll, dtype=torch.float64))
             evaluated += 1
-    per_bits = (total / count.clamp_min(1) / math.log(2)).tolist()
-    bits_per_token = float(total.sum() / count.sum().clamp_min(1) / math.log(2))
     frame_rate = float(store.metadata["frame_rate"])
-    return {
+    bits = float(total.sum() / math.log(2))
+    seconds = codes_scored / n_q / frame_rate
+    per_bits = (total / count.clamp_min(1) / math.log(2)).tolist()
+    row = {
         "store": str(store_path),
         "pattern": pattern,
         "codec": store.metadata["codec"].get("name"),
         "n_q": n_q,
-        "codebook_size": vocab.codebook_size,
+        "codebook_size": tokens.codebook_size,
         "frame_rate": frame_rate,
-        "bits_per_token": bits_per_token,
-        "bits_per_second": float(sum(per_bits) * frame_rate),
-        "log2_codebook_size": math.log2(vocab.codebook_size),
+        "tokens_per_second": float(count.sum()) / seconds if seconds else float("nan"),
+        "bits_per_token": float(total.sum() / count.sum().clamp_min(1) / math.log(2)),
+        # codes: the sum over codebooks of bits per code, times frames per second; BPE: bits per second
+        # of the audio the scored tokens stand for
+        "bits_per_second": (bits / seconds if seconds else float("nan"))
+        if isinstance(tokens, AudioBPE)
+        else float(sum(per_bits) * frame_rate),
+        "log2_codebook_size": math.log2(tokens.codebook_size),
         "per_codebook_bits": per_bits,
         "per_codebook_perplexity": [2**b for b in per_bits],
         "held_out_tokens": int(count.sum()),
+        "held_out_seconds": seconds,
         "held_out_items": len(held_ids),
         "train_items": len(train_ids),
         "final_train_loss_bits": losses[-1] / math.log(2),
@@ -275,6 +344,28 @@ def evaluate_store(store_path: str | Path, pattern: str, cfg: LMBenchConfig) -> 
         "weights_sha256": store.metadata["codec"].get("weights_sha256"),
         "wall_seconds": time.perf_counter() - began,
     }
+    if isinstance(tokens, AudioBPE):
+        row.update(bpe=str(bpe), bpe_vocab_size=tokens.vocab_size)
+    return row
+
+
+def _bpe_fits(directory: str, store: str) -> bool:
+    """Whether the BPE in `directory` was trained on codes of the codec (weights) that made `store`."""
+    info = AudioBPE.load(directory).info.get("codec") or {}
+    meta = TokenStore(store).metadata["codec"]
+    return info.get("weights_sha256") == meta.get("weights_sha256") and info.get("name") == meta.get("name")
+
+
+def _against(row: dict[str, Any], best: dict[str, Any], log) -> dict[str, Any]:
+    """`row` with its bits per second against the better count baseline at the same n_q; logged."""
+    row["vs_ngram_bits_per_second"] = row["bits_per_second"] - best["bits_per_second"]
+    row["best_ngram"] = best["pattern"]
+    log(
+        f"{row['store']} n_q {row['n_q']} [{row['pattern']}]: {row['tokens_per_second']:.1f} tokens/s, "
+        f"{row['bits_per_token']:.3f} bits/token, {row['bits_per_second']:.1f} bits/s "
+        f"({row['vs_ngram_bits_per_second']:+.1f} against the {best['pattern']})"
+    )
+    return row
 
 
 def run_lm_bench(
@@ -284,28 +375,33 @@ def run_lm_bench(
     config: LMBenchConfig | None = None,
     command: list[str] | None = None,
     log=print,
+    n_qs: list[int] | None = None,
+    bpes: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Baselines and the transformer for each store, at each of `n_qs` (its first n codebooks; default
+    all), and for each acoustic BPE of `bpes` on the store its codes came from (same codec weights)."""
     cfg = config or LMBenchConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for store in stores:
-        baselines = baseline_rows(store, cfg)
-        best = min(baselines, key=lambda r: r["bits_per_second"])
-        for row in baselines:
-            rows.append(row)
-            log(
-                f"{store} [{row['pattern']}]: {row['bits_per_token']:.3f} bits/token, {row['bits_per_second']:.1f} bits/s"
-            )
-        for pattern in patterns:
-            row = evaluate_store(store, pattern, cfg)
-            row["vs_ngram_bits_per_second"] = row["bits_per_second"] - best["bits_per_second"]
-            row["best_ngram"] = best["pattern"]
-            rows.append(row)
-            log(
-                f"{store} [{pattern}]: {row['bits_per_token']:.3f} bits/token, {row['bits_per_second']:.1f} bits/s "
-                f"({row['vs_ngram_bits_per_second']:+.1f} against the {best['pattern']})"
-            )
+        full = TokenStore(store).n_q
+        bpe_dirs = [d for d in bpes or [] if _bpe_fits(d, store)]
+        counts = sorted(set(n_qs or [full]) | {AudioBPE.load(d).n_q for d in bpe_dirs})
+        best_at: dict[int, dict] = {}
+        for n_q in counts:
+            baselines = baseline_rows(store, cfg, n_q)
+            best_at[n_q] = min(baselines, key=lambda r: r["bits_per_second"])
+            if n_q not in (n_qs or [full]):
+                continue  # only a BPE needed this count's baseline
+            rows += baselines
+            for row in baselines:
+                log(f"{store} n_q {n_q} [{row['pattern']}]: {row['bits_per_second']:.1f} bits/s")
+            for pattern in patterns:
+                rows.append(_against(evaluate_store(store, pattern, cfg, n_q=n_q), best_at[n_q], log))
+        for directory in bpe_dirs:
+            row = evaluate_store(store, "flatten", cfg, bpe=directory)
+            rows.append(_against(row, best_at[row["n_q"]], log))
     report = {"provenance": provenance(command, config=asdict(cfg)), "results": rows}
     write_json(report, out / "lm.json")
     notes = [
@@ -331,6 +427,7 @@ def run_lm_bench(
             "n_q",
             "codebook_size",
             "frame_rate",
+            "tokens_per_second",
             "bits_per_token",
             "log2_codebook_size",
             "bits_per_second",

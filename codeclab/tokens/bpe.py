@@ -106,6 +106,16 @@ class AudioBPE:
     def vocab_size(self) -> int:
         return self.base_size + len(self.tokenizer)
 
+    @property
+    def first_audio_id(self) -> int:
+        """The first id that stands for codes (the specials come before it)."""
+        return self.base_size + len(SPECIALS)
+
+    def codes_per_token(self, ids: list[int]) -> int:
+        """How many codes the audio ids stand for together (a merged token stands for several)."""
+        strings = self.tokenizer.convert_ids_to_tokens([int(i) - self.base_size for i in ids])
+        return sum(len(s) for s in strings if s not in SPECIALS)
+
     def token_strings(self) -> list[str]:
         """The merged tokenizer's strings of the ids from base_size on, in id order: the specials, then
         `<|abpe_N|>` for audio id N."""

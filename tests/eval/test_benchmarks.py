@@ -308,3 +308,37 @@ def test_plot_ticks_cover_every_decade_and_tested_bitrate(tmp_path):
     ]
     paths = plot_curves(rows, ["stoi"], "bitrate_kbps", "series", tmp_path, {}, {"stoi": True})
     assert [p.name for p in paths] == ["stoi.png", "all.png"] and paths[0].stat().st_size > 1000
+
+
+def test_lm_bench_scores_a_store_at_fewer_codebooks_and_through_its_bpe(tmp_path):
+    """--n-q 1 scores codebook 1 alone; a BPE over those random codes needs fewer tokens per second but
+    cannot make the audio cheaper than its information: about log2 K bits per code, i.e. 300 bits/s at
+    50 Hz, whatever the tokenization (and BPE rows are scored on the codes they stand for)."""
+    pytest.importorskip("tokenizers", reason="the llm extra (tokenizers) is not installed")
+    from codeclab.tokens.bpe import train_bpe
+
+    rng = np.random.default_rng(2)
+    store = make_store(tmp_path / "random", lambda i: rng.integers(0, 64, size=(2, 100)))
+    bpe_dir = tmp_path / "bpe"
+    train_bpe(store, 5 + 64 + 150, bpe_dir, n_q=1)
+    cfg = LMBenchConfig(steps=150, dim=64, context_frames=32, batch_size=8)
+    report = run_lm_bench(
+        [store],
+        tmp_path / "out",
+        patterns=("flatten",),
+        config=cfg,
+        log=lambda *_: None,
+        n_qs=[1, 2],
+        bpes=[str(bpe_dir)],
+    )
+    rows = {(row["pattern"], row["n_q"]): row for row in report["results"]}
+    assert {("flatten", 1), ("flatten", 2), ("bigram", 1), ("bpe-219", 1)} <= set(rows)
+    codes, bpe = rows[("flatten", 1)], rows[("bpe-219", 1)]
+    assert codes["tokens_per_second"] == 50.0 and rows[("flatten", 2)]["tokens_per_second"] == 100.0
+    assert bpe["tokens_per_second"] < 45.0
+    assert 300 * 0.97 < bpe["bits_per_second"] < 300 * 1.15, bpe
+    assert abs(codes["bits_per_second"] - 300) < 300 * 0.1, codes
+    assert bpe["vs_ngram_bits_per_second"] == pytest.approx(
+        bpe["bits_per_second"]
+        - min(rows[("unigram", 1)]["bits_per_second"], rows[("bigram", 1)]["bits_per_second"])
+    )
