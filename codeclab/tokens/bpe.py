@@ -81,6 +81,7 @@ class AudioBPE:
     base_size: int = 0
     roles: dict = field(default_factory=dict)
     merged: Any = None  # the text tokenizer extended with the audio tokens (when base_size > 0)
+    _first_codebook: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def encode(self, codes: np.ndarray) -> list[int]:
         """codes [Q, T] -> BPE ids (after the text ids when a text tokenizer is merged in)."""
@@ -115,6 +116,18 @@ class AudioBPE:
         """How many codes the audio ids stand for together (a merged token stands for several)."""
         strings = self.tokenizer.convert_ids_to_tokens([int(i) - self.base_size for i in ids])
         return sum(len(s) for s in strings if s not in SPECIALS)
+
+    def continuation_mask(self, codes_so_far: int) -> np.ndarray:
+        """bool [vocab_size]: the ids that may follow `codes_so_far` codes of a flatten sequence and keep
+        it decodable (each audio id whose first code belongs to the next codebook in line). For sampling
+        from a model: mask the other logits, and cut the result to whole frames."""
+        if self.pattern != "flatten":
+            raise BPEError(f"continuations follow the flatten pattern; this BPE codes {self.pattern}")
+        if self._first_codebook is None:
+            strings = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+            first = [(ord(s[0]) - BASE) // self.codebook_size if s not in SPECIALS else -1 for s in strings]
+            self._first_codebook = np.concatenate([np.full(self.base_size, -1), np.array(first)])
+        return self._first_codebook == codes_so_far % self.n_q
 
     def token_strings(self) -> list[str]:
         """The merged tokenizer's strings of the ids from base_size on, in id order: the specials, then

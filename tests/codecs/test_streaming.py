@@ -13,7 +13,13 @@ from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.streaming import DECODE_TOLERANCE, StreamingUnsupported
 from tests.codecs.small_codecs import small_codec
 
-CAUSAL_PRESETS = ["codeclab-16k-speech", "codeclab-tiny", "codeclab-16k-small", "codeclab-16k-fsq"]
+CAUSAL_PRESETS = [
+    "codeclab-16k-speech",
+    "codeclab-tiny",
+    "codeclab-16k-small",
+    "codeclab-16k-fsq",
+    "codeclab-16k-12hz",
+]
 CHUNK_SIZES = [1, 2, 7, 160, 319, 320, 321, 999, 1280]  # samples: single, inside, straddling frames
 
 

@@ -190,3 +190,35 @@ def test_bpe_merge_refuses_a_missing_base_and_clashing_names(tmp_path):
     clashing.save_pretrained(tmp_path / "clash")
     with pytest.raises(BPEError, match="already has tokens named like audio tokens"):
         train_bpe(store, 100, tmp_path / "b", base=tmp_path / "clash")
+
+
+def test_a_merged_bpe_feeds_text_and_audio_to_the_lm_datasets(base_tokenizer, tmp_path):
+    """TokenDataset with a merged BPE and the base tokenizer: text ids, then the framed audio ids, in one
+    id space that the merged tokenizer decodes; the audio part decodes back to the store's codes."""
+    import torch
+
+    from codeclab.tokens.bpe import train_bpe
+    from codeclab.tokens.lm_dataset import TokenDataset
+    from codeclab.tokens.store import TokenStore
+
+    writer = ShardWriter(tmp_path / "store", META)
+    for i in range(12):
+        writer.add(TokenRecord(f"u{i:02d}", repetitive(i), "p", "s", 1.0, 16000, text="hello world"))
+    writer.finish({})
+    merge(tmp_path / "store")
+    bpe = train_bpe(tmp_path / "store", 100, tmp_path / "bpe", base=base_tokenizer)
+    base = transformers.AutoTokenizer.from_pretrained(str(base_tokenizer))
+    text_ids = base("hello world", add_special_tokens=False).input_ids
+    dataset = TokenDataset(
+        str(tmp_path / "store"),
+        vocab=bpe,
+        text_tokenizer=lambda text: base(text, add_special_tokens=False).input_ids,
+    )
+    ids = dataset[0]["input_ids"].tolist()
+    assert ids[0] == bpe.bos_id and ids[1 : 1 + len(text_ids)] == text_ids
+    audio = ids[1 + len(text_ids) :]
+    assert audio[0] == bpe.special("audio_start") and min(audio) >= bpe.base_size
+    assert torch.equal(
+        torch.from_numpy(bpe.decode(audio)).long(), TokenStore(tmp_path / "store")[dataset.ids[0]].tensor()
+    )
+    assert bpe.merged.decode(ids[1 : 1 + len(text_ids)]) == "hello world"
