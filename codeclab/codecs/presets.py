@@ -35,7 +35,11 @@ WEIGHTS_INFO: dict[str, dict[str, str]] = {
     "codeclab-16k-speech": {
         "licence": "CC-BY-SA-3.0 (trained on CC-BY-SA-3.0 and GPL-2+ recordings; see the card)",
         "card": "docs/models/codeclab-16k-speech.md",
-    }
+    },
+    "codeclab-16k-12hz": {
+        "licence": "CC-BY-SA-3.0 (trained on CC-BY-SA-3.0 and GPL-2+ recordings; see the card)",
+        "card": "docs/models/codeclab-16k-12hz.md",
+    },
 }
 
 
