@@ -20,7 +20,7 @@ SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asteris
 BROWSER_DEPS := chromium chromium-driver
 SYSDEPS ?= ffmpeg libopus0 $(CORPUS_DEPS) $(BROWSER_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights teacher
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights weights-12hz teacher
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,14 @@ weights: speech-corpus teacher $(VENV)/.dev
 	$(VENV)/bin/codeclab tokenize speech-corpus/train.jsonl --out $(WEIGHTS_RUN)/tok-train --codec codeclab-16k-speech
 	$(VENV)/bin/codeclab tokenize speech-corpus/heldout.jsonl --out $(WEIGHTS_RUN)/tok-heldout --codec codeclab-16k-speech
 	$(VENV)/bin/codeclab entropy $(WEIGHTS_RUN)/tok-train --weights $(WEIGHTS_DIR) --heldout $(WEIGHTS_RUN)/tok-heldout
+
+# Reproduce the bundled codeclab-16k-12hz weights (the 12.5 Hz preset for LLMs; about 95 minutes of
+# training on 2 idle CPU cores, at most 110; see docs/models/codeclab-16k-12hz.md).
+WEIGHTS_12HZ_RUN ?= runs/codeclab-16k-12hz
+weights-12hz: speech-corpus $(VENV)/.dev
+	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-12hz.json --out $(WEIGHTS_12HZ_RUN)
+	$(VENV)/bin/codeclab bundle $(WEIGHTS_12HZ_RUN)/codec --preset codeclab-16k-12hz
+	$(PY) benchmarks/learning_curve.py $(WEIGHTS_12HZ_RUN) --out docs/images/codeclab-16k-12hz-curve.png
 
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow

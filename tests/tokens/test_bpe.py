@@ -222,3 +222,45 @@ def test_a_merged_bpe_feeds_text_and_audio_to_the_lm_datasets(base_tokenizer, tm
         torch.from_numpy(bpe.decode(audio)).long(), TokenStore(tmp_path / "store")[dataset.ids[0]].tensor()
     )
     assert bpe.merged.decode(ids[1 : 1 + len(text_ids)]) == "hello world"
+
+
+@pytest.fixture(scope="module")
+def real_codes():
+    """The bundled codec's codes (n_q 4) of the shipped clips of the other speakers, and of Carlo's clip
+    (a speaker no training step of the codec heard)."""
+    from pathlib import Path
+
+    import torch
+
+    import codeclab
+    from codeclab.audio.io import load_audio
+
+    codec = codeclab.load_codec("codeclab-16k-speech")
+
+    def codes_of(path):
+        return codec.encode(torch.as_tensor(load_audio(path, 16000, 1))[None], n_q=4).codes[0].numpy()
+
+    root = Path(__file__).resolve().parents[2]
+    others = [p for p in sorted((root / "tests/assets/speech").glob("*.flac")) if "Carlo" not in p.name]
+    carlo = root / "codeclab/assets/speech/it_IT_m_Carlo__vm-intro.flac"
+    return [codes_of(p) for p in others], codes_of(carlo)
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "coarse_first"])
+def test_bpe_round_trip_is_exact_on_real_codes(tmp_path, real_codes, pattern):
+    """BPE trained on the other speakers' codes, applied to Carlo's: codes -> ids -> codes exactly, and
+    the transformers tokenizer gives the same ids."""
+    from codeclab.tokens.bpe import codes_to_text, train_bpe
+
+    others, carlo = real_codes
+    writer = ShardWriter(tmp_path / "store", {**META, "n_q": 4, "codebook_size": 1024})
+    for i, codes in enumerate(others):
+        writer.add(TokenRecord(f"u{i:02d}", codes, "p", "s", 1.0, 16000))
+    writer.finish({})
+    merge(tmp_path / "store")
+    bpe = train_bpe(tmp_path / "store", 4 * 1024 + 5 + 300, tmp_path / "bpe", pattern=pattern)
+    fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
+    ids = bpe.encode(carlo)
+    assert np.array_equal(bpe.decode(ids), carlo)
+    assert fast(codes_to_text(carlo, 1024, pattern), add_special_tokens=False)["input_ids"] == ids
+    assert len(ids) < carlo.size  # some merges apply to a new speaker's codes
