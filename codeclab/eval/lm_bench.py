@@ -9,6 +9,9 @@ vocabulary) is trained with the same seed and step budget on each token store, i
 The next token's codebook is fixed by the pattern, so each token is scored over the K logits of its own
 codebook, from a small output head per codebook (K outputs, not the whole vocabulary): a model of
 uniformly random codes then reaches exactly log2(K) bits per token, and one of constant codes 0.
+`n_q` scores a store's first codebooks only; an acoustic BPE (`codeclab.tokens.bpe`) is scored on its
+ids with the same body and tokens per sequence, over one head spanning its vocabulary, and its bits per
+second count the audio its tokens stand for.
 Reported on items held out from training (at least `held_out_percent` of the items, chosen by a fixed
 hash of their ids): NLL in bits per token, bits per second of audio (the figure comparable across frame
 rates and codebook counts), and per-codebook bits and perplexity, beside count-based unigram and bigram
@@ -361,7 +364,7 @@ def _against(row: dict[str, Any], best: dict[str, Any], log) -> dict[str, Any]:
     row["vs_ngram_bits_per_second"] = row["bits_per_second"] - best["bits_per_second"]
     row["best_ngram"] = best["pattern"]
     log(
-        f"{row['store']} n_q {row['n_q']} [{row['pattern']}]: {row['tokens_per_second']:.1f} tokens/s, "
+        f"{row['store']} n_q {row['n_q']} ({row['pattern']}): {row['tokens_per_second']:.1f} tokens/s, "
         f"{row['bits_per_token']:.3f} bits/token, {row['bits_per_second']:.1f} bits/s "
         f"({row['vs_ngram_bits_per_second']:+.1f} against the {best['pattern']})"
     )
@@ -396,7 +399,7 @@ def run_lm_bench(
                 continue  # only a BPE needed this count's baseline
             rows += baselines
             for row in baselines:
-                log(f"{store} n_q {n_q} [{row['pattern']}]: {row['bits_per_second']:.1f} bits/s")
+                log(f"{store} n_q {n_q} ({row['pattern']}): {row['bits_per_second']:.1f} bits/s")
             for pattern in patterns:
                 rows.append(_against(evaluate_store(store, pattern, cfg, n_q=n_q), best_at[n_q], log))
         for directory in bpe_dirs:
