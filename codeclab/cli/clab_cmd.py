@@ -63,7 +63,7 @@ def encode_command(
     codes_kbps = done.payload * 8 / done.seconds / 1000
     console.print(
         f"{target}: {done.size} bytes for {done.seconds:.2f} s; {done.coding} coded: {codes_kbps:.2f} kbps of "
-        f"codes, {done.size * 8 / done.seconds / 1000:.2f} kbps with packet framing; nominal "
+        f"codes, {done.size * 8 / done.seconds / 1000:.2f} kbps as a file (header and packet framing); nominal "
         f"{format_bitrate(done.codec.bitrate(done.n_q))} with {done.n_q} codebooks"
     )
 

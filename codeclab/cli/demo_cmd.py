@@ -99,7 +99,7 @@ def demo_command(
     console.print(
         f"\n[bold]2. bitstream[/] {out / 'input.clab'}: {written.size} bytes for {written.seconds:.1f} s with "
         f"{written.n_q} codebooks, {written.coding} coded: {written.payload * 8 / written.seconds / 1000:.2f} "
-        f"kbps of codes, {written.size * 8 / written.seconds / 1000:.2f} kbps on disk with the packet framing "
+        f"kbps of codes, {written.size * 8 / written.seconds / 1000:.2f} kbps as a file (header and packet framing) "
         f"(nominal {format_bitrate(codec.bitrate(written.n_q))})"
     )
 

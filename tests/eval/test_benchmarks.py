@@ -9,27 +9,13 @@ from codeclab.audio.signals import synthetic_speech
 from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import CodecChoice, run_recon
-from codeclab.tokens.store import ShardWriter, TokenRecord, merge
+from tests.token_stores import store_meta, write_store
 
-META = {
-    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
-    "sample_rate": 16000,
-    "channels": 1,
-    "hop_length": 320,
-    "frame_rate": 50.0,
-    "n_q": 2,
-    "codebook_size": 64,
-    "codes_dtype": "int16",
-}
+META = store_meta(2, 64)
 
 
 def make_store(path, make_codes, items=40):
-    writer = ShardWriter(path, META)
-    for i in range(items):
-        writer.add(TokenRecord(f"u{i:03d}", make_codes(i), "p", "s", 2.0, 16000))
-    writer.finish({})
-    merge(path)
-    return str(path)
+    return write_store(path, META, (make_codes(i) for i in range(items)))
 
 
 def test_report_over_two_tiny_codecs_renders_table_and_plots(tmp_path):
@@ -100,7 +86,7 @@ def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
     """Codebook 1 carries the phone of each frame, codebook 2 is random: the probe must see it."""
     rng = np.random.default_rng(0)
     phones = ["a", "b", "c", "d", "sil"]
-    rows, writer = [], ShardWriter(tmp_path / "store", META)
+    rows, items = [], []
     for i in range(30):
         frames = 100
         labels = rng.integers(0, len(phones), size=frames // 10).repeat(10)
@@ -109,7 +95,7 @@ def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
         (tmp_path / f"u{i:03d}.phones.json").write_text(
             json.dumps({"sample_rate": 16000, "phones": segments})
         )
-        writer.add(TokenRecord(f"u{i:03d}", codes, "p", "s", 2.0, 16000))
+        items.append(codes)  # named u000, u001, ... as the rows
         rows.append(
             {
                 "id": f"u{i:03d}",
@@ -118,7 +104,7 @@ def test_probe_tells_a_phonetic_codebook_from_noise(tmp_path):
                 "split": "validation" if i % 5 == 0 else "train",
             }
         )
-    writer.finish({})
+    write_store(tmp_path / "store", META, items)
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = run_probe(
         [str(tmp_path / "store")],

@@ -3,30 +3,17 @@
 import numpy as np
 import pytest
 
-from codeclab.tokens.store import ShardWriter, TokenRecord, merge
+from codeclab.tokens.store import TokenRecord
+from tests.token_stores import store_meta, write_store
 
 pytest.importorskip("tokenizers", reason="the llm extra (tokenizers) is not installed")
 transformers = pytest.importorskip("transformers", reason="the llm extra (transformers) is not installed")
 
-META = {
-    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
-    "sample_rate": 16000,
-    "channels": 1,
-    "hop_length": 320,
-    "frame_rate": 50.0,
-    "n_q": 3,
-    "codebook_size": 16,
-    "codes_dtype": "int16",
-}
+META = store_meta(3, 16)
 
 
 def store_with(path, make, items=20):
-    writer = ShardWriter(path, META)
-    for i in range(items):
-        writer.add(TokenRecord(f"u{i:02d}", make(i), "p", "s", 1.0, 16000))
-    writer.finish({})
-    merge(path)
-    return path
+    return write_store(path, META, (make(i) for i in range(items)))
 
 
 def repetitive(i):
@@ -201,11 +188,10 @@ def test_a_merged_bpe_feeds_text_and_audio_to_the_lm_datasets(base_tokenizer, tm
     from codeclab.tokens.lm_dataset import TokenDataset
     from codeclab.tokens.store import TokenStore
 
-    writer = ShardWriter(tmp_path / "store", META)
-    for i in range(12):
-        writer.add(TokenRecord(f"u{i:02d}", repetitive(i), "p", "s", 1.0, 16000, text="hello world"))
-    writer.finish({})
-    merge(tmp_path / "store")
+    records = (
+        TokenRecord(f"u{i:02d}", repetitive(i), "p", "s", 1.0, 16000, text="hello world") for i in range(12)
+    )
+    write_store(tmp_path / "store", META, records)
     bpe = train_bpe(tmp_path / "store", 100, tmp_path / "bpe", base=base_tokenizer)
     base = transformers.AutoTokenizer.from_pretrained(str(base_tokenizer))
     text_ids = base("hello world", add_special_tokens=False).input_ids
@@ -253,11 +239,7 @@ def test_bpe_round_trip_is_exact_on_real_codes(tmp_path, real_codes, pattern):
     from codeclab.tokens.bpe import codes_to_text, train_bpe
 
     others, carlo = real_codes
-    writer = ShardWriter(tmp_path / "store", {**META, "n_q": 4, "codebook_size": 1024})
-    for i, codes in enumerate(others):
-        writer.add(TokenRecord(f"u{i:02d}", codes, "p", "s", 1.0, 16000))
-    writer.finish({})
-    merge(tmp_path / "store")
+    write_store(tmp_path / "store", store_meta(4, 1024), others)
     bpe = train_bpe(tmp_path / "store", 4 * 1024 + 5 + 300, tmp_path / "bpe", pattern=pattern)
     fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
     ids = bpe.encode(carlo)

@@ -5,20 +5,12 @@ import pytest
 import torch
 
 from codeclab.tokens.store import ShardWriter, TokenRecord, TokenStore
+from tests.token_stores import store_meta
 
 transformers = pytest.importorskip("transformers", reason="the llm extra (transformers) is not installed")
 tokenizers = pytest.importorskip("tokenizers")
 
-META = {
-    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
-    "sample_rate": 16000,
-    "channels": 1,
-    "hop_length": 320,
-    "frame_rate": 50.0,
-    "n_q": 2,
-    "codebook_size": 100,
-    "codes_dtype": "int16",
-}
+META = store_meta(2, 100)
 
 
 def test_exported_tokenizer_round_trips_text_and_audio(base_tokenizer, tmp_path):

@@ -7,17 +7,9 @@ from hypothesis import strategies as st
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens, shard_order
 from codeclab.tokens.store import ShardWriter, TokenRecord, TokenStore
 from codeclab.tokens.vocab import AudioVocab
+from tests.token_stores import store_meta
 
-META = {
-    "codec": {"name": "x", "config_sha256": "c", "weights_sha256": "w"},
-    "sample_rate": 16000,
-    "channels": 1,
-    "hop_length": 320,
-    "frame_rate": 50.0,
-    "n_q": 3,
-    "codebook_size": 64,
-    "codes_dtype": "int16",
-}
+META = store_meta(3, 64)
 
 
 @pytest.fixture(scope="module")
