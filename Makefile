@@ -93,7 +93,8 @@ WEIGHTS_12HZ_RUN ?= runs/codeclab-16k-12hz
 weights-12hz: speech-corpus $(VENV)/.dev
 	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-12hz.json --out $(WEIGHTS_12HZ_RUN)
 	$(VENV)/bin/codeclab bundle $(WEIGHTS_12HZ_RUN)/codec --preset codeclab-16k-12hz
-	$(PY) benchmarks/learning_curve.py $(WEIGHTS_12HZ_RUN) --out docs/images/codeclab-16k-12hz-curve.png
+	$(PY) benchmarks/learning_curve.py $(WEIGHTS_12HZ_RUN) --out docs/images/codeclab-16k-12hz-curve.png \
+		--title "codeclab-16k-12hz: held-out speech during training"
 
 test-slow: $(VENV)/.dev
 	$(PY) -m pytest -q -m slow
