@@ -49,7 +49,9 @@ def load_rows(recon: list[Path], lm: list[Path]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    head = "| codec | n_q | tokens | tokens/s | kbps | STOI | PESQ-WB | mel distance | LM bits/s (vs n-gram) |"
+    head = (
+        "| codec | n_q | tokens | tokens/s | kbps | STOI | PESQ-WB | mel distance | LM bits/s (vs n-gram) |"
+    )
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
@@ -77,7 +79,9 @@ def plot(rows: list[dict], path: Path) -> None:
             marker = markers.get(kind, "^" if "BPE" in kind else "s")
             xs = [p["tokens_per_second"] for p in points]
             left.plot(xs, [p["stoi"] for p in points], marker=marker, linestyle="-", label=label)
-            right.plot(xs, [p["lm_bits_per_second"] for p in points], marker=marker, linestyle="-", label=label)
+            right.plot(
+                xs, [p["lm_bits_per_second"] for p in points], marker=marker, linestyle="-", label=label
+            )
             for p in points:
                 left.annotate(f"{p['n_q']}", (p["tokens_per_second"], p["stoi"]), fontsize=7)
     for ax, title in ((left, "STOI (held-out speech)"), (right, "token LM bits per second of audio")):
@@ -91,7 +95,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recon", type=Path, action="append", required=True, help="bench recon results.json")
     parser.add_argument("--lm", type=Path, action="append", required=True, help="bench lm lm.json")
     parser.add_argument("--out", type=Path, required=True)

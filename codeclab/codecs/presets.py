@@ -265,7 +265,7 @@ _preset(
 _preset(
     "codeclab-16k-12hz",
     speech_16k_12hz,
-    "16 kHz mono speech, causal, 12.5 Hz (transformer bottleneck), RVQ 16 x 1024 (0.125-2 kbps), for LLMs",
+    "16 kHz mono speech, causal, 12.5 Hz (transformer bottleneck), RVQ 16 x 1024 (0.125-2 kbps), for LLMs; experimental",
 )
 _preset(
     "codeclab-24k-audio",
