@@ -66,41 +66,18 @@ def test_export_bpe_command(base_tokenizer, tmp_path):
     from codeclab.cli.app import app
 
     store = store_with(tmp_path / "store", repetitive)
-    result = CliRunner().invoke(
-        app, ["export", "bpe", str(store), "--vocab-size", "80", "--out", str(tmp_path / "bpe")]
-    )
+
+    def export(out, *extra):
+        args = ["export", "bpe", str(store), "--vocab-size", "80", "--out", str(tmp_path / out), *extra]
+        return CliRunner().invoke(app, args)
+
+    result = export("bpe")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "bpe" / "audio_bpe.json").is_file() and (tmp_path / "bpe" / "tokenizer.json").is_file()
-    merged = CliRunner().invoke(
-        app,
-        [
-            "export",
-            "bpe",
-            str(store),
-            "--vocab-size",
-            "80",
-            "--out",
-            str(tmp_path / "m"),
-            "--base",
-            str(base_tokenizer),
-        ],
-    )
+    merged = export("m", "--base", str(base_tokenizer))
     assert merged.exit_code == 0 and "text ids 0-" in merged.output, merged.output
     assert (tmp_path / "m" / "audio" / "tokenizer.json").is_file()
-    bad = CliRunner().invoke(
-        app,
-        [
-            "export",
-            "bpe",
-            str(store),
-            "--vocab-size",
-            "80",
-            "--out",
-            str(tmp_path / "x"),
-            "--pattern",
-            "delay",
-        ],
-    )
+    bad = export("x", "--pattern", "delay")
     assert bad.exit_code == 2 and "one stream per codebook" in bad.output
 
 
