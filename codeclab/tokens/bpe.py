@@ -14,6 +14,10 @@ supported; `parallel` and `delay` are Q streams and are refused. Ids: the specia
 then the merges. `AudioBPE` also offers the vocabulary interface of `AudioVocab` that the LM datasets use
 (`to_ids`, `from_ids`, `pad_id`, `bos_id`, `eos_id`, `size`), so `TokenDataset(store, vocab=bpe)` and
 `PackedTokenDataset` give BPE ids.
+
+Merged with a text tokenizer (`train_bpe(..., base=DIR)`): the saved directory is that tokenizer with one
+added token per audio id (`<|abpe_N|>`, after the text ids: merged id = base_size + audio id), and the
+audio-only BPE sits in `audio/`; `audio_text(ids)` is the string the merged tokenizer maps back to ids.
 """
 
 from __future__ import annotations
