@@ -308,28 +308,13 @@ def _load_base(base: str | Path):
 def _merge_with_text(bpe: AudioBPE, text_tokenizer: Any, base: str | Path) -> AudioBPE:
     """`bpe` placed after `text_tokenizer`'s ids: the tokenizer extended with one added token per audio
     id (checked to land on base_size + id), and the roles policy of `codeclab export hf-tokenizer`."""
-    from tokenizers import AddedToken
-
-    from codeclab.tokens.export import base_roles
+    from codeclab.tokens.export import append_audio_tokens, base_roles, fill_in_roles
 
     base_size = len(text_tokenizer)
     merged = AudioBPE(bpe.tokenizer, bpe.n_q, bpe.codebook_size, bpe.pattern, dict(bpe.info), base_size)
-    strings = merged.token_strings()
-    clash = [s for s in strings if s in text_tokenizer.get_vocab()]
-    if clash:
-        raise BPEError(
-            f"{base}: the tokenizer already has tokens named like audio tokens (e.g. {clash[0]!r})"
-        )
-    specials = [AddedToken(s, special=True, normalized=False) for s in strings[: len(SPECIALS)]]
-    audio = [AddedToken(s, special=False, normalized=False) for s in strings[len(SPECIALS) :]]
-    text_tokenizer.add_tokens(specials, special_tokens=True)
-    text_tokenizer.add_tokens(audio)
-    if text_tokenizer.convert_tokens_to_ids(strings) != list(range(base_size, merged.vocab_size)):
-        raise BPEError(f"{base}: the audio tokens did not get contiguous ids after the text vocabulary")
+    append_audio_tokens(text_tokenizer, merged.token_strings(), len(SPECIALS), base, error=BPEError)
     merged.roles = base_roles(text_tokenizer)
-    for role in ("pad", "bos", "eos"):
-        if role not in merged.roles:
-            setattr(text_tokenizer, f"{role}_token", f"<|{role}|>")
+    fill_in_roles(text_tokenizer, merged.roles, {r: f"<|{r}|>" for r in ("pad", "bos", "eos")})
     merged.merged = text_tokenizer
     merged.info.update(
         base_size=base_size,

@@ -60,6 +60,38 @@ def vocab_on_base(
     return AudioVocab(num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok))
 
 
+def append_audio_tokens(
+    tok, strings: list[str], num_specials: int, base: str | Path, error=VocabError
+) -> None:
+    """Add `strings` to the tokenizer `tok` (loaded from `base`) right after its own ids: the first
+    `num_specials` as special tokens, the rest as plain added tokens, none normalised. Raises `error` when
+    the tokenizer already has such a name or the new ids are not contiguous after its vocabulary."""
+    tokenizers = _require("tokenizers")
+    base_size = len(tok)
+    clash = [s for s in strings if s in tok.get_vocab()]
+    if clash:
+        raise error(f"{base}: the tokenizer already has tokens named like audio tokens (e.g. {clash[0]!r})")
+    added = tokenizers.AddedToken
+    tok.add_tokens(
+        [added(s, special=True, normalized=False, single_word=False) for s in strings[:num_specials]],
+        special_tokens=True,
+    )
+    tok.add_tokens(
+        [added(s, special=False, normalized=False, single_word=False) for s in strings[num_specials:]]
+    )
+    if tok.convert_tokens_to_ids(strings) != list(range(base_size, base_size + len(strings))):
+        raise error(f"{base}: the added audio tokens did not get contiguous ids after the base vocabulary")
+
+
+def fill_in_roles(tok, roles: dict[str, int], audio_tokens: dict[str, str]) -> None:
+    """The bos / eos / pad policy (vocab.py, docs/llm.md): the base tokenizer's own tokens keep their
+    roles (`roles`); the audio specials (`audio_tokens`: role -> string, e.g. <|pad|>) fill in only those
+    it lacks, so `tok(batch, padding=True)` always works."""
+    for role, token in audio_tokens.items():
+        if role not in roles:
+            setattr(tok, f"{role}_token", token)
+
+
 def export_hf_tokenizer(
     base: str | Path,
     out: str | Path,
@@ -73,7 +105,7 @@ def export_hf_tokenizer(
     The audio vocabulary is either sized here (num_codebooks, codebook_size) or given (`vocab`, e.g. the
     audio_vocab.json a parquet export wrote): then it must have been built on this base (same base_size),
     so that ids already exported mean the same tokens."""
-    tokenizers = _require("tokenizers")
+    _require("tokenizers")  # the install hint before the base is loaded
     tok = load_base_tokenizer(base)
     if vocab is not None:
         if vocab.base_size != len(tok):
@@ -97,29 +129,11 @@ def export_hf_tokenizer(
             num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok)
         )
     strings = vocab.token_strings()
-    clash = [s for s in strings if s in tok.get_vocab()]
-    if clash:
-        raise VocabError(
-            f"{base}: the tokenizer already has tokens named like audio tokens (e.g. {clash[0]!r})"
-        )
-    specials = strings[: vocab.num_specials]
-    codes = strings[vocab.num_specials :]
-    added = tokenizers.AddedToken
-    tok.add_tokens(
-        [added(s, special=True, normalized=False, single_word=False) for s in specials], special_tokens=True
+    append_audio_tokens(tok, strings, vocab.num_specials, base)
+    fill_in_roles(
+        tok, vocab.roles, {r: strings[vocab.special(r) - vocab.base_size] for r in ("pad", "bos", "eos")}
     )
-    tok.add_tokens([added(s, special=False, normalized=False, single_word=False) for s in codes])
-    ids = tok.convert_tokens_to_ids(strings)
-    if ids != list(range(vocab.base_size, vocab.size)):
-        raise VocabError(
-            f"{base}: the added audio tokens did not get contiguous ids after the base vocabulary"
-        )
-    # bos / eos / pad policy (vocab.py, docs/llm.md): the base tokenizer's own tokens keep their roles
-    # (vocab.roles); the audio vocabulary's <|pad|>, <|bos|>, <|eos|> fill in only those it lacks, so
-    # `tok(batch, padding=True)` always works and the tokenizer and the vocabulary agree on every role
     for role in ("pad", "bos", "eos"):
-        if role not in vocab.roles:
-            setattr(tok, f"{role}_token", strings[vocab.special(role) - vocab.base_size])
         if getattr(tok, f"{role}_token_id") != vocab.role(role):
             raise VocabError(f"{base}: the tokenizer's {role} id disagrees with the vocabulary's")
     out = Path(out)
