@@ -96,9 +96,10 @@ def speech_16k() -> CodecConfig:
 
 
 def speech_16k_12hz() -> CodecConfig:
-    """The LLM-rate preset: the default's 50 Hz SEANet encoder and inverse-STFT decoder around a bottleneck that strides to 12.5 Hz with a 2-layer causal transformer on each side of the
-    quantizer (as in Mimi), and RVQ 16 x 1024: 0.125 kbps per codebook, 0.5 / 1 / 2 kbps at n_q 4 / 8 /
-    16 (docs/llm.md)."""
+    """The LLM-rate preset: the default's 50 Hz SEANet encoder and inverse-STFT decoder around a
+    bottleneck that strides to 12.5 Hz with a 2-layer causal transformer on each side of the quantizer
+    (as in Mimi), and RVQ 16 x 1024: 0.125 kbps per codebook, 0.5 / 1 / 2 kbps at n_q 4 / 8 / 16
+    (docs/llm.md). Experimental (docs/models/codeclab-16k-12hz.md)."""
     ratios = [2, 4, 5, 8]  # hop 320 (50 Hz) in the convolutions; 1280 (12.5 Hz) for the codes
     return CodecConfig(
         sample_rate=16000,

@@ -164,9 +164,9 @@ class BottleneckEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """lengths [B]: valid samples per item, each a multiple of the hop."""
-        z = self.down(self.inner(x, lengths))
         frames = None if lengths is None else lengths // self.hop_length
-        return self.transformer(mask_tail(z, frames), frames)
+        # causal attention: frames past an item's end never reach its frames, and are zeroed at the end
+        return self.transformer(self.down(self.inner(x, lengths)), frames)
 
     def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
         return SequenceState(
@@ -193,13 +193,12 @@ class BottleneckDecoder(nn.Module):
         self.up = ConvTranspose1d(dim, dim, 2 * cfg.stride, cfg.stride, causal=causal)
         self.inner = inner
         self.stride = cfg.stride
-        self.window = cfg.window
         self.hop_length = inner.hop_length * cfg.stride
 
     def forward(self, z: Tensor, frames: Tensor | None = None) -> Tensor:
         """frames [B]: valid frames per item."""
         inner_frames = None if frames is None else frames * self.stride
-        up = mask_tail(self.up(self.transformer(mask_tail(z, frames), frames)), inner_frames)
+        up = mask_tail(self.up(self.transformer(z, frames)), inner_frames)
         return self.inner(up, inner_frames)
 
     def lookahead_frames(self) -> float:
@@ -212,12 +211,8 @@ class BottleneckDecoder(nn.Module):
         if inner is None:
             return None
         before, after = inner
-        layers = len(self.transformer.layers)
-        up_history = self.up.history
-        return (
-            math.ceil(before / self.stride) + up_history + layers * (self.window - 1),
-            math.ceil(after / self.stride),
-        )
+        attention = sum(layer.attention.left_context for layer in self.transformer.layers)
+        return math.ceil(before / self.stride) + self.up.history + attention, math.ceil(after / self.stride)
 
     def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
         return SequenceState(
