@@ -352,10 +352,9 @@ def evaluate_store(
     return row
 
 
-def _bpe_fits(directory: str, store: str) -> bool:
-    """Whether the BPE in `directory` was trained on codes of the codec (weights) that made `store`."""
-    info = AudioBPE.load(directory).info.get("codec") or {}
-    meta = TokenStore(store).metadata["codec"]
+def _bpe_fits(bpe: AudioBPE, store: TokenStore) -> bool:
+    """Whether `bpe` was trained on codes of the codec (weights) that made `store`."""
+    info, meta = bpe.info.get("codec") or {}, store.metadata["codec"]
     return info.get("weights_sha256") == meta.get("weights_sha256") and info.get("name") == meta.get("name")
 
 
@@ -387,10 +386,12 @@ def run_lm_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    loaded = {directory: AudioBPE.load(directory) for directory in bpes or []}
     for store in stores:
-        full = TokenStore(store).n_q
-        bpe_dirs = [d for d in bpes or [] if _bpe_fits(d, store)]
-        counts = sorted(set(n_qs or [full]) | {AudioBPE.load(d).n_q for d in bpe_dirs})
+        opened = TokenStore(store)
+        full = opened.n_q
+        bpe_dirs = [d for d, bpe in loaded.items() if _bpe_fits(bpe, opened)]
+        counts = sorted(set(n_qs or [full]) | {loaded[d].n_q for d in bpe_dirs})
         best_at: dict[int, dict] = {}
         for n_q in counts:
             baselines = baseline_rows(store, cfg, n_q)

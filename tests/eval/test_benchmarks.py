@@ -307,6 +307,8 @@ def test_lm_bench_scores_a_store_at_fewer_codebooks_and_through_its_bpe(tmp_path
     store = make_store(tmp_path / "random", lambda i: rng.integers(0, 64, size=(2, 100)))
     bpe_dir = tmp_path / "bpe"
     train_bpe(store, 5 + 64 + 150, bpe_dir, n_q=1)
+    other = write_store(tmp_path / "other", store_meta(2, 64, codec="y"), [rng.integers(0, 64, (2, 100))] * 4)
+    train_bpe(other, 5 + 64 + 2, tmp_path / "other-bpe", n_q=1)  # another codec's: not scored here
     cfg = LMBenchConfig(steps=150, dim=64, context_frames=32, batch_size=8)
     report = run_lm_bench(
         [store],
@@ -315,10 +317,11 @@ def test_lm_bench_scores_a_store_at_fewer_codebooks_and_through_its_bpe(tmp_path
         config=cfg,
         log=lambda *_: None,
         n_qs=[1, 2],
-        bpes=[str(bpe_dir)],
+        bpes=[str(bpe_dir), str(tmp_path / "other-bpe")],
     )
     rows = {(row["pattern"], row["n_q"]): row for row in report["results"]}
     assert {("flatten", 1), ("flatten", 2), ("bigram", 1), ("bpe-219", 1)} <= set(rows)
+    assert ("bpe-71", 1) not in rows
     codes, bpe = rows[("flatten", 1)], rows[("bpe-219", 1)]
     assert codes["tokens_per_second"] == 50.0 and rows[("flatten", 2)]["tokens_per_second"] == 100.0
     assert bpe["tokens_per_second"] < 45.0
