@@ -87,8 +87,8 @@ weights: speech-corpus teacher $(VENV)/.dev
 	$(VENV)/bin/codeclab tokenize speech-corpus/heldout.jsonl --out $(WEIGHTS_RUN)/tok-heldout --codec codeclab-16k-speech
 	$(VENV)/bin/codeclab entropy $(WEIGHTS_RUN)/tok-train --weights $(WEIGHTS_DIR) --heldout $(WEIGHTS_RUN)/tok-heldout
 
-# Reproduce the bundled codeclab-16k-12hz weights (the 12.5 Hz preset for LLMs; about 95 minutes of
-# training on 2 idle CPU cores, at most 110; see docs/models/codeclab-16k-12hz.md).
+# Reproduce the bundled codeclab-16k-12hz weights (the 12.5 Hz preset for LLMs; 92 minutes of training
+# measured on 2 CPU cores, at most 110; see docs/models/codeclab-16k-12hz.md).
 WEIGHTS_12HZ_RUN ?= runs/codeclab-16k-12hz
 weights-12hz: speech-corpus $(VENV)/.dev
 	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-12hz.json --out $(WEIGHTS_12HZ_RUN)
