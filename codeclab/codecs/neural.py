@@ -17,7 +17,9 @@ from codeclab.codecs.modules.bottleneck import BottleneckConfig, BottleneckDecod
 from codeclab.codecs.modules.conv import mask_tail, receptive_field
 from codeclab.codecs.modules.istft import ISTFTDecoder, ISTFTDecoderConfig
 from codeclab.codecs.modules.numerics import MIN_FRAMES, exact_numerics
+from codeclab.codecs.modules.pitch import PitchConfig, PitchTracker
 from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
+from codeclab.codecs.modules.source_filter import SourceFilterDecoder, SourceFilterDecoderConfig
 from codeclab.codecs.semantic import SemanticConfig, SemanticHead
 from codeclab.codecs.streaming import CodecStream, Latency, codec_latency
 from codeclab.quantizers import (
@@ -40,6 +42,7 @@ def quantizer_kind(config: QuantizerConfig) -> str:
 DECODERS: dict[str, tuple[type, type]] = {
     "seanet": (SEANetConfig, SEANetDecoder),
     "istft": (ISTFTDecoderConfig, ISTFTDecoder),
+    "source_filter": (SourceFilterDecoderConfig, SourceFilterDecoder),
 }
 
 
@@ -56,14 +59,16 @@ class CodecConfig:
     """Everything needed to rebuild a NeuralCodec; saved as JSON beside the weights. `semantic`, when set,
     adds a training-only distillation head and records how the codec was distilled. `bottleneck`, when
     set, lowers the frame rate by its stride with a transformer on each side of the quantizer
-    (`modules.bottleneck`); encoder and decoder then run at `stride` times the codes' frame rate."""
+    (`modules.bottleneck`); encoder and decoder then run at `stride` times the codes' frame rate.
+    `pitch` goes with a source-filter decoder: how F0 reaches it (a codebook of the codes, or predicted)."""
 
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
-    decoder: SEANetConfig | ISTFTDecoderConfig = field(default_factory=SEANetConfig)
+    decoder: SEANetConfig | ISTFTDecoderConfig | SourceFilterDecoderConfig = field(default_factory=SEANetConfig)
     quantizer: QuantizerConfig = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
     bottleneck: BottleneckConfig | None = None
+    pitch: PitchConfig | None = None
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -81,6 +86,15 @@ class CodecConfig:
             )
         if self.sample_rate < 1:
             raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        source_filter = isinstance(dec, SourceFilterDecoderConfig) and dec.head == "source_filter"
+        if source_filter != (self.pitch is not None):
+            raise ValueError("a source-filter decoder head and a pitch config go together")
+        if isinstance(dec, SourceFilterDecoderConfig):
+            if dec.sample_rate != self.sample_rate or self.bottleneck is not None:
+                raise ValueError("the source-filter decoder needs the codec's sample rate and no bottleneck")
+        if self.pitch is not None:
+            if self.pitch.sent and self.pitch.index > self.quantizer.num_codebooks:
+                raise ValueError(f"pitch index {self.pitch.index} is past the quantizer's codebooks")
         if self.semantic is not None:
             kind = quantizer_kind(self.quantizer)
             if kind not in ("vq", "rvq", "split"):
@@ -105,6 +119,12 @@ class CodecConfig:
     def causal(self) -> bool:
         return self.encoder.causal and self.decoder.causal
 
+    @property
+    def num_codebooks(self) -> int:
+        """Codebooks of the codes: the quantizer's, plus one that carries F0 (pitch mode "sent")."""
+        sent = self.pitch is not None and self.pitch.sent
+        return self.quantizer.num_codebooks + (1 if sent else 0)
+
     def with_semantic(self, semantic: SemanticConfig | None) -> CodecConfig:
         """A copy distilled with `semantic` (None removes it). The "split" recipe turns an RVQ into a split
         quantizer with the same settings and number of codebooks (so the same bitrate)."""
@@ -127,6 +147,8 @@ class CodecConfig:
             data["semantic"] = asdict(self.semantic)
         if self.bottleneck is not None:  # absent otherwise, so earlier configs (and digests) are unchanged
             data["bottleneck"] = asdict(self.bottleneck)
+        if self.pitch is not None:
+            data["pitch"] = asdict(self.pitch)
         return data
 
     @classmethod
@@ -151,6 +173,9 @@ class CodecConfig:
             bottleneck = data.get("bottleneck")
             if bottleneck is not None and not isinstance(bottleneck, dict):
                 raise TypeError("'bottleneck' must be a JSON object")
+            pitch = data.get("pitch")
+            if pitch is not None and not isinstance(pitch, dict):
+                raise TypeError("'pitch' must be a JSON object")
             return cls(
                 sample_rate=data["sample_rate"],
                 encoder=SEANetConfig(**data["encoder"]),
@@ -158,6 +183,7 @@ class CodecConfig:
                 quantizer=quantizer_config(quant["kind"], quant["params"]),
                 semantic=SemanticConfig(**semantic) if semantic else None,
                 bottleneck=BottleneckConfig(**bottleneck) if bottleneck else None,
+                pitch=PitchConfig(**pitch) if pitch else None,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid codec config: {err}") from err
@@ -167,7 +193,9 @@ class CodecConfig:
 class CodecOutput:
     """Training forward. audio: [B, C, T] reconstruction (zero past each length); quantizer: its output
     (codes, losses, metrics); latent: [B, D, F] encoder output; lengths: [B] valid samples; frames: [B]
-    valid frames; semantic: [B, F, D_t] the semantic head's output (codecs with `config.semantic`)."""
+    valid frames; semantic: [B, F, D_t] the semantic head's output (codecs with `config.semantic`);
+    pitch: [B, F] the pitch tracker's codes and pitch_logits [B, levels, F] the decoder's prediction of
+    them (codecs with `config.pitch`; logits in "predicted" mode only)."""
 
     audio: Tensor
     quantizer: QuantizerOutput
@@ -175,6 +203,8 @@ class CodecOutput:
     lengths: Tensor
     frames: Tensor | None = None
     semantic: Tensor | None = None
+    pitch: Tensor | None = None
+    pitch_logits: Tensor | None = None
 
 
 class NeuralCodec(nn.Module, AudioCodec):
@@ -198,12 +228,18 @@ class NeuralCodec(nn.Module, AudioCodec):
         self.weights_sha256: str | None = None  # sha256 of the weights file it was loaded from
         self.random_init = False  # True for an untrained preset (load_codec(..., random_init=True))
         self._stream: CodecStream | None = None  # the stream of an open `with codec.streaming(...)`
+        pitch = config.pitch
+        self.pitch_tracker = PitchTracker(pitch, config.sample_rate, config.hop_length) if pitch else None
 
     @classmethod
     def from_config(cls, config: CodecConfig, name: str = "codeclab-custom") -> NeuralCodec:
         quantizer = build_quantizer(quantizer_kind(config.quantizer), asdict(config.quantizer))
         encoder: nn.Module = SEANetEncoder(config.encoder)
-        decoder: nn.Module = DECODERS[decoder_kind(config.decoder)][1](config.decoder)
+        decoder: nn.Module = (
+            SourceFilterDecoder(config.decoder, config.pitch)
+            if isinstance(config.decoder, SourceFilterDecoderConfig)
+            else DECODERS[decoder_kind(config.decoder)][1](config.decoder)
+        )
         if config.bottleneck is not None:
             dim, causal = config.quantizer.dim, config.causal
             encoder = BottleneckEncoder(encoder, dim, config.bottleneck, causal)
@@ -225,7 +261,38 @@ class NeuralCodec(nn.Module, AudioCodec):
 
     @property
     def num_codebooks(self) -> int:
-        return self.quantizer.num_quantizers
+        return self.quantizer.num_quantizers + (1 if self.sends_pitch else 0)
+
+    @property
+    def sends_pitch(self) -> bool:
+        """True when F0 travels as a codebook of the codes (`config.pitch.index`)."""
+        return self.config.pitch is not None and self.config.pitch.sent
+
+    def quantizer_n_q(self, n_q: int) -> int:
+        """Quantizer stages among the first n_q codebooks (all of them unless one carries F0)."""
+        if self.sends_pitch and n_q > self.config.pitch.index:
+            return n_q - 1
+        return n_q
+
+    def merge_pitch(self, codes: Tensor, pitch: Tensor | None) -> Tensor:
+        """Quantizer codes [B, q, F] and pitch codes [B, F] -> codes [B, n_q, F] (F0 at `pitch.index`
+        when q reaches it)."""
+        if pitch is None or not self.sends_pitch or codes.shape[1] < self.config.pitch.index:
+            return codes
+        i = self.config.pitch.index
+        return torch.cat([codes[:, :i], pitch[:, None].to(codes.dtype), codes[:, i:]], dim=1)
+
+    def split_pitch(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
+        """codes [B, n_q, F] -> (quantizer codes, pitch codes [B, F] or None). Without the pitch codebook
+        (n_q at or below its index) a source-filter codec decodes every frame as unvoiced."""
+        if self.config.pitch is None:
+            return codes, None
+        if not self.sends_pitch:
+            return codes, None
+        i = self.config.pitch.index
+        if codes.shape[1] <= i:
+            return codes, torch.zeros_like(codes[:, 0])
+        return torch.cat([codes[:, :i], codes[:, i + 1 :]], dim=1), codes[:, i]
 
     @property
     def codebook_size(self) -> int:
@@ -245,7 +312,16 @@ class NeuralCodec(nn.Module, AudioCodec):
         return next(self.parameters()).dtype
 
     def encoder_context(self) -> tuple[int, int] | None:
-        return receptive_field(self.encoder)
+        context = receptive_field(self.encoder)
+        if context is None or self.pitch_tracker is None or not self.sends_pitch:
+            return context
+        return max(context[0], self.pitch_tracker.history), max(context[1], self.hop_length - 1)
+
+    def _pitch_codes(self, padded: Tensor) -> Tensor | None:
+        """Pitch codes [B, F] of padded audio [B, C, F * hop] (the first channel), or None."""
+        if self.pitch_tracker is None:
+            return None
+        return self.pitch_tracker.codes(padded[:, :1].float()).to(padded.device)
 
     # -- inference ------------------------------------------------------------------------------------
     def _pad(self, wav: Tensor, lengths: Tensor, min_frames: int) -> tuple[Tensor, Tensor]:
@@ -271,7 +347,9 @@ class NeuralCodec(nn.Module, AudioCodec):
         padded, frames = self._pad(wav, lengths, MIN_FRAMES)
         with exact_numerics(device), torch.inference_mode(), parametrize.cached():
             latent = self.encoder(padded, frames * self.hop_length)
-            codes = self.quantizer.encode(latent, n_q)
+            codes = self.quantizer.encode(latent, self.quantizer_n_q(n_q))
+            if self.sends_pitch:
+                codes = self.merge_pitch(codes, self._pitch_codes(padded))
         codes = codes[..., : int(frames.max())].clone()
         codes = mask_tail(codes, frames)
         return Encoded(codes, frames, lengths)
@@ -284,9 +362,13 @@ class NeuralCodec(nn.Module, AudioCodec):
         """Encoded or codes [B, n_q, F] -> wav [B, C, T'] (T' = longest item), zero past each length."""
         encoded = self.checked(encoded).to(self.device)
         out_lengths = self.decode_lengths(encoded)
+        codes, pitch = self.split_pitch(encoded.codes)
         with torch.inference_mode(), parametrize.cached():
-            latent = self.quantizer.decode(encoded.codes)
-            wav = self.decoder(latent.to(self.dtype), encoded.lengths)
+            latent = self.quantizer.decode(codes)
+            if self.config.pitch is not None:
+                wav = self.decoder(latent.to(self.dtype), encoded.lengths, pitch)
+            else:
+                wav = self.decoder(latent.to(self.dtype), encoded.lengths)
         wav = wav[..., : int(out_lengths.max())].float()
         return mask_tail(wav, out_lengths)
 
@@ -337,10 +419,17 @@ class NeuralCodec(nn.Module, AudioCodec):
         latent = self.encoder(padded, frames * self.hop_length)
         mask = torch.arange(latent.shape[-1], device=latent.device)[None, :] < frames[:, None]
         head = self.semantic_head
-        qout = self.quantizer(latent, n_q=n_q, mask=mask, prefix=head.config.codebooks if head else None)
-        audio = self.decoder(qout.quantized, frames)[..., :t]
+        stages = None if n_q is None else self.quantizer_n_q(n_q)
+        qout = self.quantizer(latent, n_q=stages, mask=mask, prefix=head.config.codebooks if head else None)
         semantic = head(qout.prefix) if head is not None else None
-        return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths, frames, semantic)
+        if self.config.pitch is None:
+            audio = self.decoder(qout.quantized, frames)[..., :t]
+            return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths, frames, semantic)
+        with torch.no_grad():
+            pitch = self._pitch_codes(padded)
+        audio, logits = self.decoder.synthesize(qout.quantized, frames, pitch)
+        audio = audio[..., :t]
+        return CodecOutput(mask_tail(audio, lengths), qout, latent, lengths, frames, semantic, pitch, logits)
 
     @torch.no_grad()
     def calibrate(self, wav: Tensor) -> None:

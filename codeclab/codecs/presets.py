@@ -20,6 +20,8 @@ import torch
 
 from codeclab.codecs.modules.bottleneck import BottleneckConfig
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
+from codeclab.codecs.modules.pitch import PitchConfig
+from codeclab.codecs.modules.source_filter import SourceFilterDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.registry import register_codec
@@ -91,6 +93,36 @@ def speech_16k() -> CodecConfig:
         sample_rate=16000,
         encoder=_encoder(1, 128, 16, ratios, causal=True),
         decoder=ISTFTDecoderConfig(dimension=128, hop=320, width=384, blocks=8, causal=True),
+        quantizer=SplitConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
+    )
+
+
+def speech_16k_source_filter(pitch: str = "sent") -> CodecConfig:
+    """The default's SEANet encoder and ConvNeXt stack with a source-filter head at a 5 ms hop
+    (`modules.source_filter`): F0 from a causal pitch tracker, either sent as codebook 2 of 8 beside the
+    split quantizer's semantic codebook and 6 residual stages (`pitch="sent"`), or predicted by the
+    decoder from a split quantizer of 8 (`pitch="predicted"`). 4 kbps at n_q 8 either way."""
+    ratios = [2, 4, 5, 8]
+    stages = 7 if pitch == "sent" else 8
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 128, 16, ratios, causal=True),
+        decoder=SourceFilterDecoderConfig(dimension=128, hop=320, width=384, blocks=8, sub_frames=4),
+        quantizer=SplitConfig(dim=128, codebook_size=1024, num_quantizers=stages, quantizer_dropout=0.5),
+        pitch=PitchConfig(mode=pitch),
+    )
+
+
+def speech_16k_subframe_complex() -> CodecConfig:
+    """Design control: the default with a complex (magnitude and phase) head at the same 5 ms hop as the
+    source-filter head, and no F0 (docs/training.md, decoder comparison)."""
+    ratios = [2, 4, 5, 8]
+    return CodecConfig(
+        sample_rate=16000,
+        encoder=_encoder(1, 128, 16, ratios, causal=True),
+        decoder=SourceFilterDecoderConfig(
+            dimension=128, hop=320, width=384, blocks=8, sub_frames=4, head="complex"
+        ),
         quantizer=SplitConfig(dim=128, codebook_size=1024, num_quantizers=8, quantizer_dropout=0.5),
     )
 
@@ -243,7 +275,7 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
         sample_rate=config.sample_rate,
         channels=config.encoder.channels,
         frame_rate=config.sample_rate / config.hop_length,
-        num_codebooks=config.quantizer.num_codebooks,
+        num_codebooks=config.num_codebooks,
         codebook_size=config.quantizer.codebook_size,
         source="codeclab",
         code_licence=CODE_LICENCE,

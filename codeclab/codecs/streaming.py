@@ -96,6 +96,8 @@ class CodecStream:
         codec = self.codec
         self._encoder = codec.encoder.init_state(self.batch_size, EXACT_OUTPUTS)
         self._pending = torch.zeros(self.batch_size, codec.channels, 0, device=codec.device)
+        tracker = getattr(codec, "pitch_tracker", None)
+        self._pitch = tracker.init_state(self.batch_size, codec.device) if tracker is not None else None
 
     def _fresh_decoder(self) -> None:
         self._decoder = self.codec.decoder.init_state(self.batch_size)
@@ -140,7 +142,11 @@ class CodecStream:
             return torch.zeros(self.batch_size, self.n_q, 0, dtype=torch.long, device=codec.device)
         with exact_numerics(codec.device), torch.inference_mode(), parametrize.cached():
             latent = codec.encoder.step(chunk, self._encoder)
-            return codec.quantizer.encode(latent, self.n_q)
+            if not getattr(codec, "sends_pitch", False):
+                return codec.quantizer.encode(latent, self.n_q)
+            codes = codec.quantizer.encode(latent, codec.quantizer_n_q(self.n_q))
+            pitch, self._pitch = codec.pitch_tracker.step(chunk[:, :1], self._pitch)
+            return codec.merge_pitch(codes, pitch.to(codes.device))
 
     # -- decode ---------------------------------------------------------------------------------------
     def decode_step(self, codes: Tensor) -> Tensor:
@@ -156,6 +162,10 @@ class CodecStream:
         if codes.shape[-1] == 0:
             return torch.zeros(self.batch_size, codec.channels, 0, device=codec.device)
         codes = codec.checked(codes).codes.to(codec.device)
+        if getattr(codec.config, "pitch", None) is not None:
+            codes, pitch = codec.split_pitch(codes)
+            with torch.inference_mode(), parametrize.cached():
+                return codec.decoder.step(codec.quantizer.decode(codes), self._decoder, pitch)
         with torch.inference_mode(), parametrize.cached():
             return codec.decoder.step(codec.quantizer.decode(codes), self._decoder)
 
@@ -181,3 +191,6 @@ class CodecStream:
             )
         self._encoder.reset(index)
         self._decoder.reset(index)
+        if self._pitch is not None:
+            with torch.inference_mode():
+                self._pitch[index] = 0

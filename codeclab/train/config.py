@@ -34,6 +34,8 @@ class TrainConfig:
     adv_weight: float = 1.0
     fm_weight: float = 2.0
     quantizer_weight: float = 1.0
+    pitch_weight: float = 1.0  # cross-entropy of a "predicted"-pitch decoder's F0 codes (source-filter codecs)
+    phase_weight: float = 0.0  # anti-wrapping phase losses at 320/80 (`losses.PhaseLoss`)
     discriminators: list[str] = field(default_factory=lambda: ["mpd", "msstft"])
     disc_width: float = 1.0  # channel multiplier of the discriminators (smaller for quick runs)
     balancer: bool = (
@@ -63,6 +65,10 @@ class TrainConfig:
     # semantic distillation (codecs whose config has `semantic`): where teacher features are cached;
     # empty = RUN_DIR/teacher-cache. Point several runs at one directory to run the teacher once.
     teacher_cache: str = ""
+    # warm start: a codec weights directory (save_pretrained / RUN/codec / a bundled preset's) whose
+    # tensors of the same name and shape are loaded before step 0 of a fresh run (never on --resume)
+    init_from: str = ""
+    init_skip: list[str] = field(default_factory=list)  # name prefixes the warm start leaves as initialised
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.segment_seconds <= 0:

@@ -2,6 +2,8 @@
 
 - `MultiScaleMelLoss`: L1 between log mel spectrograms at several window sizes (DAC / HiFi-GAN style).
 - `MultiResolutionSTFTLoss`: auraloss's spectral convergence + log magnitude loss.
+- `PhaseLoss`: anti-wrapping instantaneous-phase, group-delay and instantaneous-frequency losses (NSPP,
+  https://arxiv.org/abs/2211.15974), weighted by the reference's magnitude.
 - `waveform_l1`, adversarial losses (hinge or least squares) and feature matching.
 """
 
@@ -43,6 +45,40 @@ class MultiResolutionSTFTLoss(nn.Module):
     def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
         with torch.autocast(device_type=estimate.device.type, enabled=False):
             return self.loss(estimate.float(), reference.float())
+
+
+def anti_wrap(x: Tensor) -> Tensor:
+    """|x - 2 pi round(x / 2 pi)|: the distance of a phase difference to the nearest multiple of 2 pi."""
+    return (x - 2 * torch.pi * torch.round(x / (2 * torch.pi))).abs()
+
+
+class PhaseLoss(nn.Module):
+    """Phase of estimate against reference [B, C, T] at one STFT framing (320 / 80 by default): the mean
+    anti-wrapped error of the instantaneous phase, the group delay (phase difference along frequency) and
+    the instantaneous frequency (along time), each weighted by the reference's normalised magnitude so
+    that silent bins, whose phase is noise, do not count."""
+
+    def __init__(self, n_fft: int = 320, hop: int = 80) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def _stft(self, x: Tensor) -> Tensor:
+        return torch.stft(x.float().reshape(-1, x.shape[-1]), self.n_fft, self.hop, window=self.window,
+                          return_complex=True)
+
+    def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        with torch.autocast(device_type=estimate.device.type, enabled=False):
+            est, ref = self._stft(estimate), self._stft(reference)
+            weight = ref.abs()
+            weight = weight / weight.mean().clamp(min=1e-8)
+            p_est, p_ref = torch.angle(est), torch.angle(ref.detach())
+            ip = anti_wrap(p_est - p_ref)
+            gd = anti_wrap(torch.diff(p_est, dim=1) - torch.diff(p_ref, dim=1))
+            iaf = anti_wrap(torch.diff(p_est, dim=2) - torch.diff(p_ref, dim=2))
+            return (
+                (ip * weight).mean() + (gd * weight[:, 1:]).mean() + (iaf * weight[:, :, 1:]).mean()
+            )
 
 
 def waveform_l1(estimate: Tensor, reference: Tensor) -> Tensor:

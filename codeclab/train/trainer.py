@@ -47,10 +47,12 @@ from codeclab.train.checkpoint import (
 )
 from codeclab.train.config import TrainConfig
 from codeclab.train.dataset import AudioDataset, TrainingBatches
+from codeclab.train.warm_start import warm_start
 from codeclab.train.discriminators import Discriminators
 from codeclab.train.losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    PhaseLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -163,6 +165,7 @@ class Trainer:
         )
         self.mel_loss = MultiScaleMelLoss(self.codec_config.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss() if cfg.stft_weight > 0 else None
+        self.phase_loss = PhaseLoss() if cfg.phase_weight > 0 else None
         self.opt_g = torch.optim.AdamW(
             codec.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
@@ -176,12 +179,15 @@ class Trainer:
         self.balancer = Balancer(self._weights()) if cfg.balancer else None
         self.teacher_cache = self._teacher_cache()
         self.start_step = 0
-        if self.resume:
-            checkpoint = latest_checkpoint(self.run_dir)
-            if checkpoint is None:
-                log.info("no checkpoint in %s: starting from scratch", self.run_dir)
-            else:
-                self._load(checkpoint)
+        checkpoint = latest_checkpoint(self.run_dir) if self.resume else None
+        if self.resume and checkpoint is None:
+            log.info("no checkpoint in %s: starting from scratch", self.run_dir)
+        if checkpoint is not None:
+            self._load(checkpoint)
+        elif cfg.init_from:
+            loaded, skipped = warm_start(codec, cfg.init_from, cfg.init_skip)
+            log.info("warm start from %s: %d tensors loaded, %d left as initialised (%s)",
+                     cfg.init_from, loaded, len(skipped), ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else ""))
         if self.world > 1:
             unused = not getattr(self.codec_config.quantizer, "ema", True)
             self.model = nn.parallel.DistributedDataParallel(
@@ -247,6 +253,7 @@ class Trainer:
         return {
             "mel": cfg.mel_weight,
             "stft": cfg.stft_weight,
+            "phase": cfg.phase_weight,
             "waveform": cfg.waveform_weight,
             "adv": cfg.adv_weight,
             "fm": cfg.fm_weight,
@@ -350,6 +357,8 @@ class Trainer:
         losses: dict[str, Tensor] = {"mel": self.mel_loss(recon, wav)}
         if self.stft_loss is not None and step >= cfg.stft_start:
             losses["stft"] = self.stft_loss(recon, wav)
+        if self.phase_loss is not None:
+            losses["phase"] = self.phase_loss(recon, wav)
         if cfg.waveform_weight > 0:
             losses["waveform"] = waveform_l1(recon, wav)
         adversarial = self.disc is not None and step >= cfg.adversarial_start
@@ -368,6 +377,10 @@ class Trainer:
         """Losses on the codec's internals, not on its audio: the weighted quantizer loss, and the semantic
         distillation loss (unweighted; None for a codec without a semantic head)."""
         quantizer_loss = out.quantizer.loss * self.config.quantizer_weight
+        if out.pitch_logits is not None:  # a decoder that predicts F0: cross-entropy on the tracker's codes
+            valid = torch.arange(out.pitch.shape[-1], device=self.device)[None, :] < out.frames[:, None]
+            ce = torch.nn.functional.cross_entropy(out.pitch_logits, out.pitch, reduction="none")
+            quantizer_loss = quantizer_loss + self.config.pitch_weight * (ce * valid).sum() / valid.sum()
         if out.semantic is None:
             return quantizer_loss, None
         if clips is None or offsets is None:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from codeclab._checks import check_bounds, check_types
 from codeclab.codecs.modules.conv import Conv1d, mask_tail
+from codeclab.codecs.modules.overlap_add import OverlapAdd
 from codeclab.codecs.modules.state import ConvState, OverlapAddState, SequenceState
 
 
@@ -126,7 +127,7 @@ class ISTFTDecoder(nn.Module):
         self.norm_out = ChannelNorm(cfg.width)
         self.bins = cfg.n_fft // 2 + 1
         self.head = nn.Conv1d(cfg.width, 2 * self.bins * cfg.channels, 1)
-        self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
+        self.synthesis = OverlapAdd(cfg.hop, cfg.overlap)
 
     def context_frames(self) -> tuple[int, int]:
         """Latent frames (before, after) that the audio of one frame depends on: the embedding and block
@@ -163,28 +164,11 @@ class ISTFTDecoder(nn.Module):
 
     def _synthesis_frames(self, spec: Tensor) -> Tensor:
         """spectra [B, C, bins, F] -> windowed time-domain frames [B, C, n_fft, F]."""
-        return torch.fft.irfft(spec, n=self.config.n_fft, dim=2) * self.window[:, None]
-
-    def _complete_blocks(self, frames: Tensor) -> Tensor:
-        """frames [B, C, n_fft, overlap - 1 + n]: the `overlap - 1` frames before n new ones, then the new
-        -> the n blocks of audio [B, C, n * hop] that the new frames complete. Block of new frame m sums
-        segment j of frame m - j for j = 0 .. overlap - 1 (newest first), always in that order."""
-        cfg = self.config
-        b, c, _, total = frames.shape
-        lead, n = cfg.overlap - 1, total - (cfg.overlap - 1)
-        segments = frames.view(b, c, cfg.overlap, cfg.hop, total)
-        blocks = segments[:, :, 0, :, lead : lead + n]
-        for j in range(1, cfg.overlap):
-            blocks = blocks + segments[:, :, j, :, lead - j : lead - j + n]
-        # Hann windows at overlap n_fft/hop sum to n_fft / (2 hop); divide so unit spectra give unit audio
-        blocks = blocks / (cfg.n_fft / (2 * cfg.hop))
-        return blocks.permute(0, 1, 3, 2).reshape(b, c, n * cfg.hop)
+        return self.synthesis.synthesis_frames(spec)
 
     def overlap_add(self, spec: Tensor) -> Tensor:
         """spectra [B, C, bins, F] -> wav [B, C, F * hop] (end-aligned windows, see the module doc)."""
-        lead = self.config.overlap - 1
-        frames = F.pad(self._synthesis_frames(spec), (lead, lead))  # no frames before 0 or after F - 1
-        return self._complete_blocks(frames)[..., lead * self.config.hop :]
+        return self.synthesis(spec)
 
     def forward(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         """lengths [B]: valid frames per item. Output zero past each item's frames * hop samples."""
@@ -196,12 +180,9 @@ class ISTFTDecoder(nn.Module):
     # -- streaming ------------------------------------------------------------------------------------
     def init_state(self, batch_size: int, min_outputs: int = 1) -> SequenceState:
         """A fresh stream's memory: convolution histories, then the overlap-add's pending frames."""
-        cfg = self.config
         convs: list[ConvState | OverlapAddState | None] = [self.embed.init_state(batch_size, min_outputs)]
         convs += [block.dwconv.init_state(batch_size, min_outputs) for block in self.blocks]
-        lead = cfg.overlap - 1
-        pending = self.window.new_zeros(batch_size, cfg.channels, cfg.n_fft, lead)
-        convs.append(OverlapAddState(pending, drop=lead, mute=[0] * batch_size))
+        convs.append(self.synthesis.init_state(batch_size, self.config.channels))
         return SequenceState(convs)
 
     def step(self, z: Tensor, state: SequenceState) -> Tensor:
@@ -211,26 +192,9 @@ class ISTFTDecoder(nn.Module):
         x = self.norm_in(self.embed.step(z, embed))
         for block, conv in zip(self.blocks, convs, strict=True):
             x = block.step(x, conv)
-        return self._emit(self._synthesis_frames(self._features(x)), overlap)
+        return self.synthesis.step(self._synthesis_frames(self._features(x)), overlap)
 
     def flush(self, state: SequenceState) -> Tensor:
         """The audio [B, C, (overlap - 1) * hop] still waiting for later frames, completed as a whole pass
         completes the end of an item (no later frames). A stream that goes on needs a fresh state."""
-        overlap = state.children[-1]
-        b, c, n_fft, lead = overlap.frames.shape
-        return self._emit(overlap.frames.new_zeros(b, c, n_fft, lead), overlap)
-
-    def _emit(self, new_frames: Tensor, overlap: OverlapAddState) -> Tensor:
-        frames = torch.cat([overlap.frames, new_frames], dim=-1)
-        overlap.frames = frames[..., frames.shape[-1] - overlap.frames.shape[-1] :]
-        wav = self._complete_blocks(frames)
-        hop = self.config.hop
-        drop = min(overlap.drop, new_frames.shape[-1])
-        overlap.drop -= drop
-        wav = wav[..., drop * hop :]
-        for index, muted in enumerate(overlap.mute):
-            if muted:
-                silent = min(muted, wav.shape[-1] // hop)
-                wav[index, :, : silent * hop] = 0
-                overlap.mute[index] = muted - silent
-        return wav
+        return self.synthesis.flush(state.children[-1])
