@@ -10,6 +10,7 @@ the kept frames are bit-identical to a whole pass, for causal and non-causal cod
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 
@@ -103,8 +104,12 @@ def decode_stream(
 ) -> Iterator[Tensor]:
     """Decode one item's codes [n_q, F] in chunks: yields audio blocks [C, n] whose concatenation is the
     decode of the whole item (to float rounding), `audio_length` samples in all. Memory holds one chunk
-    and its context (`codec.decoder_context()`), never the whole item. Raises `ValueError` for a codec
-    whose decoder context is unknown."""
+    and its context (`codec.decoder_context()`), never the whole item; a causal codec whose decoder
+    carries unbounded state (the source-filter decoder's harmonic phase) is decoded through its own
+    stream instead. Raises `ValueError` for a codec that can do neither."""
+    if codec.decoder_context() is None and getattr(codec, "causal", False) and hasattr(codec, "streaming"):
+        yield from _decode_as_stream(codec, codes, audio_length, chunk_seconds)
+        return
     context = codec.decoder_context()
     if context is None:
         raise ValueError(f"{codec.name}: the decoder's context is unknown; decode such codes whole")
@@ -118,3 +123,20 @@ def decode_stream(
         end = min((stop - lo) * hop, audio_length - lo * hop)
         if end > (first - lo) * hop:
             yield piece[:, (first - lo) * hop : end]
+
+
+def _decode_as_stream(codec, codes: Tensor, audio_length: int, chunk_seconds: float) -> Iterator[Tensor]:
+    """`decode_stream` through `codec.streaming`: chunks of codes in, the audio they complete out."""
+    chunk = max(int(chunk_seconds * codec.frame_rate), 1)
+    done = 0
+    with codec.streaming(batch_size=1, n_q=codes.shape[0]) as stream:
+        pieces = (
+            stream.decode_step(codes[None, :, first : first + chunk]) for first in range(0, codes.shape[1], chunk)
+        )
+        tail = (stream.decode_flush() for _ in range(1))  # after the last chunk
+        for piece in itertools.chain(pieces, tail):
+            piece = piece[0, :, : max(audio_length - done, 0)]
+            done += piece.shape[-1]
+            if piece.shape[-1]:
+                yield piece
+

@@ -175,7 +175,8 @@ def write_decoded(
     """Decode one item (batch of 1) to an audio file: in chunks when it is long and the codec allows;
     `gain` [samples] (concealment's fades) multiplies the audio."""
     length = int(codec.decode_lengths(encoded)[0])
-    if length > long_seconds * codec.sample_rate and codec.decoder_context() is not None:
+    streams = getattr(codec, "causal", False) and hasattr(codec, "streaming")
+    if length > long_seconds * codec.sample_rate and (codec.decoder_context() is not None or streams):
         codes = encoded.items()[0]
 
         def blocks():

@@ -78,6 +78,20 @@ class WorkerError(RuntimeError):
     """The decode workers died or hung; the items finished before are saved (rerun with --resume)."""
 
 
+def is_worker_death(err: BaseException) -> bool:
+    """True for the error torch raises (from its SIGCHLD handler, wherever the main process is) when a
+    DataLoader worker dies: it is never an item's failure, and must end the run."""
+    return isinstance(err, RuntimeError) and "DataLoader worker" in str(err)
+
+
+def _worker_error(err: BaseException, report: TokenizeReport) -> WorkerError:
+    return WorkerError(
+        f"the decode workers stopped: {err}. The {report.tokenized} items finished in this run "
+        "are saved; rerun with --resume to continue (with --workers 0 to find a file that "
+        "crashes or hangs the decoder)"
+    )
+
+
 @dataclass
 class TokenizeReport:
     store: Path
@@ -241,7 +255,16 @@ class TokenizeJob:
             return report  # a finished shard: nothing to do, nothing rewritten
         try:
             if todo:
-                self._process(todo, codec, n_q, writer, report, max_samples)
+                try:
+                    self._process(todo, codec, n_q, writer, report, max_samples)
+                except RuntimeError as err:
+                    # a worker's death raised while the main process was busy elsewhere (encoding,
+                    # writing): stop here, before the next read of the shared result pipe, which a worker
+                    # killed while writing leaves holding half a message (a read would never return)
+                    if not is_worker_death(err) or isinstance(err, WorkerError):
+                        raise
+                    writer.flush()
+                    raise _worker_error(err, report) from err
         except BaseException:
             writer.close()  # release the shard's lock (finish() releases it on success)
             raise
@@ -313,11 +336,7 @@ class TokenizeJob:
                 if not workers:
                     raise
                 writer.flush()
-                raise WorkerError(
-                    f"the decode workers stopped: {err}. The {report.tokenized} items finished in this run "
-                    "are saved; rerun with --resume to continue (with --workers 0 to find a file that "
-                    "crashes or hangs the decoder)"
-                ) from err
+                raise _worker_error(err, report) from err
             yield rec
 
     def _maybe_flush(self, writer: ShardWriter, report: TokenizeReport) -> None:
@@ -342,12 +361,16 @@ class TokenizeJob:
             try:
                 results = self._encode_batch(batch, codec, n_q)
             except Exception as err:  # e.g. out of memory: fall back to one item at a time
+                if is_worker_death(err):
+                    raise
                 log.warning("batch of %d failed (%s); encoding its items one by one", len(batch), err)
                 results = []
                 for rec in batch:
                     try:
                         results.extend(self._encode_batch([rec], codec, n_q))
                     except Exception as item_err:
+                        if is_worker_death(item_err):
+                            raise
                         results.append(item_err)
             report.profile["model"] += time.perf_counter() - start
             for rec, result in zip(batch, results):
@@ -407,6 +430,8 @@ class TokenizeJob:
             report.failed += 1
             return
         except Exception as err:
+            if is_worker_death(err):
+                raise
             writer.add_error(
                 item.id, item.path, f"encoding failed: {type(err).__name__}: {err}", item.start, item.end
             )
