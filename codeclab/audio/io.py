@@ -242,27 +242,55 @@ def _subtype(path: str | Path) -> str | None:
     return "PCM_16" if str(path).lower().endswith((".wav", ".flac")) else None
 
 
-def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
-    """Write wav [C, T] float in [-1, 1] (clipped) as a 16-bit PCM file chosen by the extension."""
+def audio_format(path: str | Path) -> str:
+    """The soundfile format named by `path`'s extension ("WAV" for out.wav); ValueError naming the file
+    for an extension that is not an audio format soundfile writes."""
     import soundfile as sf
 
+    suffix = Path(path).suffix.lstrip(".").upper()
+    formats = sf.available_formats()
+    if suffix not in formats or suffix == "RAW":
+        raise ValueError(
+            f"{path}: cannot tell the audio format from the extension {Path(path).suffix or '(none)'!r}; "
+            "use .wav, .flac or .ogg"
+        )
+    return suffix
+
+
+def write_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
+    """Write wav [C, T] float in [-1, 1] (clipped) as a 16-bit PCM file chosen by the extension, through a
+    temporary file renamed at the end: an existing file is replaced whole or left as it was."""
+    import soundfile as sf
+
+    from codeclab._files import atomic_write
+
+    fmt = audio_format(path)
     x = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.T, sample_rate, subtype=_subtype(path))
+    atomic_write(path, lambda tmp: sf.write(str(tmp), x.T, sample_rate, subtype=_subtype(path), format=fmt))
 
 
 def write_audio_blocks(
     path: str | Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int
 ) -> int:
     """Write blocks [C, n] one after another (bounded memory) as `write_audio` would write their
-    concatenation; returns the samples written."""
+    concatenation, through a temporary file renamed once the last block is in; returns the samples
+    written."""
     import soundfile as sf
 
+    from codeclab._files import atomic_write
+
+    fmt = audio_format(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with sf.SoundFile(str(path), "w", sample_rate, channels, subtype=_subtype(path)) as fh:
-        for block in blocks:
-            x = np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0)
-            fh.write(x.T)
-            written += x.shape[1]
+
+    def fill(tmp: Path) -> None:
+        nonlocal written
+        with sf.SoundFile(str(tmp), "w", sample_rate, channels, subtype=_subtype(path), format=fmt) as fh:
+            for block in blocks:
+                x = np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0)
+                fh.write(x.T)
+                written += x.shape[1]
+
+    atomic_write(path, fill)
     return written

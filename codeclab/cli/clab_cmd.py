@@ -51,6 +51,8 @@ def encode_command(
     from codeclab.pipelines.clab_files import DEFAULT_PACKET_MS, encode_file
 
     spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
+    if str(source) != "-" and str(target) != "-" and _same_file(source, target):
+        fail(f"{target}: the target is the input file; write the .clab file elsewhere")
     if stream or str(source) == "-" or str(target) == "-":
         _encode_streaming(
             source, target, spec, n_q, coding, STREAM_PACKET_MS if packet_ms is None else packet_ms
@@ -96,6 +98,17 @@ def decode_command(
     from codeclab.tokens.clab import ClabFormatError
 
     override = codec_from_options(codec, weights, random_init)[0] if codec else None
+    if str(target) != "-":
+        from codeclab.audio.io import audio_format
+
+        try:
+            audio_format(target)  # a usage error before any decoding: out.txt, a directory
+        except ValueError as err:
+            fail(err)
+        if target.is_dir():
+            fail(f"{target}: is a directory; give an audio file name (.wav, .flac)")
+        if str(source) != "-" and _same_file(source, target):
+            fail(f"{target}: the target is the input file; write the audio elsewhere")
     if stream or str(source) == "-" or str(target) == "-":
         _decode_streaming(source, target, override, strict)
         return
@@ -130,30 +143,55 @@ def _encode_streaming(
     from codeclab.codecs.modules.state import StreamingUnsupported
     from codeclab.pipelines.clab_stream import encode_to_stream, open_binary
 
+    from codeclab._files import temp_path_for
+
+    to_file = str(target) != "-"
+    if to_file and str(source) != "-" and _same_file(source, target):
+        fail(f"{target}: the target is the input file; write the .clab file elsewhere")
+    tmp = None
     try:
         probe = spec.load()
         block = max(int(0.08 * probe.sample_rate), 1)
         if str(source) == "-":
             blocks = read_pcm_blocks(open_binary(source, "rb"), probe.sample_rate, probe.channels, block)
         else:
+            if not source.is_file():
+                raise AudioError(source, "no such file")
             blocks = stream_audio(source, probe.sample_rate, probe.channels)
-        out = open_binary(target, "wb")
+        # a file target is written under a temporary name and renamed at the end: an existing file is
+        # replaced only by a whole stream, and a refused input leaves it as it was
+        tmp = temp_path_for(target) if to_file else None
+        out = open(tmp, "wb") if tmp is not None else open_binary(target, "wb")
     except (AudioError, PCMError, ValueError, OSError) as err:
         fail(err)
     try:
         frames, samples, codec_obj = encode_to_stream(
             blocks, out, spec, n_q, codec=probe, coding=coding, packet_ms=packet_ms
         )
-    except (AudioError, PCMError, StreamingUnsupported, ValueError, OSError) as err:
-        if str(target) != "-":
+        if tmp is not None:
             out.close()
-            target.unlink(missing_ok=True)  # a stream cut short leaves no half file behind
+            tmp.replace(target)
+    except (AudioError, PCMError, StreamingUnsupported, ValueError, OSError) as err:
+        if tmp is not None:
+            out.close()
+            tmp.unlink(missing_ok=True)  # a stream cut short leaves no half file behind
         fail(err)
-    if str(target) != "-":
-        out.close()
+    except BaseException:
+        if tmp is not None:
+            out.close()
+            tmp.unlink(missing_ok=True)
+        raise
     err_console.print(
         f"{target}: {frames} frames for {samples / codec_obj.sample_rate:.2f} s (streamed .clab, version 3)"
     )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when paths a and b name one existing file."""
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
 
 
 def _decode_streaming(source: Path, target: Path, override, strict: bool) -> None:
