@@ -429,6 +429,34 @@ def index_is_fresh(store: str | Path) -> bool:
     return index.stat().st_mtime >= max((p.stat().st_mtime for p in parts), default=0)
 
 
+def recorded_parts(store: str | Path) -> dict[str, str] | None:
+    """The part checksums (file -> sha256) an index recorded, or None without an index that has them."""
+    import pyarrow.parquet as pq
+
+    index = index_path(Path(store))
+    if not index.is_file():
+        return None
+    try:
+        stored = (pq.read_schema(index).metadata or {}).get(PART_CHECKSUMS.encode())
+        return json.loads(stored) if stored is not None else None
+    except Exception:  # an unreadable index is judged by its readers  # noqa: BLE001
+        return None
+
+
+def check_parts_present(store: str | Path) -> None:
+    """Raise StoreError naming a part that the index lists but that is not on disk. codeclab never
+    deletes a part, so a missing one is damage (a failed copy), never staleness: reading or merging
+    the rest would serve fewer items without a word."""
+    recorded = recorded_parts(store) or {}
+    missing = sorted(name for name in recorded if not (Path(store) / name).is_file())
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise StoreError(
+            f"{Path(store) / missing[0]}: this part of the store is missing{more}, though the index lists "
+            "it; restore it from where the store was copied (its items would be lost otherwise)"
+        )
+
+
 def shard_status(store: str | Path) -> tuple[int, set[int]]:
     """(number of shards, the shards marked done) from the store's done markers; (0, set()) if none."""
     done_dir = Path(store) / "done"
@@ -547,6 +575,7 @@ def merge(store: str | Path) -> dict[str, int]:
 
     store = Path(store)
     meta = read_metadata(store)
+    check_parts_present(store)
     n_q, k = int(meta["n_q"]), int(meta["codebook_size"])
     counts = np.zeros((n_q, k), dtype=np.int64)
     ids: list[str] = []
@@ -556,7 +585,8 @@ def merge(store: str | Path) -> dict[str, int]:
     durations: list[float] = []
     seen: set[str] = set()
     duplicates = 0
-    for part in part_files(store):
+    parts = part_files(store)  # listed once: a part written during the merge has neither rows nor checksum
+    for part in parts:
         columns = part_columns(part, ["id", "num_frames", "duration"])
         kept: list[int] = []
         for row, (item_id, n, dur) in enumerate(
@@ -574,7 +604,7 @@ def merge(store: str | Path) -> dict[str, int]:
             durations.append(dur)
         counts += _part_counts(part, kept, len(columns["id"]), n_q, k)
     order = sorted(range(len(ids)), key=lambda i: ids[i])
-    checksums = {f"data/{part.name}": sha256_file(part) for part in part_files(store)}
+    checksums = {f"data/{part.name}": sha256_file(part) for part in parts}
     index = pa.table(
         {
             "id": [ids[i] for i in order],
@@ -631,6 +661,7 @@ class TokenStore:
 
     def _load_index(self) -> dict[str, tuple[str, int]]:
         index_file = index_path(self.path)
+        check_parts_present(self.path)
         parts = part_files(self.path)
         if index_is_fresh(self.path):
             table = self._read(index_file, ["id", "file", "row"])
@@ -640,9 +671,14 @@ class TokenStore:
                     self._checksums = json.loads(stored)
                 except json.JSONDecodeError:
                     raise StoreError(f"{index_file}: the part checksums are corrupt") from None
-            return {
+            index = {
                 i: (f, r) for i, f, r in zip(*(table.column(c).to_pylist() for c in ("id", "file", "row")))
             }
+            allowed = set(self._checksums) or {f"data/{p.name}" for p in parts}
+            stray = next((f for f, _ in index.values() if f not in allowed), None)
+            if stray is not None:  # an index row outside the store's own checked parts
+                raise StoreError(f"{index_file}: the index points at {stray!r}, which is not a part of this store")
+            return index
         index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
         for part in parts:
             for row, item_id in enumerate(part_columns(part, ["id"])["id"]):
