@@ -41,6 +41,7 @@ from codeclab.codecs.chunked import encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.tokens.store import (
+    finished_sources,
     ShardWriter,
     StoreError,
     TokenRecord,
@@ -226,6 +227,8 @@ class TokenizeJob:
         has_store = (store / "tokens.json").is_file()
         done, failed = finished_ids(store) if has_store else (set(), set())
         finished = done | (set() if opts.retry_errors else failed)
+        if has_store and done:
+            check_same_sources(store, [it for it in items if it.id in done])
         todo = [it for it in items if it.id not in finished]
         report.skipped = len(items) - len(todo)
         report.failed_before = 0 if opts.retry_errors else sum(1 for it in items if it.id in failed)
@@ -444,6 +447,47 @@ class TokenizeJob:
         report.audio_seconds += seconds
         self._maybe_flush(writer, report)
         self.on_progress(report, self._total)
+
+
+def check_same_sources(store: Path, items: list[AudioItem], shown: int = 3) -> None:
+    """Raise StoreError when ids this run would skip as finished hold other audio in the store (another
+    file, or another segment of it): a run keyed by id alone would keep the other file's codes under
+    this run's ids and exit 0. A recorded path that resolves to the item's file is the same source; a
+    different path counts as the same source only when the file's sha256 matches the recorded one."""
+    recorded = finished_sources(store, {it.id for it in items})
+    clashes: list[str] = []
+    for item in items:
+        path, sha, start, end = recorded.get(item.id, (None, None, None, None))
+        if path is None:
+            continue
+        same_segment = (start, end) == (item.start, item.end)
+        same_file = _same_path(path, item.path) or (
+            Path(item.path).is_file() and sha == _sha256_or_none(item.path)
+        )
+        if not (same_file and same_segment):
+            clashes.append(f"{item.id} (stored from {path}, this run has {item.describe()})")
+    if clashes:
+        raise StoreError(
+            f"{store}: {len(clashes)} ids of this run already hold other audio in the store: "
+            + "; ".join(clashes[:shown])
+            + (" ..." if len(clashes) > shown else "")
+            + ". Choose another --out, or give the inputs distinct ids (a manifest with an id column, or "
+            "the common parent directory as the input)"
+        )
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _sha256_or_none(path: str) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def tokenize_corpus(

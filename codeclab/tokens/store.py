@@ -503,6 +503,20 @@ def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
     return done, failed - done
 
 
+def finished_sources(store: str | Path, ids: set[str]) -> dict[str, tuple[str, str, float | None, float | None]]:
+    """For the finished ids among `ids`: id -> (path, sha256, start, end) recorded with its codes (the
+    first part that holds it, as the merge keeps)."""
+    found: dict[str, tuple[str, str, float | None, float | None]] = {}
+    for part in part_files(Path(store)):
+        columns = part_columns(part, ["id", "path", "sha256", "start", "end"])
+        for item_id, path, sha, start, end in zip(
+            columns["id"], columns["path"], columns["sha256"], columns["start"], columns["end"]
+        ):
+            if item_id in ids and item_id not in found:
+                found[item_id] = (path, sha, start, end)
+    return found
+
+
 def shards_done(store: str | Path, num_shards: int) -> bool:
     done_dir = Path(store) / "done"
     return all((done_dir / f"shard-{shard_name(i, num_shards)}.json").is_file() for i in range(num_shards))
