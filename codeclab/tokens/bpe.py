@@ -36,6 +36,7 @@ MAX_SYMBOLS = 0xFFFFD - BASE + 1
 SPECIALS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|audio_start|>", "<|audio_end|>")
 BPE_PATTERNS = ("flatten", "coarse_first")
 INFO_FILE = "audio_bpe.json"
+MAX_MERGES = 1 << 20  # the trainer allocates for vocab_size up front: an absurd size would abort the process
 AUDIO_SUBDIR = "audio"  # the audio-only BPE, beside a merged tokenizer
 MERGED_FORMAT = "<|abpe_{}|>"  # a merged tokenizer's string for audio id N
 
@@ -257,6 +258,17 @@ def train_bpe(
         raise BPEError(
             f"vocab_size must be at least {least} ({len(SPECIALS)} specials + {n_q} x {k} codes), got {vocab_size}"
         )
+    if vocab_size > least + MAX_MERGES:
+        raise BPEError(
+            f"vocab_size {vocab_size} asks for {vocab_size - least} merges; at most {MAX_MERGES} are allowed "
+            f"(vocab_size up to {least + MAX_MERGES})"
+        )
+    from codeclab.tokens.export import check_tokenizer_target
+
+    try:
+        check_tokenizer_target(out, INFO_FILE, base, store_dir)
+    except ValueError as err:
+        raise BPEError(str(err)) from None
     text_tokenizer = _load_base(base) if base is not None else None
     alphabet = [chr(BASE + i) for i in range(symbols)]
     tokenizer = Tokenizer(models.BPE())

@@ -33,12 +33,38 @@ def _require(module: str, extra: str = "llm"):
 
 
 def load_base_tokenizer(base: str | Path):
-    """A local Hugging Face tokenizer directory (errors name it)."""
+    """A local Hugging Face tokenizer directory (errors name it; a missing directory is refused before
+    transformers could take its name for a hub id and retry the network)."""
+    if not Path(base).is_dir():
+        raise VocabError(f"{base}: no such directory (the base is a local Hugging Face tokenizer directory)")
     transformers = _require("transformers")
     try:
         return transformers.AutoTokenizer.from_pretrained(str(base))
     except (OSError, ValueError) as err:
         raise VocabError(f"{base}: cannot load a tokenizer there ({str(err).splitlines()[0][:160]})") from err
+
+
+def check_tokenizer_target(out: str | Path, marker: str, base: str | Path | None = None,
+                           store: str | Path | None = None) -> None:
+    """Refuse a tokenizer export directory that would overwrite what the export did not write: the base
+    tokenizer itself, a token store (or a folder inside or around `store`), or a non-empty folder that
+    holds no `marker` file of an earlier export of this kind (whose files it may then replace)."""
+    out_dir = Path(out).resolve()
+    if base is not None and Path(base).resolve() == out_dir:
+        raise VocabError(f"{out}: is the base tokenizer's directory; the export would overwrite it (choose another --out)")
+    if (out_dir / "tokens.json").is_file():
+        raise VocabError(f"{out}: is a token store; write the tokenizer elsewhere")
+    if store is not None:
+        store_dir = Path(store).resolve()
+        if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
+            raise VocabError(f"{out}: the export directory must be outside the store {store} (and not hold it)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VocabError(f"{out}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
+        raise VocabError(
+            f"{out}: holds files this export did not write (no {marker} of an earlier export); choose an "
+            "empty or new --out"
+        )
 
 
 def base_roles(tok) -> dict[str, int]:
@@ -106,6 +132,7 @@ def export_hf_tokenizer(
     audio_vocab.json a parquet export wrote): then it must have been built on this base (same base_size),
     so that ids already exported mean the same tokens."""
     _require("tokenizers")  # the install hint before the base is loaded
+    check_tokenizer_target(out, "audio_vocab.json", base)
     tok = load_base_tokenizer(base)
     if vocab is not None:
         if vocab.base_size != len(tok):
@@ -177,7 +204,19 @@ def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
     data = out / "data"
     if data.exists() and not data.is_dir():
         raise ExportError(f"{data}: exists and is not a directory")
+    earlier = (out / "codeclab_tokens.json").is_file()  # an earlier export of ours
+    ours_named = [name for name in EXPORT_FILES if (out / name).exists()]
+    if ours_named and not earlier:
+        raise ExportError(
+            f"{out}: holds {ours_named[0]}, which no earlier export wrote (no codeclab_tokens.json); "
+            "choose an empty --out"
+        )
     existing = sorted(data.iterdir()) if data.is_dir() else []
+    if existing and not earlier:
+        raise ExportError(
+            f"{data}: holds files, but {out} has no codeclab_tokens.json of an earlier export; nothing is "
+            "replaced or deleted there: choose an empty --out"
+        )
     for stale in [p for p in existing if _is_export_temp(p.name)]:
         stale.unlink(missing_ok=True)  # left by an export that was killed mid-write
         existing.remove(stale)
