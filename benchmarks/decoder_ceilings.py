@@ -91,7 +91,9 @@ def source_filter(mag: torch.Tensor, e: np.ndarray, n: int, length: int, hold: i
 
 
 def random_phase(mag: torch.Tensor, n: int, length: int, gen: torch.Generator) -> np.ndarray:
-    return istft(torch.polar(mag, torch.rand(mag.shape, generator=gen, dtype=mag.dtype) * 2 * np.pi), n, length)
+    return istft(
+        torch.polar(mag, torch.rand(mag.shape, generator=gen, dtype=mag.dtype) * 2 * np.pi), n, length
+    )
 
 
 def rows_for(x: np.ndarray, codec, rng: np.random.Generator, gen: torch.Generator) -> dict[str, np.ndarray]:
@@ -137,7 +139,9 @@ def rows_for(x: np.ndarray, codec, rng: np.random.Generator, gen: torch.Generato
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("manifest")
     parser.add_argument("--max-items", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=8.0)
@@ -165,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         x = normalise_loudness(x, -20.0).astype(np.float64)
         for name, y in rows_for(x, codec, rng, gen).items():
             y = np.pad(np.asarray(y, dtype=np.float64)[: len(x)], (0, max(0, len(x) - len(y))))
-            mel = float(mel_distance(torch.tensor(x[None], dtype=torch.float32), torch.tensor(y[None], dtype=torch.float32), SR))
+            mel = float(
+                mel_distance(
+                    torch.tensor(x[None], dtype=torch.float32), torch.tensor(y[None], dtype=torch.float32), SR
+                )
+            )
             scores.setdefault(name, []).append((pesq(SR, x, y, "wb"), stoi(x, y, SR), mel))
         print(item.id, file=sys.stderr, flush=True)
     print(f"{Path(args.manifest).name}: {len(items)} clips, at most {args.max_seconds:g} s each\n")

@@ -97,3 +97,20 @@ def read_up_to(stream, size: int) -> bytes:
             break
         data += more
     return data
+
+
+def read_json_file(path: str | Path) -> object:
+    """The JSON value in `path`; ValueError naming the file for bytes that are not UTF-8, invalid JSON, or
+    nesting too deep to parse (a file of 100,000 '[' would otherwise raise RecursionError)."""
+    import json
+
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: invalid JSON (nested too deeply)") from None

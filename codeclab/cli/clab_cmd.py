@@ -138,12 +138,11 @@ def _encode_streaming(
     source: Path, target: Path, spec, n_q: int | None, coding: str, packet_ms: float
 ) -> None:
     """`encode --stream`: blocks of 80 ms from stdin (WAV or s16le) or from a file, packets out flushed."""
+    from codeclab._files import temp_path_for
     from codeclab.audio.io import AudioError, stream_audio
     from codeclab.audio.pcm import PCMError, read_pcm_blocks
     from codeclab.codecs.modules.state import StreamingUnsupported
     from codeclab.pipelines.clab_stream import encode_to_stream, open_binary
-
-    from codeclab._files import temp_path_for
 
     to_file = str(target) != "-"
     if to_file and str(source) != "-" and _same_file(source, target):

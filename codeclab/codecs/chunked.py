@@ -131,7 +131,8 @@ def _decode_as_stream(codec, codes: Tensor, audio_length: int, chunk_seconds: fl
     done = 0
     with codec.streaming(batch_size=1, n_q=codes.shape[0]) as stream:
         pieces = (
-            stream.decode_step(codes[None, :, first : first + chunk]) for first in range(0, codes.shape[1], chunk)
+            stream.decode_step(codes[None, :, first : first + chunk])
+            for first in range(0, codes.shape[1], chunk)
         )
         tail = (stream.decode_flush() for _ in range(1))  # after the last chunk
         for piece in itertools.chain(pieces, tail):
@@ -139,4 +140,3 @@ def _decode_as_stream(codec, codes: Tensor, audio_length: int, chunk_seconds: fl
             done += piece.shape[-1]
             if piece.shape[-1]:
                 yield piece
-

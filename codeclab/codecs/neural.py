@@ -64,7 +64,9 @@ class CodecConfig:
 
     sample_rate: int = 16000
     encoder: SEANetConfig = field(default_factory=SEANetConfig)
-    decoder: SEANetConfig | ISTFTDecoderConfig | SourceFilterDecoderConfig = field(default_factory=SEANetConfig)
+    decoder: SEANetConfig | ISTFTDecoderConfig | SourceFilterDecoderConfig = field(
+        default_factory=SEANetConfig
+    )
     quantizer: QuantizerConfig = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
     bottleneck: BottleneckConfig | None = None

@@ -21,8 +21,8 @@ import torch
 from codeclab.codecs.modules.bottleneck import BottleneckConfig
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.pitch import PitchConfig
-from codeclab.codecs.modules.source_filter import SourceFilterDecoderConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
+from codeclab.codecs.modules.source_filter import SourceFilterDecoderConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.registry import register_codec
 from codeclab.quantizers import FSQConfig, RVQConfig, SplitConfig

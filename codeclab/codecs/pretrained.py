@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from codeclab._files import atomic_write_bytes
+from codeclab._files import atomic_write_bytes, read_json_file
 from codeclab._version import __version__
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
 from codeclab.codecs.spec import ADDED_BUFFERS
@@ -77,10 +77,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{path}: no such file (a codec directory holds {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    meta = read_json_file(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(
             f"{path}: not a codeclab codec config (format {meta.get('format') if isinstance(meta, dict) else None!r})"
@@ -91,6 +88,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             f"{path}: format version {version!r} is newer than this codeclab ({__version__}) reads "
             f"(up to {PEER_FORMAT_VERSION}); upgrade codeclab"
         )
+    name = meta.get("name")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise ValueError(f"{path}: 'name' must be a string of 1 to 200 characters, got {str(name)[:40]!r}")
     kind = meta.get("kind", "neural")
     if kind not in ("neural", "peer"):
         raise ValueError(f"{path}: unknown codec kind {kind!r} (known: 'neural', 'peer')")
@@ -157,8 +157,12 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
             "the weights are corrupt or do not belong to this config"
         )
     codec = NeuralCodec.from_config(config, name=meta.get("name", directory.name))
-    state = load(blob)
-    missing, unexpected = codec.load_state_dict(state, strict=False)
+    try:
+        state = load(blob)
+        missing, unexpected = codec.load_state_dict(state, strict=False)
+    except Exception as err:  # safetensors' own error type, torch's size mismatch  # noqa: BLE001
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{weights_path}: the weights do not fit the config ({first})") from None
     missing = [key for key in missing if key.rsplit(".", 1)[-1] not in ADDED_BUFFERS]
     if missing or unexpected:
         raise ValueError(

@@ -41,12 +41,12 @@ from codeclab.codecs.chunked import encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.tokens.store import (
-    finished_sources,
     ShardWriter,
     StoreError,
     TokenRecord,
     codes_dtype,
     finished_ids,
+    finished_sources,
     index_is_fresh,
     merge,
     shard_name,

@@ -44,20 +44,25 @@ def load_base_tokenizer(base: str | Path):
         raise VocabError(f"{base}: cannot load a tokenizer there ({str(err).splitlines()[0][:160]})") from err
 
 
-def check_tokenizer_target(out: str | Path, marker: str, base: str | Path | None = None,
-                           store: str | Path | None = None) -> None:
+def check_tokenizer_target(
+    out: str | Path, marker: str, base: str | Path | None = None, store: str | Path | None = None
+) -> None:
     """Refuse a tokenizer export directory that would overwrite what the export did not write: the base
     tokenizer itself, a token store (or a folder inside or around `store`), or a non-empty folder that
     holds no `marker` file of an earlier export of this kind (whose files it may then replace)."""
     out_dir = Path(out).resolve()
     if base is not None and Path(base).resolve() == out_dir:
-        raise VocabError(f"{out}: is the base tokenizer's directory; the export would overwrite it (choose another --out)")
+        raise VocabError(
+            f"{out}: is the base tokenizer's directory; the export would overwrite it (choose another --out)"
+        )
     if (out_dir / "tokens.json").is_file():
         raise VocabError(f"{out}: is a token store; write the tokenizer elsewhere")
     if store is not None:
         store_dir = Path(store).resolve()
         if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
-            raise VocabError(f"{out}: the export directory must be outside the store {store} (and not hold it)")
+            raise VocabError(
+                f"{out}: the export directory must be outside the store {store} (and not hold it)"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         raise VocabError(f"{out}: exists and is not a directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():

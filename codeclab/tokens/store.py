@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from codeclab._files import atomic_write, atomic_write_text, is_temp_file, sha256_file
+from codeclab._files import atomic_write, atomic_write_text, is_temp_file, read_json_file, sha256_file
 
 FORMAT = "codeclab-tokens"
 PART_CHECKSUMS = "codeclab.part_sha256"
@@ -138,14 +138,24 @@ def _check_column_types(table, path: Path, names: Iterable[str] = RECORD_COLUMNS
 
 
 def _read_errors(path: Path) -> list[dict[str, Any]]:
-    """Lines of an error log; a torn last line (from a crash mid-write) is ignored."""
+    """Lines of an error log: objects with a string id. A torn last line (from a crash mid-write) is
+    ignored; any other line that is not such an object (a flipped bit turned "id" into "iD") is a
+    StoreError naming the file and line."""
     rows = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        for number, line in enumerate(lines, 1):
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                if number == len(lines):
+                    continue
+                raise StoreError(f"{path} line {number}: not a JSON object") from None
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                raise StoreError(
+                    f'{path} line {number}: an error record needs a string "id" (got {line[:60]!r})'
+                )
+            rows.append(row)
     return rows
 
 
@@ -159,9 +169,9 @@ def read_metadata(store: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise StoreError(f"{store}: not a token store (no tokens.json)")
     try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise StoreError(f"{path}: invalid JSON ({err.msg})") from None
+        meta = read_json_file(path)
+    except ValueError as err:
+        raise StoreError(str(err)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise StoreError(f"{path}: not a codeclab token store (format {found!r})")
@@ -503,7 +513,9 @@ def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
     return done, failed - done
 
 
-def finished_sources(store: str | Path, ids: set[str]) -> dict[str, tuple[str, str, float | None, float | None]]:
+def finished_sources(
+    store: str | Path, ids: set[str]
+) -> dict[str, tuple[str, str, float | None, float | None]]:
     """For the finished ids among `ids`: id -> (path, sha256, start, end) recorded with its codes (the
     first part that holds it, as the merge keeps)."""
     found: dict[str, tuple[str, str, float | None, float | None]] = {}
@@ -691,7 +703,9 @@ class TokenStore:
             allowed = set(self._checksums) or {f"data/{p.name}" for p in parts}
             stray = next((f for f, _ in index.values() if f not in allowed), None)
             if stray is not None:  # an index row outside the store's own checked parts
-                raise StoreError(f"{index_file}: the index points at {stray!r}, which is not a part of this store")
+                raise StoreError(
+                    f"{index_file}: the index points at {stray!r}, which is not a part of this store"
+                )
             return index
         index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
         for part in parts:

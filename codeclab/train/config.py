@@ -34,7 +34,9 @@ class TrainConfig:
     adv_weight: float = 1.0
     fm_weight: float = 2.0
     quantizer_weight: float = 1.0
-    pitch_weight: float = 1.0  # cross-entropy of a "predicted"-pitch decoder's F0 codes (source-filter codecs)
+    pitch_weight: float = (
+        1.0  # cross-entropy of a "predicted"-pitch decoder's F0 codes (source-filter codecs)
+    )
     phase_weight: float = 0.0  # anti-wrapping phase losses at 320/80 (`losses.PhaseLoss`)
     discriminators: list[str] = field(default_factory=lambda: ["mpd", "msstft"])
     disc_width: float = 1.0  # channel multiplier of the discriminators (smaller for quick runs)

@@ -64,8 +64,9 @@ class PhaseLoss(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def _stft(self, x: Tensor) -> Tensor:
-        return torch.stft(x.float().reshape(-1, x.shape[-1]), self.n_fft, self.hop, window=self.window,
-                          return_complex=True)
+        return torch.stft(
+            x.float().reshape(-1, x.shape[-1]), self.n_fft, self.hop, window=self.window, return_complex=True
+        )
 
     def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
         with torch.autocast(device_type=estimate.device.type, enabled=False):
@@ -76,9 +77,7 @@ class PhaseLoss(nn.Module):
             ip = anti_wrap(p_est - p_ref)
             gd = anti_wrap(torch.diff(p_est, dim=1) - torch.diff(p_ref, dim=1))
             iaf = anti_wrap(torch.diff(p_est, dim=2) - torch.diff(p_ref, dim=2))
-            return (
-                (ip * weight).mean() + (gd * weight[:, 1:]).mean() + (iaf * weight[:, :, 1:]).mean()
-            )
+            return (ip * weight).mean() + (gd * weight[:, 1:]).mean() + (iaf * weight[:, :, 1:]).mean()
 
 
 def waveform_l1(estimate: Tensor, reference: Tensor) -> Tensor:

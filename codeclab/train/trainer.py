@@ -47,7 +47,6 @@ from codeclab.train.checkpoint import (
 )
 from codeclab.train.config import TrainConfig
 from codeclab.train.dataset import AudioDataset, TrainingBatches
-from codeclab.train.warm_start import warm_start
 from codeclab.train.discriminators import Discriminators
 from codeclab.train.losses import (
     MultiResolutionSTFTLoss,
@@ -58,6 +57,7 @@ from codeclab.train.losses import (
     generator_adversarial_loss,
     waveform_l1,
 )
+from codeclab.train.warm_start import warm_start
 
 log = logging.getLogger("codeclab.train")
 
@@ -186,8 +186,13 @@ class Trainer:
             self._load(checkpoint)
         elif cfg.init_from:
             loaded, skipped = warm_start(codec, cfg.init_from, cfg.init_skip)
-            log.info("warm start from %s: %d tensors loaded, %d left as initialised (%s)",
-                     cfg.init_from, loaded, len(skipped), ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else ""))
+            log.info(
+                "warm start from %s: %d tensors loaded, %d left as initialised (%s)",
+                cfg.init_from,
+                loaded,
+                len(skipped),
+                ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else ""),
+            )
         if self.world > 1:
             unused = not getattr(self.codec_config.quantizer, "ema", True)
             self.model = nn.parallel.DistributedDataParallel(

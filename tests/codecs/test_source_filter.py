@@ -70,7 +70,9 @@ def test_harmonic_phase_is_continuous_across_chunks():
     assert torch.allclose(chunked_h, whole_h, atol=1e-4)
     assert torch.equal(chunked_n, whole_n)
     # the time signal has no jump at a frame boundary: successive samples differ by at most one step
-    signal, _ = excitation.harmonic(torch.full((1, 4), 150.0), torch.zeros(1, dtype=torch.float64), torch.zeros(1))
+    signal, _ = excitation.harmonic(
+        torch.full((1, 4), 150.0), torch.zeros(1, dtype=torch.float64), torch.zeros(1)
+    )
     steps = signal.diff().abs()
     assert float(steps[0, 318:322].max()) <= float(steps.max()) + 1e-6
 
@@ -123,14 +125,18 @@ def test_pitch_codebook_sits_after_the_semantic_one():
     wav = harmonic_signal(lambda t: 130 + 0 * t, 1.0)
     enc = codec.encode(wav)
     assert codec.num_codebooks == 4 and enc.codes.shape[1] == 4
-    assert torch.equal(enc.codes[0, 1], codec.pitch_tracker.codes(codec._pad(wav, torch.tensor([16000]), 1)[0])[0])
+    assert torch.equal(
+        enc.codes[0, 1], codec.pitch_tracker.codes(codec._pad(wav, torch.tensor([16000]), 1)[0])[0]
+    )
     assert int(enc.codes[0, 1, 10:].min()) > 0  # voiced
     one = codec.encode(wav, n_q=1)
     assert torch.equal(one.codes[0, 0], enc.codes[0, 0])  # n_q 1: the semantic codebook only
     assert codec.decode(one).shape == wav.shape  # decodes unvoiced
 
 
-@pytest.mark.parametrize("mode,head", [("sent", "source_filter"), ("predicted", "source_filter"), ("sent", "complex")])
+@pytest.mark.parametrize(
+    "mode,head", [("sent", "source_filter"), ("predicted", "source_filter"), ("sent", "complex")]
+)
 def test_streamed_and_batched_equal_whole(mode, head):
     codec = source_filter_codec(mode, head)
     a = harmonic_signal(lambda t: 120 + 60 * t, 1.3)

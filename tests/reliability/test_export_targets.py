@@ -16,7 +16,9 @@ pytest.importorskip("transformers", reason="the llm extra (transformers) is not 
 @pytest.fixture
 def store(tmp_path):
     rng = np.random.default_rng(0)
-    return write_store(tmp_path / "store", store_meta(2, 16), [rng.integers(0, 16, (2, 40)) for _ in range(6)])
+    return write_store(
+        tmp_path / "store", store_meta(2, 16), [rng.integers(0, 16, (2, 40)) for _ in range(6)]
+    )
 
 
 def test_parquet_export_refuses_files_it_did_not_write(store, tmp_path):

@@ -42,14 +42,16 @@ except tok.WorkerError as err:
 
 
 def test_sigkilled_worker_mid_write_is_a_worker_error_not_a_hang(good_corpus, tmp_path):
-    from tests.pipelines.test_tokenize import contents, contents_of_fresh_run, options
-
     from codeclab.pipelines.tokenize import tokenize_corpus
+    from tests.pipelines.test_tokenize import contents, contents_of_fresh_run, options
 
     store = tmp_path / "store"
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(good_corpus), str(store)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _DRIVER, str(good_corpus), str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert time.perf_counter() - started < 100
     assert proc.returncode == 7, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -44,8 +44,15 @@ class PitchConfig:
         check_types(self)
         check_bounds(
             self,
-            {"fmin": (1.0, 4000.0), "fmax": (2.0, 8000.0), "levels": (3, 65536), "window": (16, 8192),
-             "threshold": (0.0, 1.0), "silence_db": (-200.0, 0.0), "index": (0, 64)},
+            {
+                "fmin": (1.0, 4000.0),
+                "fmax": (2.0, 8000.0),
+                "levels": (3, 65536),
+                "window": (16, 8192),
+                "threshold": (0.0, 1.0),
+                "silence_db": (-200.0, 0.0),
+                "index": (0, 64),
+            },
         )
         if self.mode not in ("sent", "predicted"):
             raise ValueError(f"pitch mode must be 'sent' or 'predicted', got {self.mode!r}")
@@ -118,7 +125,7 @@ class PitchTracker:
 
     def _frames(self, x: Tensor) -> Tensor:
         """x [B, history + F * hop] float64 -> F0 [B, F]."""
-        cfg, W, tmax = self.cfg, self.cfg.window, self.tau_max
+        W, tmax = self.cfg.window, self.tau_max
         frames = (x.shape[-1] - self.history) // self.hop
         if frames <= 0:
             return x.new_zeros(x.shape[0], 0)

@@ -65,9 +65,18 @@ class SourceFilterDecoderConfig:
             raise ValueError(f"head must be 'source_filter' or 'complex', got {self.head!r}")
         check_bounds(
             self,
-            {"channels": (1, 1), "dimension": (1, 16384), "hop": (2, 8192), "width": (1, 8192),
-             "blocks": (1, 128), "kernel_size": (1, 255), "expansion": (1, 16), "sub_frames": (1, 64),
-             "overlap": (2, 16), "sample_rate": (1000, 768000)},
+            {
+                "channels": (1, 1),
+                "dimension": (1, 16384),
+                "hop": (2, 8192),
+                "width": (1, 8192),
+                "blocks": (1, 128),
+                "kernel_size": (1, 255),
+                "expansion": (1, 16),
+                "sub_frames": (1, 64),
+                "overlap": (2, 16),
+                "sample_rate": (1000, 768000),
+            },
         )
         if self.hop % self.sub_frames or (self.hop // self.sub_frames) % 2:
             raise ValueError(
@@ -106,7 +115,9 @@ class SourceFilterDecoder(nn.Module):
         self.bins = cfg.n_fft // 2 + 1
         self.outputs = 2 if pitch is not None else 3
         self.head = nn.Conv1d(cfg.width, self.outputs * cfg.sub_frames * self.bins, 1)
-        self.pitch_head = nn.Conv1d(cfg.width, pitch.levels, 1) if pitch is not None and not pitch.sent else None
+        self.pitch_head = (
+            nn.Conv1d(cfg.width, pitch.levels, 1) if pitch is not None and not pitch.sent else None
+        )
         self.excitation = Excitation(cfg.sample_rate, cfg.hop, cfg.synthesis_hop, cfg.overlap)
         self.synthesis = OverlapAdd(cfg.synthesis_hop, cfg.overlap)
         with torch.no_grad():  # start quiet: gains (or magnitudes) of about e^-3
