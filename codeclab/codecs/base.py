@@ -130,8 +130,11 @@ def check_audio(wav: Tensor, lengths: Tensor | list[int] | None, channels: int) 
         raise ValueError(f"audio contains NaN or inf samples (batch items {bad})")
     if lengths is None:
         return wav, torch.full((b,), t, dtype=torch.long, device=wav.device)
-    lengths = torch.as_tensor(lengths, device=wav.device)
-    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+    try:
+        lengths = torch.as_tensor(lengths, device=wav.device)
+    except (TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"lengths must be a sequence or tensor of integers, got {lengths!r} ({err})") from None
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
         raise ValueError(f"lengths must be integers, got {lengths.dtype}")
     if lengths.shape != (b,):
         raise ValueError(f"lengths must have shape [{b}], got {tuple(lengths.shape)}")
@@ -293,8 +296,10 @@ class AudioCodec(ABC):
         self, wav: Tensor, lengths: Tensor | None, sample_rate: int, resample: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         """(wav [B, C, T], lengths) at `sample_rate` -> the same at `self.sample_rate` (see `encode`)."""
-        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate < 1:
-            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or not 1000 <= sample_rate <= 768000:
+            raise ValueError(
+                f"sample_rate must be an integer from 1000 to 768000 Hz (as audio files are read), got {sample_rate!r}"
+            )
         if int(sample_rate) == self.sample_rate:
             return wav, lengths
         if not resample:
@@ -385,6 +390,8 @@ def as_encoded(encoded: Encoded | Tensor) -> Encoded:
     if isinstance(encoded, Tensor):
         if encoded.ndim != 3:
             raise ValueError(f"codes must have shape [B, n_q, F], got {tuple(encoded.shape)}")
+        if encoded.dtype not in (torch.int16, torch.int32, torch.int64):
+            raise ValueError(f"codes must be int16, int32 or int64, got {encoded.dtype}")
         lengths = torch.full((encoded.shape[0],), encoded.shape[2], dtype=torch.long, device=encoded.device)
         return Encoded(encoded, lengths)
     raise ValueError(f"expected Encoded or a codes tensor, got {type(encoded).__name__}")

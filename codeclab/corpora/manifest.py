@@ -54,6 +54,9 @@ def is_audio_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
+MAX_ID_PART_BYTES = 240
+
+
 def check_item_id(item_id: str, where: str) -> str:
     """An id is a relative POSIX path without '.' or '..' parts (stores and detokenize make files from
     ids, so an id must never point outside its output folder); `where` names the source in errors."""
@@ -68,6 +71,13 @@ def check_item_id(item_id: str, where: str) -> str:
         raise ManifestError(
             f"{where}: invalid id {item_id!r}: ids are relative paths like 'spk1/utt001.wav', without "
             "'.', '..', empty parts, backslashes or control characters"
+        )
+    # detokenize writes ID.wav: each part, with the extension it may gain, must fit a file name (255 bytes)
+    long_part = next((part for part in parts if len(part.encode("utf-8")) > MAX_ID_PART_BYTES), None)
+    if long_part is not None:
+        raise ManifestError(
+            f"{where}: invalid id {item_id[:60]!r}...: a part of an id may hold at most {MAX_ID_PART_BYTES} "
+            f"bytes (file systems take 255 per name), this one has {len(long_part.encode('utf-8'))}"
         )
     return item_id
 

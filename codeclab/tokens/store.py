@@ -221,7 +221,12 @@ class ShardWriter:
             (self.store / sub).mkdir(parents=True, exist_ok=True)
         self._lock = _lock_shard(self.store, shard, num_shards)
         # temporary files of this shard left by a killed run (no other run writes them: we hold its lock)
-        for stale in (self.store / "data").glob(f".part-{shard_name(shard, num_shards)}-*"):
+        name = shard_name(shard, num_shards)
+        for stale in [
+            *(self.store / "data").glob(f".part-{name}-*"),
+            *(self.store / "done").glob(f".shard-{name}.json.*"),
+            *(self.store / "errors").glob(f".shard-{name}.jsonl.*"),
+        ]:
             if is_temp_file(stale.name):
                 stale.unlink(missing_ok=True)
         self._check_or_write_metadata()
@@ -590,6 +595,23 @@ def code_statistics(counts: np.ndarray, frame_rate: float, digits: int | None = 
     }
 
 
+STALE_TEMP_SECONDS = 3600.0  # a merge's temporary file older than this was left by a killed merge
+
+
+def _sweep_merge_leftovers(store: Path) -> None:
+    """Remove the temporary files (index, errors, stats, card) of merges killed mid-write: those older
+    than STALE_TEMP_SECONDS (a merge running now, in another process, writes fresh ones)."""
+    now = time.time()
+    for name in (INDEX_FILE, "errors.jsonl", STATS_FILE, CARD_FILE):
+        for stale in store.glob(f".{name}.*"):
+            try:
+                old = now - stale.stat().st_mtime > STALE_TEMP_SECONDS
+            except OSError:
+                continue
+            if is_temp_file(stale.name) and old:
+                stale.unlink(missing_ok=True)
+
+
 def merge(store: str | Path) -> dict[str, int]:
     """Write index.pq (id -> part file and row, sorted by id), errors.jsonl (sorted by id) and the
     dataset card README.md.
@@ -602,6 +624,7 @@ def merge(store: str | Path) -> dict[str, int]:
     store = Path(store)
     meta = read_metadata(store)
     check_parts_present(store)
+    _sweep_merge_leftovers(store)
     n_q, k = int(meta["n_q"]), int(meta["codebook_size"])
     counts = np.zeros((n_q, k), dtype=np.int64)
     ids: list[str] = []
