@@ -21,6 +21,22 @@ class PCMError(ValueError):
     """A PCM or WAV stream that cannot be read as the caller needs; the message names the stream."""
 
 
+MAX_FMT_BYTES = 1024  # a fmt chunk is 16 to 40 bytes
+MAX_SKIPPED_BYTES = 64 << 20  # metadata chunks before the audio: more is not a WAV stream worth reading
+SKIP_BLOCK = 1 << 16
+
+
+def _skip(stream: BinaryIO, size: int, where: str) -> None:
+    """Read past `size` bytes of a chunk that is not audio, a block at a time (memory stays bounded)."""
+    if size > MAX_SKIPPED_BYTES:
+        raise PCMError(f"{where}: a WAV chunk of {size} bytes before the audio (at most {MAX_SKIPPED_BYTES})")
+    while size > 0:
+        got = read_up_to(stream, min(size, SKIP_BLOCK))
+        if not got:
+            raise PCMError(f"{where}: the WAV header ends before its data chunk")
+        size -= len(got)
+
+
 def _wav_format(stream: BinaryIO, head: bytes, where: str) -> tuple[int, int, str]:
     """Parse a WAV header whose first 12 bytes are `head`; returns (sample_rate, channels, dtype) with the
     stream left at the first sample."""
@@ -37,6 +53,11 @@ def _wav_format(stream: BinaryIO, head: bytes, where: str) -> tuple[int, int, st
             if not dtype:
                 raise PCMError(f"{where}: the WAV data chunk comes before its fmt chunk")
             return rate, channels, dtype
+        if name != b"fmt ":  # LIST, fact, ...: skipped in bounded blocks, whatever size they claim
+            _skip(stream, size + (size & 1), where)
+            continue
+        if size > MAX_FMT_BYTES:
+            raise PCMError(f"{where}: a WAV fmt chunk of {size} bytes (at most {MAX_FMT_BYTES})")
         body = read_up_to(stream, size + (size & 1))
         if name == b"fmt ":
             if len(body) < 16:
