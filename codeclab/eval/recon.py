@@ -61,15 +61,20 @@ def _limit(items: list[AudioItem], max_items: int | None, max_seconds: float | N
     if max_seconds is not None:
         from dataclasses import replace
 
-        items = [
-            replace(
-                it,
-                end=(it.start or 0.0) + max_seconds
-                if it.end is None
-                else min(it.end, (it.start or 0.0) + max_seconds),
-            )
-            for it in items
-        ]
+        from codeclab.audio.io import audio_info
+
+        def cut(it: AudioItem) -> AudioItem:
+            end = (it.start or 0.0) + max_seconds
+            if it.end is not None:
+                return replace(it, end=min(it.end, end))
+            try:  # an item shorter than max_seconds is used whole
+                if audio_info(it.path).duration <= end:
+                    return it
+            except Exception:  # an unreadable file is reported by the run itself  # noqa: BLE001
+                return it
+            return replace(it, end=end)
+
+        items = [cut(it) for it in items]
     return items
 
 
