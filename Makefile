@@ -20,7 +20,7 @@ SPEECH_DEPS := asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asteris
 BROWSER_DEPS := chromium chromium-driver
 SYSDEPS ?= ffmpeg libopus0 $(CORPUS_DEPS) $(BROWSER_DEPS)
 
-.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights weights-12hz teacher
+.PHONY: demo test test-slow test-all venv dev clean sysdeps corpus speech-corpus weights weights-12hz teacher v3-weights
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,11 +74,16 @@ teacher: sysdeps $(VENV)/.base
 		--asterisk 0 --music 0 --samples 0
 	$(VENV)/bin/codeclab teacher train --data teacher-corpus/manifest.jsonl --out teacher --steps 1500
 
-# Reproduce the bundled codeclab-16k-speech weights and their entropy model (about 100 minutes of training
-# on 2 idle CPU cores, after the teacher and the corpus; see the model card).
+# Reproduce the bundled codeclab-16k-speech weights (preset version 4) and their entropy model (at most
+# 100 minutes of training on 2 CPU cores, after the teacher and the corpus; see the model card). The run
+# is warm-started from the version-3 weights, taken from git history (commit V3_COMMIT).
 WEIGHTS_RUN ?= runs/codeclab-16k-speech
 WEIGHTS_DIR := codeclab/codecs/weights/codeclab-16k-speech
-weights: speech-corpus teacher $(VENV)/.dev
+V3_COMMIT := a16f0eb
+v3-weights:
+	mkdir -p runs/v3-weights
+	git archive $(V3_COMMIT) $(WEIGHTS_DIR) | tar -x -C runs/v3-weights
+weights: speech-corpus teacher v3-weights $(VENV)/.dev
 	$(VENV)/bin/codeclab train --recipe recipes/codeclab-16k-speech.json --out $(WEIGHTS_RUN)
 	$(VENV)/bin/codeclab bundle $(WEIGHTS_RUN)/codec --preset codeclab-16k-speech
 	$(PY) benchmarks/learning_curve.py $(WEIGHTS_RUN) --out docs/images/codeclab-16k-speech-curve.png

@@ -120,6 +120,19 @@ def open_recorded_codec(
     except (OSError, ImportError, ValueError) as err:
         raise ValueError(f"cannot open the codec {spec.name!r} that made the codes: {err}") from err
     expected = record.get("weights_sha256")
+    if expected is not None and not isinstance(expected, str):
+        raise ValueError(f"the record of codec {spec.name!r} has a weights sha256 that is not text: {expected!r}")
+    recorded_config = record.get("config_sha256")
+    if isinstance(recorded_config, str) and len(recorded_config) >= 16 and override is None:
+        # a config.json edited in ways that keep the tensor shapes (causal flags, sample rate) would
+        # decode the codes into other audio with the same weights
+        actual_config = config_sha256(codec)
+        if not actual_config.startswith(recorded_config):
+            raise ValueError(
+                f"codec {spec.name!r} has config sha256 {actual_config[:16]}..., but the codes were made with "
+                f"{recorded_config[:16]}...: its config.json changed since; pass the codec (--codec/--weights) "
+                "that made them"
+            )
     actual = weights_sha256(codec) or ""
     if expected is None and actual and override is None:
         raise ValueError(

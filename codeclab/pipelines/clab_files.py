@@ -99,6 +99,7 @@ def clab_header(codec: AudioCodec, spec: CodecSpec) -> dict:
         record["weights"] = full["weights"]
     if full["weights_sha256"] is not None:
         record["weights_sha256"] = full["weights_sha256"][:16]  # 64 bits: enough to catch the wrong codec
+    record["config_sha256"] = full["config_sha256"][:16]  # a config.json edited since is caught too
     return {
         "codec": record,
         "sample_rate": codec.sample_rate,
