@@ -108,6 +108,54 @@ def _segment(info: AudioInfo, path: str | Path, start: float | None, end: float 
     return first, last
 
 
+def declared_wav_frames(path: str | Path, data: bytes | None = None) -> int | None:
+    """Frames a WAV file's data chunk declares in its header (None for other files, or a header that
+    says nothing usable). libsndfile quietly reads a truncated WAV as a shorter one; this is the figure
+    to compare with."""
+    import struct
+
+    try:
+        head = data[: 1 << 16] if data is not None else Path(path).open("rb").read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at, block_align = 12, 0
+    while at + 8 <= len(head):
+        name, size = head[at : at + 4], struct.unpack("<I", head[at + 4 : at + 8])[0]
+        if name == b"fmt " and at + 22 <= len(head):
+            block_align = struct.unpack("<H", head[at + 20 : at + 22])[0]
+        if name == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):  # streamed WAVs write 0 or -1 there
+                return None
+            return size // block_align
+        at += 8 + size + (size & 1)
+    return None
+
+
+def check_complete(path: str | Path, info: AudioInfo, data: bytes | None = None) -> None:
+    """Raise AudioError when a WAV file holds fewer frames than its header declares (cut short)."""
+    declared = declared_wav_frames(path, data)
+    if declared is not None and declared > info.frames + 1:
+        raise AudioError(
+            path,
+            f"truncated: the WAV header declares {declared / info.sample_rate:.3f} s, the file holds "
+            f"{info.frames / info.sample_rate:.3f} s",
+        )
+
+
+def _check_decoded(path: str | Path, got: int, wanted: int, sample_rate: int) -> None:
+    """Raise AudioError when decoding gave clearly fewer frames than the header promised (a cut MP3:
+    libsndfile reports the header's length and decodes what is there). The slack (1 %, and two MP3
+    frames) covers estimates of compressed formats' lengths."""
+    if got < wanted - (wanted // 100 + 2304):
+        raise AudioError(
+            path,
+            f"truncated or damaged: {got / sample_rate:.3f} s decoded of the {wanted / sample_rate:.3f} s "
+            "its header promises",
+        )
+
+
 def check_samples(x: np.ndarray, path: str | Path) -> np.ndarray:
     if x.size == 0:
         raise AudioError(path, "zero-length audio (no samples)")
@@ -125,11 +173,13 @@ def read_audio(
     import soundfile as sf
 
     info = audio_info(path, data)
+    check_complete(path, info, data)
     first, last = _segment(info, path, start, end)
     try:
         x, _ = sf.read(_source(path, data), start=first, stop=last, dtype="float32", always_2d=True)
     except Exception as err:
         raise AudioError(path, f"decoding failed ({_short(err)})") from None
+    _check_decoded(path, x.shape[0], last - first, info.sample_rate)
     return check_samples(np.ascontiguousarray(x.T), path), info.sample_rate
 
 
@@ -205,6 +255,7 @@ def stream_audio(
     import soxr
 
     info = audio_info(path)
+    check_complete(path, info)
     first, last = _segment(info, path, start, end)
     block = max(int(block_seconds * info.sample_rate), 1)
     stream = (
@@ -230,6 +281,7 @@ def stream_audio(
                 if x.shape[1]:
                     produced = True
                     yield x
+            _check_decoded(path, last - first - remaining, last - first, info.sample_rate)
     except AudioError:
         raise
     except Exception as err:

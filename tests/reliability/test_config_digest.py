@@ -36,7 +36,9 @@ def run(args):
 def test_detokenize_and_decode_refuse_an_edited_config(codec_dir, tmp_path, capsys):
     audio = tmp_path / "audio"
     audio.mkdir()
-    sf.write(audio / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000)
+    sf.write(
+        audio / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000
+    )
     store = tmp_path / "store"
     assert run(["tokenize", str(audio), "--out", str(store), "--codec", str(codec_dir)]) == 0
     clab = tmp_path / "a.clab"

@@ -16,7 +16,9 @@ from tests.token_stores import store_meta, write_store
 @pytest.fixture
 def store(tmp_path):
     rng = np.random.default_rng(0)
-    return write_store(tmp_path / "store", store_meta(2, 16), [rng.integers(0, 16, (2, 20)) for _ in range(3)])
+    return write_store(
+        tmp_path / "store", store_meta(2, 16), [rng.integers(0, 16, (2, 20)) for _ in range(3)]
+    )
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe{}", b"[" * 100000])
@@ -30,7 +32,9 @@ def test_damaged_tokens_json_names_the_file(store, tmp_path, content):
 def test_an_errors_log_line_without_an_id_names_the_file_and_line(store, tmp_path, line):
     errors = tmp_path / "store" / "errors"
     errors.mkdir(exist_ok=True)
-    (errors / "shard-00000-of-00001.jsonl").write_text(line + "\n" + json.dumps({"id": "z", "reason": "r"}) + "\n")
+    (errors / "shard-00000-of-00001.jsonl").write_text(
+        line + "\n" + json.dumps({"id": "z", "reason": "r"}) + "\n"
+    )
     with pytest.raises(StoreError, match="line 1"):
         merge(store)
 
