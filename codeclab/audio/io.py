@@ -59,6 +59,10 @@ def audio_info(path: str | Path, data: bytes | None = None) -> AudioInfo:
     if data is None:
         p = Path(path)
         if not p.is_file():
+            if p.is_dir():
+                raise AudioError(path, "is a directory, not an audio file")
+            if p.exists():
+                raise AudioError(path, "not a regular file (a pipe, socket or device); give an audio file")
             raise AudioError(path, "no such file")
         if p.stat().st_size == 0:
             raise AudioError(path, "empty file (0 bytes)")
@@ -93,6 +97,10 @@ def _segment(info: AudioInfo, path: str | Path, start: float | None, end: float 
     for name, value in (("start", start), ("end", end)):
         if value is not None and not math.isfinite(value):
             raise AudioError(path, f"invalid segment: {name}={value}")
+    if start is not None and start >= info.duration:
+        raise AudioError(
+            path, f"segment start={start:g} s lies past the end of the audio ({info.duration:.3f} s)"
+        )
     first = 0 if start is None else int(round(start * info.sample_rate))
     if first < 0 or (end is not None and end <= (start or 0.0)):
         raise AudioError(path, f"invalid segment start={start} end={end}")
@@ -101,6 +109,10 @@ def _segment(info: AudioInfo, path: str | Path, start: float | None, end: float 
             path, f"segment end={end:g} s lies past the end of the audio ({info.duration:.3f} s)"
         )
     last = info.frames if end is None else min(int(round(end * info.sample_rate)), info.frames)
+    if first >= last and end is not None and end - (start or 0.0) < 1.0 / info.sample_rate:
+        raise AudioError(
+            path, f"segment start={start} end={end} is shorter than one sample at {info.sample_rate} Hz"
+        )
     if first >= last:
         raise AudioError(
             path, f"segment start={start} end={end} lies outside the audio ({info.duration:.3f} s)"

@@ -133,7 +133,9 @@ def check_audio(wav: Tensor, lengths: Tensor | list[int] | None, channels: int) 
     try:
         lengths = torch.as_tensor(lengths, device=wav.device)
     except (TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"lengths must be a sequence or tensor of integers, got {lengths!r} ({err})") from None
+        raise ValueError(
+            f"lengths must be a sequence or tensor of integers, got {lengths!r} ({err})"
+        ) from None
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
         raise ValueError(f"lengths must be integers, got {lengths.dtype}")
     if lengths.shape != (b,):
@@ -296,7 +298,11 @@ class AudioCodec(ABC):
         self, wav: Tensor, lengths: Tensor | None, sample_rate: int, resample: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         """(wav [B, C, T], lengths) at `sample_rate` -> the same at `self.sample_rate` (see `encode`)."""
-        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or not 1000 <= sample_rate <= 768000:
+        if (
+            isinstance(sample_rate, bool)
+            or int(sample_rate) != sample_rate
+            or not 1000 <= sample_rate <= 768000
+        ):
             raise ValueError(
                 f"sample_rate must be an integer from 1000 to 768000 Hz (as audio files are read), got {sample_rate!r}"
             )

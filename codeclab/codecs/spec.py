@@ -121,7 +121,9 @@ def open_recorded_codec(
         raise ValueError(f"cannot open the codec {spec.name!r} that made the codes: {err}") from err
     expected = record.get("weights_sha256")
     if expected is not None and not isinstance(expected, str):
-        raise ValueError(f"the record of codec {spec.name!r} has a weights sha256 that is not text: {expected!r}")
+        raise ValueError(
+            f"the record of codec {spec.name!r} has a weights sha256 that is not text: {expected!r}"
+        )
     recorded_config = record.get("config_sha256")
     if isinstance(recorded_config, str) and len(recorded_config) >= 16 and override is None:
         # a config.json edited in ways that keep the tensor shapes (causal flags, sample rate) would
