@@ -160,6 +160,8 @@ def _parse_header(raw: bytes, where: str) -> dict[str, Any]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ClabFormatError(f"{where}: unreadable .clab header ({err})") from None
+    except ValueError as err:  # an integer of thousands of digits: Python's own conversion limit
+        raise ClabFormatError(f"{where}: unreadable .clab header ({str(err)[:80]})") from None
     except RecursionError:
         raise ClabFormatError(f"{where}: the .clab header nests too deeply ({nesting} brackets)") from None
     if not isinstance(header, dict):

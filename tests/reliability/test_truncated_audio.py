@@ -45,9 +45,8 @@ def test_a_cut_mp3_is_refused(clips):
 
 
 def test_tokenize_lists_a_cut_file_in_errors(clips, tmp_path):
-    from tests.pipelines.test_tokenize import options
-
     from codeclab.pipelines.tokenize import tokenize_corpus
+    from tests.pipelines.test_tokenize import options
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
