@@ -67,7 +67,8 @@ MAX_PACKET_FRAMES = 127
 PACKED_FLAG = (
     0x80  # in a range-coded file, a packet whose codes are bit-packed (range coding would cost more)
 )
-MAX_GAP_PACKETS = 4096  # a sequence jump beyond this is taken for a false sync, not a loss
+MAX_GAP_PACKETS = 4096  # a sequence jump beyond this is taken for a false sync, not a loss...
+CONFIRM_PACKETS = 2  # ...unless this many packets after it check and follow it in sequence (a long burst)
 MAX_LOSS_RATIO = 64  # more lost frames than this per good frame: refused (bounds what a crafted file costs)
 CODINGS = ("bits", "range")
 SCAN_BYTES = 64  # bytes read at a time while looking for the next sync word
@@ -344,6 +345,28 @@ def _packet_at(buf: _Buffer, header: dict[str, Any]) -> _Packet | str:
     return _Packet(sequence, count, body[_HEAD.size - 2 :], _HEAD.size + length + _CRC16.size, packed)
 
 
+def _confirmed_jump(buf: _Buffer, header: dict[str, Any], found: _Packet) -> bool:
+    """True when the `CONFIRM_PACKETS` packets after `found` (read ahead, then left unread) each check and
+    follow it in sequence: a burst loss longer than MAX_GAP_PACKETS, not a false sync inside damage."""
+    saved = buf.pos
+    try:
+        buf.pos += found.size
+        expected = found.sequence
+        for _ in range(CONFIRM_PACKETS):
+            if not buf.fill(1):
+                return found.frames == 0 or expected != found.sequence  # the file ends in sequence
+            nxt = _packet_at(buf, header)
+            expected = (expected + 1) & 0xFFFF
+            if isinstance(nxt, str) or nxt.sequence != expected:
+                return False
+            if nxt.frames == 0:
+                return True  # the end packet, in sequence
+            buf.pos += nxt.size
+        return True
+    finally:
+        buf.pos = saved
+
+
 def _decode_payload(packet: _Packet, header: dict[str, Any], model: EntropyModel | None) -> np.ndarray | str:
     n_q, bits, k = header["n_q"], header["bits"], header["codebook_size"]
     if header["coding"] == "bits" or packet.packed:
@@ -408,7 +431,7 @@ def iter_packets(
             raise ClabFormatError(f"{where}: {message}")
         report.damage.append(message)
 
-    frames = sequence = good = 0
+    frames = sequence = good = end_gap = 0
     end: tuple[int, int] | None = None
 
     def lose(count: int) -> Iterator[PacketEvent]:
@@ -434,7 +457,7 @@ def iter_packets(
             buf.advance(skip)
             continue
         gap = (found.sequence - sequence) & 0xFFFF
-        if gap > MAX_GAP_PACKETS:
+        if gap > MAX_GAP_PACKETS and not _confirmed_jump(buf, header, found):
             # a sync word inside damaged data whose bytes happen to check: not a packet of this file
             damaged(f"packet at byte {buf.tell} has sequence {found.sequence}, far from {sequence}; skipped")
             buf.advance(1)
@@ -446,6 +469,7 @@ def iter_packets(
         sequence += 1
         if found.frames == 0:  # the end packet: lost frames before it are filled in below
             end = _END.unpack(found.payload)
+            end_gap = gap
             break
         if gap:  # every packet but the last holds `per` frames, and the last is not among these
             yield from lose(gap * per)
@@ -469,6 +493,11 @@ def iter_packets(
     if known_frames is not None and total != known_frames:
         damaged(f"the end packet says {total} frames, the header {known_frames}")
         total = known_frames
+    if end is not None and known_frames is None and total > frames + end_gap * per:
+        # no packet went missing before the end packet (or too few to hold the difference): its count
+        # claims frames that never existed
+        damaged(f"the end packet says {total} frames, {frames} arrived and at most {end_gap * per} were lost")
+        total = frames + end_gap * per
     if total > frames:
         yield from lose(total - frames)
     if good == 0:

@@ -1,0 +1,67 @@
+"""R10, R11 (reliability report 2026-12-04): a burst loss longer than 4,096 packets loses only its own
+frames, and an end packet that claims frames that never existed is damage (`--strict` refuses it)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from codeclab.tokens.clab import ClabFormatError, from_bytes
+from codeclab.tokens.clab_packets import (
+    _CRC16,
+    _END,
+    _HEAD,
+    ClabPacketWriter,
+    _crc16,
+    packet_spans,
+    write_packets,
+)
+
+HEADER = {
+    "codec": {"name": "test"},
+    "sample_rate": 16000,
+    "channels": 1,
+    "hop_length": 320,
+    "codebook_size": 64,
+}
+
+
+def test_a_burst_longer_than_4096_packets_loses_only_its_frames():
+    codes = np.random.default_rng(0).integers(0, 64, (1, 30000))
+    blob, _ = write_packets(codes, {**HEADER, "audio_length": 30000 * 320}, "bits", None, 5)
+    spans = packet_spans(blob)[1]
+    cut = blob[: spans[100][0]] + blob[spans[4300][0] :]  # packets 100..4299 lost
+    parsed = from_bytes(cut)
+    lost = np.zeros(30000, bool)
+    lost[500:21500] = True
+    assert parsed.concealed_frames == 21000
+    assert np.array_equal(parsed.lost, lost)
+    assert np.array_equal(parsed.codes[:, ~lost], codes[:, ~lost])
+    assert len(parsed.damage) == 1 and "missing" in parsed.damage[0]
+
+
+def end_packet_claiming(blob: bytes, frames: int) -> bytes:
+    """The file with its end packet's frame count replaced (CRC recomputed, as a crafted file would)."""
+    start, end = packet_spans(blob)[1][-1]
+    packet = bytearray(blob[start:end])
+    payload_at = _HEAD.size
+    _, audio_length = _END.unpack(bytes(packet[payload_at : payload_at + _END.size]))
+    packet[payload_at : payload_at + _END.size] = _END.pack(frames, audio_length)
+    packet[-_CRC16.size :] = _CRC16.pack(_crc16(bytes(packet[2 : -_CRC16.size])))
+    return blob[:start] + bytes(packet) + blob[end:]
+
+
+def test_an_end_packet_claiming_frames_that_never_arrived_is_damage():
+    codes = np.random.default_rng(1).integers(0, 64, (2, 150))
+    out = io.BytesIO()
+    writer = ClabPacketWriter(out, dict(HEADER), 2, "bits", None)
+    writer.write(codes)
+    writer.close(150 * 320)
+    crafted = end_packet_claiming(out.getvalue(), 9600)
+    parsed = from_bytes(crafted)
+    assert parsed.codes.shape[1] == 150 and parsed.concealed_frames == 0
+    assert any("9600 frames" in line for line in parsed.damage)
+    with pytest.raises(ClabFormatError, match="9600 frames"):
+        from_bytes(crafted, strict=True)
