@@ -128,13 +128,22 @@ def _header_bytes(source) -> bytes:
 
 
 def _concealed(events, n_q: int):
-    """(codes [n_q, f], lost [f]) per version-3 event: lost frames repeat the last good frame (frame
-    codes 0 before the first good one: a stream cannot wait for it)."""
-    last = np.zeros((n_q, 1), np.int64)
+    """(codes [n_q, f], lost [f]) per version-3 event: lost frames repeat the last good frame. Frames lost
+    before the first good one are held back until it arrives and then take its codes (as a file's
+    concealment does), so a stream with no readable packet is refused before any audio is written (the
+    reader bounds how many lost frames may come before a good one)."""
+    last: np.ndarray | None = None
+    waiting = 0  # frames lost before the first good frame
     for event in events:
         if event.codes is None:
+            if last is None:
+                waiting += event.frames
+                continue
             yield np.repeat(last, event.frames, axis=1), np.ones(event.frames, bool)
         else:
+            if waiting:
+                yield np.repeat(event.codes[:, :1], waiting, axis=1), np.ones(waiting, bool)
+                waiting = 0
             last = event.codes[:, -1:]
             yield event.codes, np.zeros(event.frames, bool)
 
