@@ -53,7 +53,7 @@ def test_newer_format_and_missing_files(tmp_path, tiny_codec):
     with pytest.raises(ValueError, match="newer"):
         load_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="invalid JSON"):
         load_pretrained(tmp_path)
 
 

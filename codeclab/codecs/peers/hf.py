@@ -91,8 +91,9 @@ class TransformersCodec(nn.Module, AudioCodec):
                 raise ValueError("pass either weights= or random_init=True, not both")
             try:
                 model = model_cls.from_pretrained(str(weights))
-            except OSError as err:
-                raise ValueError(f"{name}: cannot load weights from {weights!r} ({err})") from err
+            except (OSError, RuntimeError, ValueError, TypeError) as err:
+                first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                raise ValueError(f"{name}: cannot load weights from {weights!r} ({first})") from err
         elif random_init:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -164,6 +165,9 @@ class TransformersCodec(nn.Module, AudioCodec):
             "model_class": self.model_class,
             "weights_file": f"{SAVED_MODEL_DIR}/model.safetensors",
             "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            # every other file of the transformers folder (its config.json above all) decides what the
+            # weights mean: each is covered by a digest checked before the model is built
+            "files_sha256": _folder_digests(model_dir, skip={"model.safetensors"}),
             "random_init": bool(self.random_init),
             "weights_origin": self.weights,
         }
@@ -237,6 +241,15 @@ def smallest_setting(options: dict[float, int], n_q: int) -> float:
     return min(enough, key=lambda s: options[s])
 
 
+def _folder_digests(folder: Path, skip: set[str]) -> dict[str, str]:
+    """sha256 of every file in `folder` (names relative to it) but those in `skip`."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
+
+
 def load_saved_peer(
     directory: Path, meta: dict[str, Any], device: str | torch.device = "cpu"
 ) -> TransformersCodec:
@@ -252,7 +265,26 @@ def load_saved_peer(
         raise ValueError(
             f"{config_path}: kind 'peer' needs the name of a registered peer codec, got {name!r}"
         )
-    weights = directory / SAVED_MODEL_DIR / "model.safetensors"
+    recorded_class = meta.get("model_class")
+    expected_class = entry.extra.get("model_class")
+    if expected_class is not None and recorded_class != expected_class:
+        raise ValueError(
+            f"{config_path}: {name} is a {expected_class}, but the saved model is a {recorded_class!r}; the "
+            "name in config.json does not belong to these files"
+        )
+    model_dir = directory / SAVED_MODEL_DIR
+    recorded = meta.get("files_sha256")
+    if recorded is not None:  # directories saved before this check have none (their config is trusted)
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{config_path}: files_sha256 must be an object")
+        actual = _folder_digests(model_dir, skip={"model.safetensors"})
+        changed = sorted(set(recorded) ^ set(actual) | {f for f in recorded if actual.get(f) != recorded[f]})
+        if changed:
+            raise ValueError(
+                f"{model_dir / changed[0]}: differs from what {config_path} recorded (edited, added or "
+                "removed since the codec was saved)"
+            )
+    weights = model_dir / "model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file missing")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()

@@ -212,6 +212,7 @@ def _register(
         weights=cls.hub_id,
         causal=causal,
         bitrate_note=note,
+        extra={"model_class": cls.model_class},
     )(factory)
 
 
