@@ -90,22 +90,25 @@ def tokenize_command(
     if not inputs:
         fail("give at least one input (directory, glob, manifest or file), or --merge")
     spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
-    options = TokenizeOptions(
-        inputs=list(inputs),
-        out=out,
-        codec=spec,
-        n_q=n_q,
-        device=device,
-        batch_seconds=batch_seconds,
-        workers=workers,
-        shard=parse_shard(shard),
-        resume=resume,
-        retry_errors=retry_errors,
-        long_seconds=long_seconds,
-        chunk_seconds=chunk_seconds,
-        flush_items=flush_items,
-        worker_timeout=worker_timeout,
-    )
+    try:
+        options = TokenizeOptions(
+            inputs=list(inputs),
+            out=out,
+            codec=spec,
+            n_q=n_q,
+            device=device,
+            batch_seconds=batch_seconds,
+            workers=workers,
+            shard=parse_shard(shard),
+            resume=resume,
+            retry_errors=retry_errors,
+            long_seconds=long_seconds,
+            chunk_seconds=chunk_seconds,
+            flush_items=flush_items,
+            worker_timeout=worker_timeout,
+        )
+    except ValueError as err:
+        fail(err)
     try:
         report = _run_with_progress(options, tokenize_corpus)
     except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError) as err:

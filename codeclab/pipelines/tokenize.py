@@ -74,6 +74,23 @@ class TokenizeOptions:
     flush_seconds: float = 120.0
     worker_timeout: float = 900.0  # seconds without a decoded item before the workers count as hung
 
+    def __post_init__(self) -> None:
+        """Every number in range, with the option named (a negative --workers was taken silently)."""
+        checks = {
+            "--batch-seconds": self.batch_seconds is None or self.batch_seconds > 0,
+            "--workers": self.workers >= 0,
+            "--long-seconds": self.long_seconds > 0,
+            "--chunk-seconds": self.chunk_seconds > 0,
+            "--flush-items": self.flush_items >= 1,
+            "--flush-seconds": self.flush_seconds > 0,
+            "--worker-timeout": self.worker_timeout >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                f"{bad[0]} must be {'at least 0' if bad[0] in ('--workers', '--worker-timeout') else 'positive'}"
+            )
+
 
 class WorkerError(RuntimeError):
     """The decode workers died or hung; the items finished before are saved (rerun with --resume)."""

@@ -70,3 +70,12 @@ def test_decode_to_a_name_without_an_audio_format_is_a_usage_error(tmp_path, wav
     assert run(["decode", str(clab), str(tmp_path / name)]) == 2
     assert "cannot tell the audio format" in capsys.readouterr().err
     assert run(["decode", str(clab), str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("--worker-timeout", "-1"), ("--batch-seconds", "-5"), ("--flush-items", "0"), ("--workers", "-2")],
+)
+def test_negative_tokenize_options_are_refused_by_name(tmp_path, wav, option, value, capsys):
+    assert run(["tokenize", str(wav), "--out", str(tmp_path / "s"), *CODEC, option, value]) == 2
+    assert option in capsys.readouterr().err
