@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from codeclab._checks import FALSE_WORDS, TRUE_WORDS
 from codeclab.cli import (
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     stray = stray_switch_value(args)
     if stray is not None:
-        err_console.print(f"[bold red]error:[/] {stray}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(stray))}", highlight=False, markup=True)
         sys.exit(EXIT_INPUT)
     try:
         with progress_bars():
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print("[bold red]interrupted[/]", markup=True)
         sys.exit(130)
     except Exception as err:  # the one place every uncaught error becomes a one-line message
         code, kind = (EXIT_INPUT, "error") if isinstance(err, OSError) else (EXIT_INTERNAL, "internal error")
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print_exception()
         message = f"{type(err).__name__}: {err}" if kind == "internal error" else str(err)
         hint = "" if debug else " (rerun with --debug for the traceback)"
-        err_console.print(f"[bold red]{kind}:[/] {message}{hint}", highlight=False)
+        err_console.print(
+            f"[bold red]{kind}:[/] {escape(str(message))}{escape(str(hint))}", highlight=False, markup=True
+        )
         sys.exit(code)
 
 

@@ -9,11 +9,14 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # In a pipe or a CI log there is no terminal width to respect: use a wide one so tables stay readable.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+# markup off: paths and messages print as they are ("[bracketed]" folders, `codeclab[bench]`); the few
+# styled lines pass markup=True and escape what they interpolate (`rich.markup.escape`)
+console = Console(width=_WIDTH, markup=False)
+err_console = Console(stderr=True, width=_WIDTH, markup=False)
 
 
 # exit codes (docs/reliability.md): every command keeps to these
@@ -28,7 +31,7 @@ def fail(message: str | BaseException, code: int = EXIT_INPUT) -> None:
     `cli_message`) as an error and exit with `code`."""
     if isinstance(message, BaseException):
         message = getattr(message, "cli_message", None) or str(message)
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True)
     raise typer.Exit(code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from codeclab.cli.common import console, fail, setup_logging
 
@@ -38,7 +39,7 @@ def demo_corpus_command(
         out, espeak, flite, festival, klettres, asterisk, music, samples, val_percent, seed
     )
     for source, reason in summary["skipped"].items():
-        console.print(f"[yellow]skipped {source}:[/] {reason}")
+        console.print(f"[yellow]skipped {escape(str(source))}:[/] {escape(str(reason))}", markup=True)
     if not summary["items"]:
         fail("no source could be built; run `make corpus` to install the Debian packages and music21")
     parts = ", ".join(f"{k} {v}" for k, v in summary["by_source"].items())
@@ -67,11 +68,11 @@ def speech_corpus_command(
     except (RuntimeError, ValueError) as err:
         fail(err)
     for source, reason in summary["skipped"].items():
-        console.print(f"[yellow]skipped {source}:[/] {reason}")
+        console.print(f"[yellow]skipped {escape(str(source))}:[/] {escape(str(reason))}", markup=True)
     for path, reason in summary["failed"].items():
-        console.print(f"[red]could not decode {path}:[/] {reason}")
+        console.print(f"[red]could not decode {escape(str(path))}:[/] {escape(str(reason))}", markup=True)
     for path in summary["too_short"]:
-        console.print(f"[yellow]left out {path}:[/] under 100 ms once decoded")
+        console.print(f"[yellow]left out {escape(str(path))}:[/] under 100 ms once decoded", markup=True)
     if not summary["train_items"]:
         fail("no speech found; run `make speech-corpus` to install the Debian packages")
     console.print(

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from codeclab.cli.common import console, format_bitrate
 
@@ -61,7 +62,7 @@ def demo_command(
     spec = CodecSpec(codec_name, random_init=random_init)
     codec = spec.load()
     note = " [yellow](random init: no trained weights found; the output is not meant to sound right)[/]"
-    console.print(f"codec [bold]{codec_name}[/]" + (note if random_init else ""))
+    console.print(f"codec [bold]{escape(codec_name)}[/]" + (note if random_init else ""), markup=True)
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. encode and decode a real speech clip (held-out speaker; see codeclab/assets/speech/README.md)
@@ -81,7 +82,10 @@ def demo_command(
     decoded = codec.decode(encoded)
     write_audio(out / "input.wav", wav[0].numpy(), codec.sample_rate)
     write_audio(out / "output.wav", decoded[0].numpy(), codec.sample_rate)
-    console.print(f"\n[bold]1. encode / decode[/] {seconds:.1f} s of {source} at {codec.sample_rate} Hz")
+    console.print(
+        f"\n[bold]1. encode / decode[/] {seconds:.1f} s of {escape(str(source))} at {codec.sample_rate} Hz",
+        markup=True,
+    )
     console.print(f"listen: original {out / 'input.wav'}, decoded {out / 'output.wav'}")
     console.print(_scores(wav[0], decoded[0], codec.sample_rate))
     console.print(
@@ -97,10 +101,11 @@ def demo_command(
     # 2. a .clab bitstream
     written = encode_file(out / "input.wav", out / "input.clab", spec)
     console.print(
-        f"\n[bold]2. bitstream[/] {out / 'input.clab'}: {written.size} bytes for {written.seconds:.1f} s with "
+        f"\n[bold]2. bitstream[/] {escape(str(out / 'input.clab'))}: {written.size} bytes for {written.seconds:.1f} s with "
         f"{written.n_q} codebooks, {written.coding} coded: {written.payload * 8 / written.seconds / 1000:.2f} "
         f"kbps of codes, {written.size * 8 / written.seconds / 1000:.2f} kbps as a file (header and packet framing) "
-        f"(nominal {format_bitrate(codec.bitrate(written.n_q))})"
+        f"(nominal {format_bitrate(codec.bitrate(written.n_q))})",
+        markup=True,
     )
 
     # 3. tokenize a corpus
@@ -111,7 +116,8 @@ def demo_command(
     tokens = TokenStore(store)
     first = tokens[tokens.ids()[0]]
     console.print(
-        f"\n[bold]3. tokenize[/] {clips} clips ({audio_s:.0f} s, WAV/FLAC at 16/44.1/48 kHz) -> {store}"
+        f"\n[bold]3. tokenize[/] {clips} clips ({audio_s:.0f} s, WAV/FLAC at 16/44.1/48 kHz) -> {escape(str(store))}",
+        markup=True,
     )
     console.print(
         f"{report.tokenized} tokenized, {report.failed} failed, {report.realtime_factor:.1f}x real time "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from codeclab.cli.common import console, fail, setup_logging
 
@@ -104,6 +105,6 @@ def teacher_cache_command(
     computed, failed = store.fill(paths)
     console.print(f"{store.dir}: {len(paths) - len(failed)} files ({computed} computed now)")
     for path, reason in failed:
-        console.print(f"[yellow]skipped[/] {path}: {reason}")
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(str(reason))}", markup=True)
     if failed:
         raise typer.Exit(1)

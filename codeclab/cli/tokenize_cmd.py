@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from codeclab.cli.common import codec_from_options, console, device_or_fail, fail, setup_logging
 
@@ -160,7 +161,8 @@ def _print_report(report) -> None:
         )
     if report.failed or report.failed_before:
         console.print(
-            f"[yellow]{report.failed + report.failed_before} file(s) failed: see {report.store / 'errors.jsonl'}[/]"
+            f"[yellow]{report.failed + report.failed_before} file(s) failed: see {escape(str(report.store / 'errors.jsonl'))}[/]",
+            markup=True,
         )
     if not report.merged:
         console.print(

@@ -79,3 +79,10 @@ def test_decode_to_a_name_without_an_audio_format_is_a_usage_error(tmp_path, wav
 def test_negative_tokenize_options_are_refused_by_name(tmp_path, wav, option, value, capsys):
     assert run(["tokenize", str(wav), "--out", str(tmp_path / "s"), *CODEC, option, value]) == 2
     assert option in capsys.readouterr().err
+
+
+def test_a_path_with_brackets_appears_intact_in_an_error(tmp_path, capsys):
+    missing = tmp_path / "[take 2]" / "codeclab[bench].wav"
+    assert run(["encode", str(missing), str(tmp_path / "x.clab"), *CODEC]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "[take 2]" in err and "codeclab[bench].wav" in err
