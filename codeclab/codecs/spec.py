@@ -110,11 +110,25 @@ def fingerprint(codec: AudioCodec, spec: CodecSpec) -> dict[str, Any]:
     }
 
 
+def _has_tensors(spec: CodecSpec) -> bool:
+    """True when `spec` names a registered token codec (codeclab preset or peer), which has weights."""
+    from codeclab.codecs.registry import entries
+
+    entry = entries().get(spec.name)
+    return entry is not None and entry.family in ("codeclab", "peer")
+
+
 def open_recorded_codec(
     record: dict[str, Any], override: CodecSpec | None = None, device: str | torch.device = "cpu"
 ) -> AudioCodec:
     """Reopen the codec a store or file recorded (or `override`), checking its weights' sha256."""
     spec = override or CodecSpec.from_dict(record)
+    if override is None and record.get("weights_sha256") is None and _has_tensors(spec):
+        # refused before the model is built (a peer takes seconds and hundreds of MB to build)
+        raise ValueError(
+            f"the record of codec {spec.name!r} does not give its weights' sha256, so the codes cannot be "
+            "checked against it; pass the codec (--codec/--weights) to decode them anyway"
+        )
     try:
         codec = spec.load(device)
     except (OSError, ImportError, ValueError) as err:

@@ -17,3 +17,14 @@ def test_a_five_thousand_digit_integer_is_a_format_error():
 def test_a_weights_digest_that_is_not_text_is_a_value_error():
     with pytest.raises(ValueError, match="not text"):
         open_recorded_codec({"name": "codeclab-tiny", "random_init": True, "weights_sha256": 5})
+
+
+def test_a_record_without_a_digest_is_refused_before_the_model_is_built(monkeypatch):
+    import codeclab.codecs.spec as spec_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the codec was built before the record was refused")
+
+    monkeypatch.setattr(spec_module.CodecSpec, "load", never)
+    with pytest.raises(ValueError, match="does not give its weights' sha256"):
+        open_recorded_codec({"name": "encodec-24khz", "random_init": True})
