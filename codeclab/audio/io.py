@@ -99,7 +99,7 @@ def _segment(info: AudioInfo, path: str | Path, start: float | None, end: float 
             raise AudioError(path, f"invalid segment: {name}={value}")
     if start is not None and start >= info.duration:
         raise AudioError(
-            path, f"segment start={start:g} s lies past the end of the audio ({info.duration:.3f} s)"
+            path, f"segment start={start:g} s lies outside the audio (past its end at {info.duration:.3f} s)"
         )
     first = 0 if start is None else int(round(start * info.sample_rate))
     if first < 0 or (end is not None and end <= (start or 0.0)):

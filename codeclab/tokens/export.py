@@ -217,11 +217,6 @@ def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
             "choose an empty --out"
         )
     existing = sorted(data.iterdir()) if data.is_dir() else []
-    if existing and not earlier:
-        raise ExportError(
-            f"{data}: holds files, but {out} has no codeclab_tokens.json of an earlier export; nothing is "
-            "replaced or deleted there: choose an empty --out"
-        )
     for stale in [p for p in existing if _is_export_temp(p.name)]:
         stale.unlink(missing_ok=True)  # left by an export that was killed mid-write
         existing.remove(stale)
@@ -230,6 +225,11 @@ def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
         raise ExportError(
             f"{data}: holds {len(foreign)} file(s) this export did not write (e.g. {foreign[0].name}); "
             "choose an empty --out"
+        )
+    if existing and not earlier:
+        raise ExportError(
+            f"{data}: holds files, but {out} has no codeclab_tokens.json of an earlier export; nothing is "
+            "replaced or deleted there: choose an empty --out"
         )
     if existing and not overwrite:
         raise ExportError(
