@@ -70,6 +70,11 @@ def train_command(
     semantic_hidden: int = typer.Option(
         0, "--semantic-hidden", help="0: linear head; N: a conv layer of N channels before the projection."
     ),
+    export_checkpoint: bool = typer.Option(
+        False,
+        "--export-checkpoint",
+        help="Train nothing: write OUT/codec from OUT's latest checkpoint (a run stopped before its end).",
+    ),
 ) -> None:
     """Train a codec; under torchrun every rank trains on its own batches with DistributedDataParallel."""
     from codeclab.codecs.registry import get_entry
@@ -79,6 +84,15 @@ def train_command(
     setup_logging()
     device = device_or_fail(device)
     plan, preset, data = _read_recipe(recipe, preset, data)
+    if export_checkpoint:
+        from codeclab.train.trainer import export_checkpoint as export
+
+        try:
+            written = export(out, name=preset)
+        except (ValueError, FileNotFoundError) as err:
+            fail(err)
+        console.print(f"codec saved to {written} (codeclab.load_codec('{written}'))")
+        return
     if not data:
         fail('no training data: pass --data (or a recipe with "data")')
     try:

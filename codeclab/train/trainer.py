@@ -673,3 +673,26 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         return last
+
+
+def export_checkpoint(run_dir: str | Path, name: str = "codeclab-custom") -> Path:
+    """Write RUN/codec (as the end of a run writes it) from the run's latest checkpoint: for a run stopped
+    before its last step (killed, `--stop-after`) whose weights are wanted as they are. Returns RUN/codec."""
+    from codeclab.codecs.presets import preset_version
+    from codeclab.codecs.pretrained import save_pretrained
+
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to export (checkpoints/latest.json)")
+    try:
+        record = json.loads((run_dir / "config.json").read_text())
+        config = CodecConfig.from_dict(record["codec"])
+    except (OSError, KeyError, ValueError) as err:
+        raise ValueError(f"{run_dir / 'config.json'}: cannot read the run's codec config ({err})") from None
+    step, state = load_checkpoint(checkpoint)
+    codec = NeuralCodec.from_config(config, name=name)
+    codec.load_state_dict(state["codec"])
+    codec.eval()
+    extra = {"trained_steps": step + 1, "preset": name, "preset_version": preset_version(name)}
+    return save_pretrained(codec, run_dir / "codec", extra=extra)
