@@ -31,7 +31,7 @@ CODE_LICENCE = "Apache-2.0"
 NO_WEIGHTS = "n/a"
 BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
 # Bumped when a preset's architecture changes: weights saved for another version are refused.
-PRESET_VERSIONS: dict[str, int] = {"codeclab-16k-speech": 3}
+PRESET_VERSIONS: dict[str, int] = {"codeclab-16k-speech": 4}
 # Licence and model card of bundled weights.
 WEIGHTS_INFO: dict[str, dict[str, str]] = {
     "codeclab-16k-speech": {
@@ -84,10 +84,17 @@ def _decoder(channels: int, dim: int, n_filters: int, ratios: list[int], causal:
 
 
 def speech_16k() -> CodecConfig:
-    """Version 3: SEANet encoder; a split quantizer, 8 x 1024: one semantic codebook (distilled from the
-    phone teacher in training) beside a 7-stage residual stack, as in Mimi; a frame-rate ConvNeXt decoder
-    with an inverse-STFT head. The decoder (version 2; version 1 had a SEANet one) and the split
-    distillation were chosen by the equal-wall-time comparisons in docs/training.md."""
+    """Version 4: SEANet encoder; a split quantizer (one semantic codebook distilled from the phone teacher
+    in training, as in Mimi, beside 6 residual stages) and F0 from a causal pitch tracker as codebook 2:
+    8 codebooks of 1024; a frame-rate ConvNeXt decoder with a source-filter head (harmonic + noise
+    excitation shaped per 5 ms sub-frame). Chosen by the equal-wall-time decoder comparison in
+    docs/training.md; version 3 had an inverse-STFT head and no F0 (`speech_16k_v3`)."""
+    return speech_16k_source_filter("sent")
+
+
+def speech_16k_v3() -> CodecConfig:
+    """Version 3 (kept for comparisons and for reading its weights outside the preset): SEANet encoder;
+    split quantizer 8 x 1024; ConvNeXt decoder with an inverse-STFT head (n_fft 1280, hop 320)."""
     ratios = [2, 4, 5, 8]  # hop 320: 50 frames/s at 16 kHz
     return CodecConfig(
         sample_rate=16000,
@@ -293,7 +300,7 @@ def _preset(name: str, make_config: Callable[[], CodecConfig], description: str)
 _preset(
     "codeclab-16k-speech",
     speech_16k,
-    "16 kHz mono speech, causal, 50 Hz, split RVQ 8 x 1024 (codebook 1 distilled; 0.5-4 kbps), inverse-STFT decoder",
+    "16 kHz mono speech, causal, 50 Hz, 8 x 1024 (codebook 1 distilled, codebook 2 F0; 0.5-4 kbps), source-filter decoder",
 )
 _preset(
     "codeclab-16k-12hz",

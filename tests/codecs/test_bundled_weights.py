@@ -1,5 +1,6 @@
 """The weights shipped in the package for codeclab-16k-speech: they load with no flags, their sha256 is
-checked, they code real held-out speech far better than random weights, and batching stays exact."""
+checked, they code real held-out speech far better than random weights (and, on PESQ-WB, than version 3's
+weights could), and batching stays exact."""
 
 import json
 import shutil
@@ -17,9 +18,9 @@ from codeclab.codecs.presets import bundled_weights
 NAME = "codeclab-16k-speech"
 # Carlo is a held-out speaker: no training step of the bundled weights read his voice.
 CLIP = Path(__file__).resolve().parent.parent / "assets" / "speech" / "it_IT_m_Carlo__vm-intro.flac"
-# Random weights reach 0.457 on this clip; the bundled ones (preset version 3, distilled, 6,000 steps)
-# measured 0.749 (2026-11-29; version 2's undistilled weights 0.748). The floor sits well above random
-# and below the weights' own figure.
+# Random weights reach about 0.49 on this clip; the bundled ones measured 0.815 (preset version 4, the
+# source-filter decoder, 9,000 steps; 2026-12-04), version 3's 0.749 and version 2's 0.748. The floor sits
+# well above random and below the weights' own figure.
 STOI_FLOOR = 0.66
 
 
@@ -118,3 +119,22 @@ def test_the_entropy_model_ships_and_codes_held_out_speech_below_its_nominal_siz
         assert ranged_payload < bits_payload, n_q
         assert (from_bytes(ranged, model=model).codes == codes[:n_q]).all()
     assert ranged_payload < 0.96 * bits_payload
+
+
+# Version 3's bundled weights scored PESQ-WB 1.092 on this clip (measured 2026-12-04, n_q 8), random
+# weights 1.02, version 4's 1.277: a floor between them fails for version 3's weights and for random ones.
+PESQ_FLOOR = 1.18
+
+
+def test_held_out_speech_reaches_a_pesq_floor_that_version_3_could_not(codec):
+    pesq = pytest.importorskip("pesq", reason="PESQ needs the bench extra (pip install pesq)")
+    wav = torch.as_tensor(load_audio(CLIP, 16000, 1))[None]
+    with torch.no_grad():
+        out = codec.decode(codec.encode(wav))
+    score = pesq.pesq(16000, wav[0, 0].numpy(), out[0, 0, : wav.shape[-1]].numpy(), "wb")
+    print(f"PESQ-WB bundled {score:.3f}")
+    random = codeclab.load_codec(NAME, random_init=True)
+    with torch.no_grad():
+        noise = random.decode(random.encode(wav))[0, 0, : wav.shape[-1]].numpy()
+    assert pesq.pesq(16000, wav[0, 0].numpy(), noise, "wb") < PESQ_FLOOR
+    assert score > PESQ_FLOOR, f"PESQ-WB {score:.3f}: are the bundled weights broken or not loaded?"

@@ -85,20 +85,18 @@ def test_missing_weights_file_is_named(tmp_path, tiny_codec):
 
 
 def test_weights_of_another_preset_version_are_refused(tmp_path):
-    from codeclab.codecs.neural import CodecConfig, NeuralCodec
-    from codeclab.codecs.presets import preset_version, speech_16k
-    from codeclab.quantizers import RVQConfig
+    from codeclab.codecs.neural import NeuralCodec
+    from codeclab.codecs.presets import preset_version, speech_16k, speech_16k_v3
 
-    current = speech_16k()  # version 2 had a plain RVQ where version 3 has a split quantizer
-    old = CodecConfig(
-        current.sample_rate, current.encoder, current.decoder, RVQConfig(**vars(current.quantizer))
-    )
+    current = speech_16k()  # version 3 had an inverse-STFT head and no F0 where version 4 has both
     save_pretrained(
-        NeuralCodec.from_config(old), tmp_path, extra={"preset": "codeclab-16k-speech", "preset_version": 2}
+        NeuralCodec.from_config(speech_16k_v3()),
+        tmp_path,
+        extra={"preset": "codeclab-16k-speech", "preset_version": 3},
     )
     with pytest.raises(
         ValueError,
-        match=f"version 2 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}",
+        match=f"version 3 of the codeclab-16k-speech preset.*version {preset_version('codeclab-16k-speech')}",
     ):
         codeclab.load_codec("codeclab-16k-speech", weights=tmp_path)
     # the same architecture under another recorded version loads: the architecture decides
