@@ -276,10 +276,10 @@ class NeuralCodec(nn.Module, AudioCodec):
             return n_q - 1
         return n_q
 
-    def merge_pitch(self, codes: Tensor, pitch: Tensor | None) -> Tensor:
-        """Quantizer codes [B, q, F] and pitch codes [B, F] -> codes [B, n_q, F] (F0 at `pitch.index`
-        when q reaches it)."""
-        if pitch is None or not self.sends_pitch or codes.shape[1] < self.config.pitch.index:
+    def merge_pitch(self, codes: Tensor, pitch: Tensor | None, n_q: int) -> Tensor:
+        """Quantizer codes [B, quantizer_n_q(n_q), F] and pitch codes [B, F] -> codes [B, n_q, F] (F0 at
+        `pitch.index` when the first n_q codebooks reach it)."""
+        if pitch is None or not self.sends_pitch or n_q <= self.config.pitch.index:
             return codes
         i = self.config.pitch.index
         return torch.cat([codes[:, :i], pitch[:, None].to(codes.dtype), codes[:, i:]], dim=1)
@@ -351,7 +351,7 @@ class NeuralCodec(nn.Module, AudioCodec):
             latent = self.encoder(padded, frames * self.hop_length)
             codes = self.quantizer.encode(latent, self.quantizer_n_q(n_q))
             if self.sends_pitch:
-                codes = self.merge_pitch(codes, self._pitch_codes(padded))
+                codes = self.merge_pitch(codes, self._pitch_codes(padded), n_q)
         codes = codes[..., : int(frames.max())].clone()
         codes = mask_tail(codes, frames)
         return Encoded(codes, frames, lengths)

@@ -146,7 +146,7 @@ class CodecStream:
                 return codec.quantizer.encode(latent, self.n_q)
             codes = codec.quantizer.encode(latent, codec.quantizer_n_q(self.n_q))
             pitch, self._pitch = codec.pitch_tracker.step(chunk[:, :1], self._pitch)
-            return codec.merge_pitch(codes, pitch.to(codes.device))
+            return codec.merge_pitch(codes, pitch.to(codes.device), self.n_q)
 
     # -- decode ---------------------------------------------------------------------------------------
     def decode_step(self, codes: Tensor) -> Tensor:

@@ -130,7 +130,12 @@ def test_pitch_codebook_sits_after_the_semantic_one():
     )
     assert int(enc.codes[0, 1, 10:].min()) > 0  # voiced
     one = codec.encode(wav, n_q=1)
-    assert torch.equal(one.codes[0, 0], enc.codes[0, 0])  # n_q 1: the semantic codebook only
+    assert one.codes.shape[1] == 1  # n_q 1: the semantic codebook only
+    assert torch.equal(one.codes[0, 0], enc.codes[0, 0])
+    two = codec.encode(wav, n_q=2)
+    assert two.codes.shape[1] == 2 and torch.equal(two.codes[0, 1], enc.codes[0, 1])
+    with codec.streaming(1, n_q=1) as stream:
+        assert stream.encode_step(wav[..., :3200]).shape[1] == 1
     assert codec.decode(one).shape == wav.shape  # decodes unvoiced
 
 
