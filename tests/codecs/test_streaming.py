@@ -167,10 +167,10 @@ def test_latency_of_the_default_codec():
     assert (latency.frame_ms, latency.encode_ms, latency.decode_ms, latency.roundtrip_ms) == (
         20.0,
         20.0,
-        60.0,
-        80.0,
+        15.0,
+        35.0,
     )
-    assert codec.describe()["latency_ms"]["roundtrip_ms"] == 80.0
+    assert codec.describe()["latency_ms"]["roundtrip_ms"] == 35.0
     assert codeclab.load_codec("codeclab-tiny", random_init=True).latency.decode_ms == 0.0
 
 
