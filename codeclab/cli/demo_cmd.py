@@ -89,7 +89,7 @@ def demo_command(
     console.print(f"listen: original {out / 'input.wav'}, decoded {out / 'output.wav'}")
     console.print(_scores(wav[0], decoded[0], codec.sample_rate))
     console.print(
-        f"codes: shape {tuple(encoded.codes.shape)} \\[batch, codebooks, frames], dtype {encoded.codes.dtype}"
+        f"codes: shape {tuple(encoded.codes.shape)} [batch, codebooks, frames], dtype {encoded.codes.dtype}"
     )
     console.print(f"frame rate: {codec.frame_rate:g} frames/s; hop {codec.hop_length} samples")
     rates = ", ".join(
