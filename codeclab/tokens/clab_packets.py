@@ -379,6 +379,11 @@ def _decode_payload(packet: _Packet, header: dict[str, Any], model: EntropyModel
             codes = model.decode(padded, n_q, packet.frames)
         except EntropyError as err:
             return str(err)
+        if _range_payload(model, codes) != packet.payload:
+            # a range decoder reads any bytes as some codes: only a payload that re-encodes to itself is
+            # what the writer wrote (garbage, an empty or zero-filled payload, another file's packet of
+            # fewer codebooks: each checks its CRC-16 when crafted, and each decodes to arbitrary codes)
+            return "a range-coded payload that its codes do not re-encode to (crafted or spliced)"
     if codes.size and codes.max() >= k:
         return f"codes beyond the codebook size {k}"
     return codes

@@ -65,3 +65,28 @@ def test_an_end_packet_claiming_frames_that_never_arrived_is_damage():
     assert any("9600 frames" in line for line in parsed.damage)
     with pytest.raises(ClabFormatError, match="9600 frames"):
         from_bytes(crafted, strict=True)
+
+
+def test_crafted_range_payloads_with_valid_crcs_are_damage():
+    """R11: garbage, empty and zero-filled range payloads (CRC recomputed) decoded to arbitrary codes."""
+    pytest.importorskip("constriction", reason="range coding needs constriction")
+    from codeclab.tokens.clab_packets import _HEAD as HEAD
+    from codeclab.tokens.entropy import EntropyModel
+
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.full(64, 0.05))  # skewed codes: range coding wins over bit packing
+    codes = rng.choice(64, size=(2, 80), p=p)
+    model = EntropyModel.fit([rng.choice(64, size=(2, 4000), p=p)], 64)
+    blob, _ = write_packets(codes, {**HEADER, "audio_length": 80 * 320}, "range", model, 20)
+    start, end = packet_spans(blob)[1][1]
+    packet = bytearray(blob[start:end])
+    _, _, frames, length = HEAD.unpack_from(bytes(packet))
+    assert frames == 20  # range coded (no bit-packed flag)
+    for payload in (bytes(rng.integers(0, 256, length, dtype=np.uint8)), b"\0" * length):
+        crafted = bytearray(packet[: HEAD.size]) + payload + b"\0\0"
+        crafted[-2:] = _CRC16.pack(_crc16(bytes(crafted[2:-2])))
+        damaged = blob[:start] + bytes(crafted) + blob[end:]
+        parsed = from_bytes(damaged, model=model)
+        assert parsed.concealed_frames == 20 and any("re-encode" in line for line in parsed.damage)
+        with pytest.raises(ClabFormatError, match="re-encode"):
+            from_bytes(damaged, model=model, strict=True)
