@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 NOISE_PERIOD = 2048  # sub-frames (10.24 s at 5 ms) before the noise table repeats
@@ -118,8 +117,3 @@ class Excitation(nn.Module):
             noise = self.noise(f0.shape[0], state.position, count)
             state.position = [p + count for p in state.position]
         return harmonic, noise
-
-
-def pad_frames(x: Tensor, frames: int) -> Tensor:
-    """x [B, ..., F] zero-padded or cut to `frames` on the last axis."""
-    return F.pad(x, (0, frames - x.shape[-1])) if frames > x.shape[-1] else x[..., :frames]

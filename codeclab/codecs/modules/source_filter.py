@@ -34,7 +34,7 @@ from codeclab.codecs.modules.excitation import Excitation, ExcitationState
 from codeclab.codecs.modules.istft import ChannelNorm, ConvNeXtBlock
 from codeclab.codecs.modules.overlap_add import OverlapAdd
 from codeclab.codecs.modules.pitch import PitchConfig, codes_to_f0, pitch_features
-from codeclab.codecs.modules.state import ConvState, OverlapAddState, SequenceState
+from codeclab.codecs.modules.state import SequenceState
 
 MAX_LOG_GAIN = 6.0  # gains are exp(min(log gain, this)): a bound on what an untrained head can emit
 
@@ -216,6 +216,3 @@ class SourceFilterDecoder(nn.Module):
     def flush(self, state: SequenceState) -> Tensor:
         """The audio [B, 1, (overlap - 1) * synthesis hop] still waiting for later sub-frames."""
         return self.synthesis.flush(state.children[-1])
-
-
-__all__ = ["ConvState", "OverlapAddState", "SourceFilterDecoder", "SourceFilterDecoderConfig"]
