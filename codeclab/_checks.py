@@ -98,10 +98,12 @@ def check_product(config: Any, names: tuple[str, ...], limit: float, what: str) 
 
 
 def check_n_q(n_q: Any, available: int) -> int:
-    """Resolve a number of codebooks: None means all `available`; any integer type (numpy's too) from 1 to
-    `available` is accepted as a plain int; anything else (bools, floats, out of range) raises ValueError."""
+    """Resolve a number of codebooks: None means all `available`; any integer type (numpy's, and 0-dim
+    integer tensors, too) from 1 to `available` is accepted as a plain int; anything else (bools, floats, out of range) raises ValueError."""
     if n_q is None:
         return available
+    if type(n_q).__module__ == "torch" and getattr(n_q, "ndim", None) == 0 and not n_q.is_floating_point():
+        n_q = n_q.item()  # a 0-dim integer tensor, as `codes.shape[1]`-derived code often hands over
     if isinstance(n_q, bool) or not isinstance(n_q, numbers.Integral) or not 1 <= int(n_q) <= available:
         raise ValueError(f"n_q must be an integer from 1 to {available}, got {n_q!r}")
     return int(n_q)

@@ -63,3 +63,11 @@ def test_stale_temporary_files_are_swept_by_resume(good_corpus, tmp_path):
     tokenize_corpus(options([good_corpus], store, resume=True))
     assert [p.name for p in leftovers if p.exists()] == []
     assert json.loads((store / "stats.json").read_text())["items"] > 0
+
+
+def test_a_zero_dim_integer_tensor_is_an_n_q(tiny):
+    wav = torch.zeros(1, 1, 800)
+    assert tiny.encode(wav, n_q=torch.tensor(2)).codes.shape[1] == 2
+    for bad in (torch.tensor(2.0), torch.tensor([2]), torch.tensor(True)):
+        with pytest.raises(ValueError, match="n_q"):
+            tiny.encode(wav, n_q=bad)
