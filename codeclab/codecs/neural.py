@@ -287,9 +287,7 @@ class NeuralCodec(nn.Module, AudioCodec):
     def split_pitch(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
         """codes [B, n_q, F] -> (quantizer codes, pitch codes [B, F] or None). Without the pitch codebook
         (n_q at or below its index) a source-filter codec decodes every frame as unvoiced."""
-        if self.config.pitch is None:
-            return codes, None
-        if not self.sends_pitch:
+        if not self.sends_pitch:  # no pitch config, or F0 predicted by the decoder
             return codes, None
         i = self.config.pitch.index
         if codes.shape[1] <= i:
