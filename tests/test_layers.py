@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "_checks": 0,
     "_launch": 0,
     "_progress": 0,
+    "_optional": 0,
     "audio": 1,
     "cuda_ext": 1,
     "tokens": 2,

@@ -1,4 +1,5 @@
-"""`codeclab export ...`: hand tokens to LLM tooling (Hugging Face tokenizers, Parquet / datasets)."""
+"""`codeclab export ...`: hand tokens to LLM tooling (Hugging Face tokenizers, Parquet / datasets, lhotse,
+WebDataset)."""
 
 from __future__ import annotations
 
@@ -170,4 +171,40 @@ def bpe_command(
     console.print(
         f"{out}: {bpe.vocab_size} ids ({merged}{bpe.n_q} x {bpe.codebook_size} codes + merges, {bpe.pattern}); "
         f"PreTrainedTokenizerFast.from_pretrained('{out}'), codeclab.tokens.bpe.AudioBPE.load('{out}')"
+    )
+
+
+@export_app.command("lhotse")
+def lhotse_command(
+    store: Path = typer.Argument(..., help="Token store."),
+    out: Path = typer.Option(..., "--out", help="New or empty directory for cuts.jsonl.gz and codes/."),
+) -> None:
+    """Write a store as lhotse cuts whose custom field `codes` is a TemporalArray ([frames, n_q])."""
+    from codeclab.tokens.corpus_export import export_lhotse
+    from codeclab.tokens.store import StoreError
+
+    try:
+        path = export_lhotse(store, out)
+    except (OSError, ValueError, StoreError, ImportError) as err:
+        fail(err)
+    console.print(f"{path}: lhotse.CutSet.from_file('{path}'); cut.load_codes() -> [frames, n_q]")
+
+
+@export_app.command("webdataset")
+def webdataset_command(
+    store: Path = typer.Argument(..., help="Token store."),
+    out: Path = typer.Option(..., "--out", help="New or empty directory for the tar shards."),
+    shard_size: int = typer.Option(10_000, "--shard-size", help="Samples per tar shard."),
+) -> None:
+    """Write a store as WebDataset tar shards (codes.npy [n_q, frames] and json metadata per sample)."""
+    from codeclab.tokens.corpus_export import export_webdataset
+    from codeclab.tokens.store import StoreError
+
+    try:
+        shards = export_webdataset(store, out, shard_size)
+    except (OSError, ValueError, StoreError, ImportError) as err:
+        fail(err)
+    last = f"{len(shards) - 1:06d}"
+    console.print(
+        f"{out}: {len(shards)} shard(s); webdataset.WebDataset('{out}/shard-{{000000..{last}}}.tar').decode()"
     )

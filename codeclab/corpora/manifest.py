@@ -3,9 +3,16 @@
 - A directory is searched recursively for files with an audio extension; an item's id is its path
   relative to the directory, with '/' separators and its extension ("spk1/utt001.flac").
 - A glob ("data/**/*.wav") gives the files it matches; ids are relative to the glob's fixed prefix.
-- A manifest (.jsonl, .csv or .tsv) lists items: `id`, `path` (relative paths are relative to the
-  manifest), optional `start` / `end` (seconds, for segments of a file), `text` and `split`.
+- A manifest (.jsonl, .csv or .tsv, each optionally gzipped: .jsonl.gz) lists items: `id`, `path`
+  (relative paths are relative to the manifest), optional `start` / `end` (seconds, for segments of a
+  file) and `text`; every other column (`split`, `language`, `speaker`, anything) is kept as the item's
+  metadata and travels into the store and its exports. Manifests are read line by line (streamed).
+- lhotse manifests (recordings or cuts, .jsonl[.gz]) and Shar directories, WebDataset tar shards (and
+  brace patterns, `shards/{000..099}.tar`), and Hugging Face datasets (a `save_to_disk` directory or
+  Parquet files with an `Audio` column) are read by `codeclab.corpora.formats`.
 - A single audio file is one item whose id is its file name.
+
+Paths are recorded absolute, so a store names its sources wherever it is read from.
 
 Ids must be unique across all inputs: a clash is an error that names both sources.
 """
@@ -14,72 +21,32 @@ from __future__ import annotations
 
 import csv
 import glob
-import io
+import gzip
 import json
 import math
 import os
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from codeclab.audio.io import AUDIO_EXTENSIONS
+from codeclab.corpora.items import (  # noqa: F401  (re-exported: the names' home before 0.5)
+    ITEM_COLUMNS,
+    MAX_ID_PART_BYTES,
+    AudioItem,
+    ManifestError,
+    check_item_id,
+    is_audio_file,
+    make_item,
+)
 
 MANIFEST_EXTENSIONS = (".jsonl", ".csv", ".tsv")
 
 
-class ManifestError(ValueError):
-    """A manifest or input list is malformed; the message names the file (and line)."""
-
-
-@dataclass(frozen=True)
-class AudioItem:
-    id: str
-    path: str
-    start: float | None = None
-    end: float | None = None
-    text: str | None = None
-    source: str = ""
-    split: str | None = None  # e.g. "train" / "validation", from a manifest's `split` column
-    language: str | None = None  # from a manifest's `language` column (e.g. WER runs on English items)
-
-    def describe(self) -> str:
-        seg = (
-            ""
-            if self.start is None and self.end is None
-            else f" [{self.start or 0:g}s-{'' if self.end is None else f'{self.end:g}s'}]"
-        )
-        return f"{self.path}{seg}"
-
-
-def is_audio_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
-
-
-MAX_ID_PART_BYTES = 240
-
-
-def check_item_id(item_id: str, where: str) -> str:
-    """An id is a relative POSIX path without '.' or '..' parts (stores and detokenize make files from
-    ids, so an id must never point outside its output folder); `where` names the source in errors."""
-    parts = item_id.split("/")
-    if (
-        not item_id
-        or item_id.startswith("/")
-        or "\\" in item_id
-        or any(part in ("", ".", "..") for part in parts)
-        or any(ord(c) < 32 for c in item_id)
-    ):
-        raise ManifestError(
-            f"{where}: invalid id {item_id!r}: ids are relative paths like 'spk1/utt001.wav', without "
-            "'.', '..', empty parts, backslashes or control characters"
-        )
-    # detokenize writes ID.wav: each part, with the extension it may gain, must fit a file name (255 bytes)
-    long_part = next((part for part in parts if len(part.encode("utf-8")) > MAX_ID_PART_BYTES), None)
-    if long_part is not None:
-        raise ManifestError(
-            f"{where}: invalid id {item_id[:60]!r}...: a part of an id may hold at most {MAX_ID_PART_BYTES} "
-            f"bytes (file systems take 255 per name), this one has {len(long_part.encode('utf-8'))}"
-        )
-    return item_id
+def manifest_kind(path: str | Path) -> str | None:
+    """ "jsonl", "csv" or "tsv" for a manifest's name (gzipped or not), else None."""
+    name = Path(path).name.lower()
+    name = name[: -len(".gz")] if name.endswith(".gz") else name
+    return next((ext[1:] for ext in MANIFEST_EXTENSIONS if name.endswith(ext)), None)
 
 
 def _from_directory(root: Path) -> list[AudioItem]:
@@ -102,7 +69,9 @@ def _from_directory(root: Path) -> list[AudioItem]:
             if name.startswith(".") or not is_audio_file(name):
                 continue
             full = Path(dirpath) / name
-            items.append(AudioItem(full.relative_to(root).as_posix(), str(full), source=str(root)))
+            items.append(
+                AudioItem(full.relative_to(root).as_posix(), os.path.abspath(full), source=str(root))
+            )
     return items
 
 
@@ -122,7 +91,7 @@ def _from_glob(pattern: str) -> list[AudioItem]:
     for match in sorted(glob.glob(pattern, recursive=True)):
         p = Path(match)
         if p.is_file() and is_audio_file(p):
-            items.append(AudioItem(p.relative_to(base).as_posix(), str(p), source=pattern))
+            items.append(AudioItem(p.relative_to(base).as_posix(), os.path.abspath(p), source=pattern))
     return items
 
 
@@ -157,80 +126,97 @@ def _row_item(row: dict, manifest: Path, line: int) -> AudioItem:
     end = _number(row.get("end"), manifest, line, "end")
     if start is not None and end is not None and end <= start:
         raise ManifestError(f"{manifest}:{line}: end ({end}) must be after start ({start})")
-    text, split, language = row.get("text"), row.get("split"), row.get("language")
-    return AudioItem(
+    text = row.get("text")
+    meta = {k: v for k, v in row.items() if k not in ITEM_COLUMNS and v not in (None, "")}
+    return make_item(
         str(item_id),
-        str(full),
-        start,
-        end,
-        None if text in (None, "") else str(text),
+        os.path.abspath(full),
         source=str(manifest),
-        split=None if split in (None, "") else str(split),
-        language=None if language in (None, "") else str(language),
+        start=start,
+        end=end,
+        text=None if text in (None, "") else str(text),
+        meta=meta,
     )
 
 
 def read_manifest(manifest: str | Path) -> list[AudioItem]:
-    """Items of a JSONL / CSV / TSV manifest; errors name the file and line."""
+    """Items of a JSONL / CSV / TSV manifest (gzipped or not); errors name the file and line."""
+    return list(iter_manifest(manifest))
+
+
+def iter_manifest(manifest: str | Path) -> Iterator[AudioItem]:
+    """The items of a manifest, read line by line (the file is never held whole in memory)."""
     manifest = Path(manifest)
     if not manifest.is_file():
         raise ManifestError(f"{manifest}: no such manifest")
-    items: list[AudioItem] = []
-    text = _manifest_text(manifest)
-    if manifest.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(text.splitlines(), 1):
+    kind = manifest_kind(manifest)
+    lines = _manifest_lines(manifest)
+    if kind == "jsonl":
+        for line_no, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ManifestError(f"{manifest}:{line_no}: invalid JSON ({err.msg})") from None
-            items.append(_row_item(row, manifest, line_no))
-    else:
-        delimiter = "\t" if manifest.suffix.lower() == ".tsv" else ","
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-        try:
-            if reader.fieldnames is None or not {"id", "path"} <= set(reader.fieldnames):
-                raise ManifestError(
-                    f"{manifest}:1: the header must name at least 'id' and 'path', got {reader.fieldnames}"
-                )
-            for row in reader:
-                items.append(_row_item(row, manifest, reader.line_num))
-        except csv.Error as err:
+            yield _row_item(row, manifest, line_no)
+        return
+    delimiter = "\t" if kind == "tsv" else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
+    try:
+        if reader.fieldnames is None or not {"id", "path"} <= set(reader.fieldnames):
             raise ManifestError(
-                f"{manifest}:{reader.line_num}: malformed {delimiter!r}-separated line ({err})"
-            ) from None
-    return items
-
-
-def _manifest_text(manifest: Path) -> str:
-    """The manifest's text: UTF-8, with or without a byte-order mark; other encodings name the line."""
-    try:
-        data = manifest.read_bytes()
-    except OSError as err:
-        raise ManifestError(f"{manifest}: cannot read ({err.strerror})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+                f"{manifest}:1: the header must name at least 'id' and 'path', got {reader.fieldnames}"
+            )
+        for row in reader:
+            yield _row_item(row, manifest, reader.line_num)
+    except csv.Error as err:
         raise ManifestError(
-            f"{manifest}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the manifest as UTF-8"
+            f"{manifest}:{reader.line_num}: malformed {delimiter!r}-separated line ({err})"
         ) from None
+
+
+def _manifest_lines(manifest: Path) -> Iterator[str]:
+    """The manifest's lines (ends kept): UTF-8, with or without a byte-order mark, gunzipped when the name
+    ends in .gz; a line in another encoding, or a corrupt gzip stream, is an error naming the line."""
+    gz = manifest.name.lower().endswith(".gz")
+    line_no = 0
+    try:
+        with gzip.open(manifest, "rb") if gz else open(manifest, "rb") as fh:
+            for line_no, data in enumerate(fh, 1):
+                if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
+                    data = data[3:]
+                try:
+                    yield data.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise ManifestError(
+                        f"{manifest}:{line_no}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the "
+                        "manifest as UTF-8"
+                    ) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ManifestError(f"{manifest}:{line_no + 1}: corrupt gzip data ({err})") from None
+    except OSError as err:
+        raise ManifestError(f"{manifest}: cannot read ({err.strerror or err})") from None
 
 
 def discover(inputs: list[str]) -> list[AudioItem]:
     """Resolve directories, globs, manifests and files into items sorted by id."""
     if not inputs:
         raise ManifestError("no inputs given")
+    from codeclab.corpora import formats
+
     items: list[AudioItem] = []
     for spec in inputs:
         path = Path(spec)
-        if path.is_dir():
+        special = formats.items_of(spec)  # lhotse, Shar, WebDataset, Hugging Face; None for the rest
+        if special is not None:
+            items.extend(special)
+        elif path.is_dir():
             items.extend(_from_directory(path))
-        elif path.is_file() and path.suffix.lower() in MANIFEST_EXTENSIONS:
-            items.extend(read_manifest(path))
+        elif path.is_file() and manifest_kind(path) is not None:
+            items.extend(iter_manifest(path))
         elif path.is_file():
-            items.append(AudioItem(path.name, str(path), source=str(path)))
+            items.append(AudioItem(path.name, os.path.abspath(path), source=str(path)))
         elif glob.has_magic(spec):
             found = _from_glob(spec)
             if not found:
@@ -266,4 +252,5 @@ def write_manifest(items: list[AudioItem], path: str | Path) -> None:
                 row["split"] = it.split
             if it.language is not None:
                 row["language"] = it.language
+            row.update({k: v for k, v in it.meta.items() if k not in row})
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

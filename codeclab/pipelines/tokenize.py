@@ -40,6 +40,7 @@ from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.chunked import encode_stream
 from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.corpora.manifest import AudioItem, discover
+from codeclab.corpora.members import MemberError
 from codeclab.tokens.store import (
     ShardWriter,
     StoreError,
@@ -159,18 +160,24 @@ class DecodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         start = time.perf_counter()
+        where = item.location
         try:
-            info = audio_info(item.path)
+            data = None
+            if item.member is None:  # a file: its header says whether it is long, before it is read
+                info = audio_info(item.path)
+            else:  # audio inside a container is read whole
+                data = item.read_bytes()
+                info = audio_info(where, data)
             seconds = (item.end if item.end is not None else info.duration) - (item.start or 0.0)
-            if seconds > self.long_seconds:
+            if seconds > self.long_seconds and item.member is None:
                 return {"index": index, "long": True}
-            data = Path(item.path).read_bytes()
+            data = item.read_bytes() if data is None else data
             sha = hashlib.sha256(data).hexdigest()
-            x, sr = read_audio(item.path, item.start, item.end, data=data)
+            x, sr = read_audio(where, item.start, item.end, data=data)
             decoded = time.perf_counter()
-            x = resample(to_channels(x, self.channels, item.path), sr, self.sample_rate)
+            x = resample(to_channels(x, self.channels, where), sr, self.sample_rate)
             if x.shape[1] == 0:
-                raise AudioError(item.path, "zero-length audio after resampling")
+                raise AudioError(where, "zero-length audio after resampling")
             return {
                 "index": index,
                 "audio": x,
@@ -179,6 +186,8 @@ class DecodeDataset(torch.utils.data.Dataset):
                 "decode_s": decoded - start,
                 "resample_s": time.perf_counter() - decoded,
             }
+        except MemberError as err:
+            return {"index": index, "error": str(err)}
         except AudioError as err:
             return {"index": index, "error": err.reason}
         except Exception as err:  # an unexpected failure must not kill the worker or the run
@@ -324,7 +333,7 @@ class TokenizeJob:
         for rec in self._records(loader, writer, report, workers):
             item = todo[rec["index"]]
             if "error" in rec:
-                writer.add_error(item.id, item.path, rec["error"], item.start, item.end)
+                writer.add_error(item.id, item.location, rec["error"], item.start, item.end)
                 report.failed += 1
             elif rec.get("long"):
                 self._encode_long(item, codec, n_q, writer, report)
@@ -372,7 +381,16 @@ class TokenizeJob:
         self, item: AudioItem, codes: np.ndarray, seconds: float, sha: str, sample_rate: int
     ) -> TokenRecord:
         return TokenRecord(
-            item.id, codes, item.path, sha, seconds, sample_rate, item.start, item.end, item.text
+            item.id,
+            codes,
+            item.location,
+            sha,
+            seconds,
+            sample_rate,
+            item.start,
+            item.end,
+            item.text,
+            meta=dict(item.meta),
         )
 
     def _encode_pending(self, pending, todo, codec, n_q, writer, report, max_samples) -> None:
@@ -398,7 +416,7 @@ class TokenizeJob:
                 if isinstance(result, Exception):
                     writer.add_error(
                         item.id,
-                        item.path,
+                        item.location,
                         f"encoding failed: {type(result).__name__}: {result}",
                         item.start,
                         item.end,
@@ -478,9 +496,14 @@ def check_same_sources(store: Path, items: list[AudioItem], shown: int = 3) -> N
         if path is None:
             continue
         same_segment = (start, end) == (item.start, item.end)
-        same_file = _same_path(path, item.path) or (
-            Path(item.path).is_file() and sha == _sha256_or_none(item.path)
-        )
+        if item.member is not None:  # audio inside a container: the same container and member
+            same_file = path == item.location or (
+                _same_path(path.split("::")[0], item.path) and path.endswith("::" + item.member.describe())
+            )
+        else:
+            same_file = _same_path(path, item.path) or (
+                Path(item.path).is_file() and sha == _sha256_or_none(item.path)
+            )
         if not (same_file and same_segment):
             clashes.append(f"{item.id} (stored from {path}, this run has {item.describe()})")
     if clashes:

@@ -4,8 +4,10 @@
 Their ids are exactly `AudioVocab`'s layout with base_size = len(base tokenizer), which is verified before
 anything is saved, so `AutoTokenizer.from_pretrained(out)` encodes interleaved text and audio into the ids
 an `AudioVocab` computes. `export_parquet` writes a store as `data/train-XXXXX-of-YYYYY.parquet` (the
-Hugging Face datasets layout) that `datasets.load_dataset("parquet", data_files=...)` or
-`datasets.load_dataset(out)` reads.
+Hugging Face datasets layout; with a `split` in the items' metadata, one set of files per split,
+`data/SPLIT-XXXXX-of-YYYYY.parquet`, and the card names them) that
+`datasets.load_dataset("parquet", data_files=...)` or `datasets.load_dataset(out)` reads. The items'
+metadata (speaker, language, split, any other column of the input) become columns of their own.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def audio_text(vocab: AudioVocab, tokens: torch.Tensor) -> str:
     return "".join(strings[i - vocab.base_size] for i in ids)
 
 
-PARQUET_NAME = re.compile(r"train-\d{5}-of-\d{5}\.parquet$")
+PARQUET_NAME = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet$")  # SPLIT-XXXXX-of-YYYYY
 EXPORT_FILES = ("codeclab_tokens.json", "audio_vocab.json", "README.md")
 
 
@@ -306,21 +308,35 @@ def export_parquet(
     previous = _check_target(Path(store), out, overwrite)
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
+    metas = tokens.item_meta()
+    meta_columns = meta_arrays(metas, tokens.ids())
+    by_split: dict[str, list[str]] = {}
+    for item_id in tokens.ids():
+        by_split.setdefault(split_name(metas.get(item_id, {}).get("split")), []).append(item_id)
     ids = tokens.ids()
-    files = max(1, -(-len(ids) // rows_per_file))
+    jobs = [
+        (split, f, -(-len(members) // rows_per_file), members[f * rows_per_file : (f + 1) * rows_per_file])
+        for split, members in sorted(by_split.items())
+        for f in range(-(-len(members) // rows_per_file))
+    ] or [("train", 0, 1, [])]
+    position = {item_id: n for n, item_id in enumerate(ids)}
     staged: list[tuple[Path, Path]] = []
     try:
-        for f in progress_iter(range(files), f"export {out.name}", files, "files"):
-            chunk = [tokens[i] for i in ids[f * rows_per_file : (f + 1) * rows_per_file]]
+        for split, f, files, chunk_ids in progress_iter(jobs, f"export {out.name}", len(jobs), "files"):
+            chunk = [tokens[i] for i in chunk_ids]
             columns = {
                 "id": [r.id for r in chunk],
                 "codes": pa.array([r.codes[:n_q].tolist() for r in chunk], pa.list_(pa.list_(code_type))),
                 "num_frames": pa.array([r.num_frames for r in chunk], pa.int32()),
-                "duration": [r.duration for r in chunk],
-                "text": [r.text for r in chunk],
-                "path": [r.path for r in chunk],
-                "sha256": [r.sha256 for r in chunk],
+                "duration": pa.array([r.duration for r in chunk], pa.float64()),
+                "text": pa.array([r.text for r in chunk], pa.string()),
+                "path": pa.array([r.path for r in chunk], pa.string()),
+                "sha256": pa.array([r.sha256 for r in chunk], pa.string()),
             }
+            rows = [position[i] for i in chunk_ids]
+            columns.update(
+                {name: array.take(pa.array(rows, pa.int64())) for name, array in meta_columns.items()}
+            )
             if pattern is not None:
                 ids_type = (
                     pa.list_(pa.int32())
@@ -330,7 +346,7 @@ def export_parquet(
                 columns["input_ids"] = pa.array(
                     [vocab.to_ids(r.tensor()[:n_q], pattern).tolist() for r in chunk], ids_type
                 )
-            path = data / f"train-{f:05d}-of-{files:05d}.parquet"
+            path = data / f"{split}-{f:05d}-of-{files:05d}.parquet"
             tmp = temp_path_for(path)
             staged.append((tmp, path))
             pq.write_table(pa.table(columns), tmp, compression="zstd")
@@ -351,13 +367,49 @@ def export_parquet(
     atomic_write_text(out / "codeclab_tokens.json", json.dumps(meta, indent=2) + "\n")
     if vocab is not None:
         vocab.save(out / "audio_vocab.json")
+    splits = sorted({split for split, *_ in jobs})
     atomic_write_text(
-        out / "README.md", export_card(store, meta, len(ids), pq.read_schema(written[0]), vocab, pattern)
+        out / "README.md",
+        export_card(store, meta, len(ids), pq.read_schema(written[0]), vocab, pattern, splits),
     )
     return written
 
 
-def export_card(store, meta: dict, items: int, schema, vocab: AudioVocab | None, pattern: str | None) -> str:
+RECORD_FIELDS = ("id", "codes", "num_frames", "duration", "text", "path", "sha256", "input_ids")
+
+
+def split_name(value) -> str:
+    """A metadata `split` as the export's split name (file-name safe; "train" when there is none)."""
+    if value in (None, ""):
+        return "train"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", str(value))
+    return name or "train"
+
+
+def meta_arrays(metas: dict[str, dict], ids: list[str]) -> dict:
+    """One Arrow column per metadata key, rows in `ids` order: the type Arrow infers over all items, or
+    JSON text when the values do not share one. A key named like a record column gets a `meta_` prefix."""
+    import pyarrow as pa
+
+    keys = sorted({key for meta in metas.values() for key in meta})
+    columns = {}
+    for key in keys:
+        values = [metas.get(item_id, {}).get(key) for item_id in ids]
+        try:
+            array = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            array = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string()
+            )
+        if pa.types.is_null(array.type):
+            array = array.cast(pa.string())
+        columns[f"meta_{key}" if key in RECORD_FIELDS else key] = array
+    return columns
+
+
+def export_card(
+    store, meta: dict, items: int, schema, vocab: AudioVocab | None, pattern: str | None, splits: list[str]
+) -> str:
     """The export's README.md: a YAML header Hugging Face datasets reads (configs, features), then prose."""
     ids = (
         f"`input_ids` are the {pattern} pattern of the vocabulary in `audio_vocab.json` (base of "
@@ -373,4 +425,4 @@ def export_card(store, meta: dict, items: int, schema, vocab: AudioVocab | None,
         '```python\nimport datasets\nds = datasets.load_dataset(EXPORT_DIR, split="train")\n'
         'ds = datasets.load_dataset(EXPORT_DIR, split="train", streaming=True)  # read lazily\n```\n'
     )
-    return card_header("data/train-*.parquet", schema) + body
+    return card_header({split: f"data/{split}-*.parquet" for split in splits}, schema) + body

@@ -17,7 +17,9 @@ Layout:
 Part files are written whole to a temporary name and renamed, so a crash never leaves half a shard; a
 resumed run skips every id already in a part file or an error log. Rows hold: id, path, sha256 (of the
 source file's bytes), start, end, duration (seconds tokenized), sample_rate (of the source), num_frames,
-codes ([n_q][frames], int16 when the codebook has at most 32,768 codes, else int32) and text.
+codes ([n_q][frames], int16 when the codebook has at most 32,768 codes, else int32), text and meta (the
+input's other columns, e.g. speaker, language, split, as a JSON object; parts written before 0.5 have no
+meta column and read as {}). `path` is absolute; audio inside a container reads `CONTAINER::MEMBER`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,7 @@ class TokenRecord:
     start: float | None = None
     end: float | None = None
     text: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # the input's other columns (speaker, split, ...)
 
     @property
     def num_frames(self) -> int:
@@ -120,6 +123,7 @@ def _schema(dtype: str):
             ("num_frames", pa.int32()),
             ("codes", pa.list_(pa.list_(code_type))),
             ("text", pa.string()),
+            ("meta", pa.string()),
         ]
     )
 
@@ -205,6 +209,19 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
         raise StoreError(f"{path}: codec must be an object with a 'name' string, got {codec!r}")
 
 
+def _meta(text: str | None, where: str) -> dict[str, Any]:
+    """A record's meta column (a JSON object, or null / absent in older parts) -> dict."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise StoreError(f"{where}: the meta column is not JSON") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"{where}: the meta column is not a JSON object")
+    return value
+
+
 class ShardWriter:
     """Writes one shard of a store: rows in atomic Parquet parts, failures in an append-only log."""
 
@@ -285,6 +302,7 @@ class ShardWriter:
                 "num_frames": record.num_frames,
                 "codes": record.codes.astype(self.dtype),
                 "text": record.text,
+                "meta": json.dumps(record.meta, ensure_ascii=False, sort_keys=True) if record.meta else None,
             }
         )
 
@@ -395,18 +413,25 @@ def features_yaml(schema) -> list[str]:
     return lines
 
 
-def card_header(data_files: str, schema) -> str:
-    """The YAML header of a dataset card: one `train` split over `data_files`, and the features."""
-    lines = ["---", "configs:", "- config_name: default", "  data_files:", "  - split: train"]
-    lines += [f'    path: "{data_files}"', "dataset_info:", "  features:", *features_yaml(schema)]
+def card_header(data_files: str | dict[str, str], schema) -> str:
+    """The YAML header of a dataset card: a `train` split over `data_files` (or one split per entry of
+    a {split: files} dict), and the features."""
+    splits = data_files if isinstance(data_files, dict) else {"train": data_files}
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split, files in splits.items():
+        lines += [f"  - split: {split}", f'    path: "{files}"']
+    lines += ["dataset_info:", "  features:", *features_yaml(schema)]
     return "\n".join([*lines, "tags:", "- audio-tokens", "- codeclab", "---", ""]) + "\n"
 
 
-def dataset_card(metadata: dict[str, Any], items: int) -> str:
+def dataset_card(metadata: dict[str, Any], items: int, with_meta: bool = True) -> str:
     """The store's README.md: a YAML header Hugging Face datasets reads (one `train` split over the
     part files, the features with the codes' own integer type), then what the store holds."""
     codec = metadata.get("codec", {}) or {}
-    return card_header("data/part-*.parquet", _schema(str(metadata.get("codes_dtype", "int16")))) + (
+    schema = _schema(str(metadata.get("codes_dtype", "int16")))
+    if not with_meta:  # parts written before the meta column: the card lists the columns they have
+        schema = schema.remove(schema.get_field_index("meta"))
+    return card_header("data/part-*.parquet", schema) + (
         f"# codeclab token store\n\n{items} items coded by `{codec.get('name')}` "
         f"({metadata.get('frame_rate')} frames/s, {metadata.get('n_q')} codebooks of "
         f"{metadata.get('codebook_size')} codes, stored as {metadata.get('codes_dtype', 'int16')}). "
@@ -673,7 +698,8 @@ def merge(store: str | Path) -> dict[str, int]:
     atomic_write_text(store / "errors.jsonl", lines)
     stats = {"items": len(ids), **code_statistics(counts, float(meta["frame_rate"]))}
     atomic_write_text(store / STATS_FILE, json.dumps(stats, indent=1) + "\n")
-    atomic_write_text(store / CARD_FILE, dataset_card(meta, len(ids)))
+    with_meta = all("meta" in pq.read_schema(part).names for part in parts)
+    atomic_write_text(store / CARD_FILE, dataset_card(meta, len(ids), with_meta))
     # the index last: its presence (covering every part) is what marks the merge finished
     atomic_write(store / INDEX_FILE, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     (store / LEGACY_INDEX_FILE).unlink(missing_ok=True)  # an older store's index, now replaced
@@ -777,7 +803,7 @@ class TokenStore:
         missing = RECORD_COLUMNS - set(table.column_names)
         if missing:
             raise StoreError(f"{path}: not a part of a token store (no column {sorted(missing)[0]!r})")
-        _check_column_types(table, path)
+        _check_column_types(table, path, RECORD_COLUMNS | ({"meta"} & set(table.column_names)))
         self._cache[file] = table
         if len(self._cache) > self._cache_files:
             self._cache.popitem(last=False)
@@ -814,6 +840,7 @@ class TokenStore:
             start=data["start"],
             end=data["end"],
             text=data["text"],
+            meta=_meta(data.get("meta"), where),
         )
 
     def __getitem__(self, item_id: str) -> TokenRecord:
@@ -841,6 +868,25 @@ class TokenStore:
                         f"{self.path / file} row {row}: holds {record.id!r}, the index says {item_id!r}"
                     )
                 yield record
+
+    def item_meta(self) -> dict[str, dict[str, Any]]:
+        """id -> the item's metadata (speaker, split, ...), reading the meta column only."""
+        import pyarrow.parquet as pq
+
+        by_file: dict[str, list[tuple[int, str]]] = {}
+        for item_id, (file, row) in self._index.items():
+            by_file.setdefault(file, []).append((row, item_id))
+        found: dict[str, dict[str, Any]] = {}
+        for file, rows in by_file.items():
+            path = self.path / file
+            if "meta" not in pq.read_schema(path).names:
+                continue  # a part written before the meta column
+            column = self._read(path, ["meta"]).column("meta").to_pylist()
+            for row, item_id in rows:
+                if not 0 <= row < len(column):
+                    raise StoreError(f"{path} row {row}: the part has only {len(column)} rows")
+                found[item_id] = _meta(column[row], f"{path} row {row}")
+        return found
 
     def errors(self) -> list[dict[str, Any]]:
         """Failed items (from errors.jsonl, or the shard logs before a merge)."""
