@@ -32,7 +32,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def tokenize_command(
     inputs: list[str] = typer.Argument(
-        None, help="Directories, globs, manifests (.jsonl/.csv/.tsv) or audio files."
+        None,
+        help="Directories, globs, manifests (.jsonl/.csv/.tsv, gzipped or not), lhotse manifests or Shar "
+        "directories, WebDataset tar shards (brace patterns too), Hugging Face datasets (save_to_disk or "
+        ".parquet), or audio files.",
     ),
     out: Path = typer.Option(..., "--out", help="Token store directory."),
     codec: str = typer.Option(

@@ -117,6 +117,11 @@ class PackedTokenDataset(torch.utils.data.IterableDataset):
     Yields {"input_ids" [L] or [Q, L], "attention_mask" [L], "ids": items in the sequence, "spans":
     (start, stop) of each in the sequence}. The last sequence of a consumer is padded (mask 0) unless
     `drop_last`. Items longer than the context are skipped (and counted) unless `allow_split`.
+
+    shuffle: a fresh seeded order each epoch (`set_epoch`). With `shuffle_window=None` it is a global
+    permutation: fast while the store's decoded parts fit its cache (`TokenStore(cache_mb=...)`). With
+    `shuffle_window=N` the parts are shuffled and items mixed within N parts at a time
+    (`TokenStore.shuffled_ids`): memory stays at N parts for stores of any size.
     """
 
     def __init__(
@@ -129,11 +134,15 @@ class PackedTokenDataset(torch.utils.data.IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         drop_last: bool = False,
+        shuffle_window: int | None = None,
     ) -> None:
         if context_length < 2:
             raise ValueError("context_length must be at least 2")
         self.dataset, self.context_length, self.allow_split = dataset, context_length, allow_split
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        if shuffle_window is not None and shuffle_window < 1:
+            raise ValueError(f"shuffle_window must be at least 1 (or None), got {shuffle_window}")
+        self.shuffle_window = shuffle_window
         default_rank, default_world = distributed_position()
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size
@@ -148,6 +157,12 @@ class PackedTokenDataset(torch.utils.data.IterableDataset):
     def item_indices(self) -> list[int]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if self.shuffle and self.shuffle_window is not None:
+            position = {item_id: n for n, item_id in enumerate(self.dataset.ids)}
+            store_order = self.dataset.store.shuffled_ids(self.seed + self.epoch, self.shuffle_window)
+            order = [position[item_id] for item_id in store_order if item_id in position]
+            consumer, consumers = self.rank * workers + worker, self.world_size * workers
+            return order[consumer::consumers]
         return shard_order(
             len(self.dataset),
             self.epoch,

@@ -29,7 +29,6 @@ import math
 import os
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from codeclab._files import atomic_write, atomic_write_text, is_temp_file, read_json_file, sha256_file
+from codeclab.tokens.part_cache import DecodedPart, PartCache, record_meta
+from codeclab.tokens.store_errors import StoreError
 
 FORMAT = "codeclab-tokens"
 PART_CHECKSUMS = "codeclab.part_sha256"
@@ -63,10 +64,6 @@ COMPATIBLE_FIELDS = (
     "codebook_size",
     "codes_dtype",
 )
-
-
-class StoreError(ValueError):
-    """A token store cannot be used as asked; the message names the store and the problem."""
 
 
 def codes_dtype(codebook_size: int) -> str:
@@ -207,19 +204,6 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
     codec = meta.get("codec")
     if not isinstance(codec, dict) or not isinstance(codec.get("name"), str):
         raise StoreError(f"{path}: codec must be an object with a 'name' string, got {codec!r}")
-
-
-def _meta(text: str | None, where: str) -> dict[str, Any]:
-    """A record's meta column (a JSON object, or null / absent in older parts) -> dict."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise StoreError(f"{where}: the meta column is not JSON") from None
-    if not isinstance(value, dict):
-        raise StoreError(f"{where}: the meta column is not a JSON object")
-    return value
 
 
 class ShardWriter:
@@ -712,13 +696,18 @@ class TokenStore:
     store = TokenStore("tokens/")
     len(store); store.metadata; store.ids(); store["spk1/utt001.flac"].codes  # [n_q, frames]
     for record in store: ...   # file by file (fast); sorted(store.ids()) for a fixed order
+    for record in store.shuffled(seed=0): ...  # every item once, in a random order, memory bounded
+
+    Parts are decoded once (checksum, codes range and shapes checked once per part) and kept in a cache
+    of `cache_mb` MiB, so random access is as fast as sequential while the decoded store fits in it;
+    `shuffled()` reads stores of any size with a few parts in memory.
     """
 
-    def __init__(self, path: str | Path, cache_files: int = 8) -> None:
+    def __init__(self, path: str | Path, cache_mb: float = 512.0, cache_files: int | None = None) -> None:
+        """`cache_files` is accepted for older callers and ignored: the cache is bounded in bytes."""
         self.path = Path(path)
         self.metadata = read_metadata(self.path)
-        self._cache: OrderedDict[str, Any] = OrderedDict()
-        self._cache_files = cache_files
+        self._cache = PartCache(int(cache_mb * (1 << 20)))
         self._checksums: dict[str, str] = {}  # part file -> sha256 recorded by merge (verified on first read)
         self._index = self._load_index()
 
@@ -783,10 +772,11 @@ class TokenStore:
     def frame_rate(self) -> float:
         return float(self.metadata["frame_rate"])
 
-    def _table(self, file: str):
-        if file in self._cache:
-            self._cache.move_to_end(file)
-            return self._cache[file]
+    def _part(self, file: str) -> DecodedPart:
+        """The decoded part `file` (checked against the index's sha256 when it is first decoded)."""
+        return self._cache.get(file, lambda: self._decode(file))
+
+    def _decode(self, file: str) -> DecodedPart:
         path = self.path / file
         expected = self._checksums.get(file)
         if expected is not None:
@@ -804,70 +794,64 @@ class TokenStore:
         if missing:
             raise StoreError(f"{path}: not a part of a token store (no column {sorted(missing)[0]!r})")
         _check_column_types(table, path, RECORD_COLUMNS | ({"meta"} & set(table.column_names)))
-        self._cache[file] = table
-        if len(self._cache) > self._cache_files:
-            self._cache.popitem(last=False)
-        return table
-
-    def _record(self, table, row: int, file: str = "?") -> TokenRecord:
-        where = f"{self.path / file} row {row}"
-        if not 0 <= row < table.num_rows:
-            raise StoreError(f"{where}: the part has only {table.num_rows} rows")
         try:
-            data = {name: table.column(name)[row].as_py() for name in table.column_names if name != "codes"}
-            codes_scalar = table.column("codes")[row]
-            n_q = len(codes_scalar)
-            flat = codes_scalar.values.flatten().to_numpy(zero_copy_only=False)
-            codes = flat.reshape(n_q, -1) if n_q else flat.reshape(0, 0)
+            return DecodedPart(table, path, self.n_q, self.codebook_size)
+        except StoreError:
+            raise
         except (KeyError, ValueError, TypeError) as err:
-            raise StoreError(f"{where}: malformed record ({err})") from None
-        if codes.shape != (self.n_q, data.get("num_frames", codes.shape[1])):
+            raise StoreError(f"{path}: malformed part ({err})") from None
+
+    def _record(self, part: DecodedPart, row: int, item_id: str) -> TokenRecord:
+        data, codes = part.row(row)
+        if data["id"] != item_id:
             raise StoreError(
-                f"{where}: codes of shape {codes.shape}, but the store has {self.n_q} codebooks and the "
-                f"record {data.get('num_frames')} frames"
+                f"{part.where} row {row}: holds {data['id']!r}, but the index points {item_id!r} there: "
+                "the index is stale or corrupt (rebuild it with `codeclab tokenize --merge --out STORE`)"
             )
-        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise StoreError(
-                f"{where}: codes outside [0, {self.codebook_size}) (from {int(codes.min())} to {int(codes.max())})"
-            )
-        return TokenRecord(
-            id=data["id"],
-            codes=codes,
-            path=data["path"],
-            sha256=data["sha256"],
-            duration=data["duration"],
-            sample_rate=data["sample_rate"],
-            start=data["start"],
-            end=data["end"],
-            text=data["text"],
-            meta=_meta(data.get("meta"), where),
-        )
+        data.pop("num_frames")  # a property of the codes (checked against them when the part was decoded)
+        return TokenRecord(codes=codes.copy(), **data)
 
     def __getitem__(self, item_id: str) -> TokenRecord:
         if item_id not in self._index:
             raise KeyError(f"{item_id!r} is not in {self.path}")
         file, row = self._index[item_id]
-        record = self._record(self._table(file), row, file)
-        if record.id != item_id:
-            raise StoreError(
-                f"{self.path / file} row {row}: holds {record.id!r}, but the index points {item_id!r} there: "
-                "the index is stale or corrupt (rebuild it with `codeclab tokenize --merge --out STORE`)"
-            )
-        return record
+        return self._record(self._part(file), row, item_id)
 
-    def __iter__(self) -> Iterator[TokenRecord]:
+    def rows_by_part(self) -> dict[str, list[tuple[int, str]]]:
+        """part file -> its (row, id) pairs in row order."""
         by_file: dict[str, list[tuple[int, str]]] = {}
         for item_id, (file, row) in self._index.items():
             by_file.setdefault(file, []).append((row, item_id))
-        for file in sorted(by_file):
-            table = self._table(file)
-            for row, item_id in sorted(by_file[file]):
-                record = self._record(table, row, file)
-                if record.id != item_id:
-                    raise StoreError(
-                        f"{self.path / file} row {row}: holds {record.id!r}, the index says {item_id!r}"
-                    )
-                yield record
+        return {file: sorted(rows) for file, rows in sorted(by_file.items())}
+
+    def __iter__(self) -> Iterator[TokenRecord]:
+        for file, rows in self.rows_by_part().items():
+            part = self._part(file)
+            for row, item_id in rows:
+                yield self._record(part, row, item_id)
+
+    def shuffled_ids(self, seed: int = 0, window: int = 4) -> list[str]:
+        """Every id once, in a seeded random order that stays within `window` parts at a time: the parts
+        are shuffled, then the items of each run of `window` consecutive parts (WebDataset's shard shuffle
+        plus a buffer). Reading in this order keeps at most `window` parts decoded."""
+        import random
+
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        rng = random.Random(seed)
+        parts = list(self.rows_by_part().values())
+        rng.shuffle(parts)
+        order: list[str] = []
+        for start in range(0, len(parts), window):
+            block = [item_id for rows in parts[start : start + window] for _, item_id in rows]
+            rng.shuffle(block)
+            order.extend(block)
+        return order
+
+    def shuffled(self, seed: int = 0, window: int = 4) -> Iterator[TokenRecord]:
+        """The records in `shuffled_ids(seed, window)` order, each checked as `store[id]` checks it."""
+        for item_id in self.shuffled_ids(seed, window):
+            yield self[item_id]
 
     def item_meta(self) -> dict[str, dict[str, Any]]:
         """id -> the item's metadata (speaker, split, ...), reading the meta column only."""
@@ -885,7 +869,7 @@ class TokenStore:
             for row, item_id in rows:
                 if not 0 <= row < len(column):
                     raise StoreError(f"{path} row {row}: the part has only {len(column)} rows")
-                found[item_id] = _meta(column[row], f"{path} row {row}")
+                found[item_id] = record_meta(column[row], f"{path} row {row}")
         return found
 
     def errors(self) -> list[dict[str, Any]]:
