@@ -1,4 +1,7 @@
+import io
+
 import numpy as np
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -234,3 +237,29 @@ def test_bench_commands(tmp_path):
         ],
     )
     assert result.exit_code == 0 and (tmp_path / "s" / "speed.md").is_file()
+
+
+def test_tar_shards_in_and_lhotse_and_webdataset_out(tmp_path):
+    """`codeclab tokenize 'shards/{0..1}.tar'` (quoted: codeclab expands the braces), then both exports."""
+    wds = pytest.importorskip("webdataset")
+    (tmp_path / "shards").mkdir()
+    for shard in range(2):
+        with wds.TarWriter(str(tmp_path / "shards" / f"{shard}.tar")) as sink:
+            x = (0.1 * np.random.default_rng(shard).standard_normal(8000)).astype(np.float32)
+            buffer = io.BytesIO()
+            sf.write(buffer, x, 16000, format="WAV")
+            sink.write(
+                {"__key__": f"spk{shard}/utt", "wav": buffer.getvalue(), "json": {"speaker": str(shard)}}
+            )
+    out = str(tmp_path / "s")
+    result = runner.invoke(app, ["tokenize", str(tmp_path / "shards" / "{0..1}.tar"), "--out", out, *TINY])
+    assert result.exit_code == 0, result.output
+    assert TokenStore(out)["spk1/utt"].meta == {"speaker": "1"}
+    result = runner.invoke(
+        app, ["export", "webdataset", out, "--out", str(tmp_path / "w"), "--shard-size", "1"]
+    )
+    assert result.exit_code == 0 and "shard-{000000..000001}.tar" in result.output, result.output
+    result = runner.invoke(app, ["export", "lhotse", out, "--out", str(tmp_path / "l")])
+    assert result.exit_code == 0 and (tmp_path / "l" / "cuts.jsonl.gz").is_file(), result.output
+    result = runner.invoke(app, ["export", "lhotse", out, "--out", str(tmp_path / "l")])
+    assert result.exit_code != 0 and "not an empty directory" in result.output
