@@ -16,6 +16,7 @@ from pathlib import Path
 
 from codeclab.corpora.items import AudioItem, ManifestError
 
+COMPRESSED_TARS = (".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")
 LHOTSE_CUT_TYPES = ("MonoCut", "MultiCut", "MixedCut", "PaddingCut")
 
 
@@ -28,6 +29,11 @@ def items_of(spec: str) -> list[AudioItem] | None:
     """The items of `spec` when it is a tar shard list, a lhotse manifest or Shar directory, or a Hugging
     Face dataset; None otherwise."""
     path = Path(spec)
+    if path.name.lower().endswith(COMPRESSED_TARS):
+        raise ManifestError(
+            f"{spec}: a compressed tar has no random access; decompress it once (`gunzip` / `zstd -d`) and "
+            "give the .tar"
+        )
     if is_brace_pattern(spec) or (path.suffix.lower() == ".tar" and not path.is_dir()):
         from codeclab.corpora.webdataset_input import webdataset_items
 

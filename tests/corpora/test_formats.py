@@ -218,3 +218,9 @@ def _flac(wav: Path) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, x, rate, format="FLAC", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def test_a_compressed_tar_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "shard.tar.gz").write_bytes(gzip.compress(b"x"))
+    with pytest.raises(ManifestError, match="shard.tar.gz: a compressed tar.*decompress"):
+        discover([str(tmp_path / "shard.tar.gz")])
