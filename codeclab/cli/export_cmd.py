@@ -64,6 +64,11 @@ VOCAB_HELP = (
     "The vocabulary of input_ids: an audio_vocab.json, or the directory of a tokenizer made by "
     "`export hf-tokenizer` (so its ids decode with that tokenizer)."
 )
+AUDIO_ONLY_HELP = "Or: codeclab's own ids (from 0), for a model of audio alone (no text tokenizer)."
+FRAMING_HELP = (
+    "Frame input_ids as TokenDataset does: bos, audio_start, codes, audio_end, eos (flat patterns)."
+)
+TEXT_HELP = "before|after: put each item's text (tokenized by the --vocab / --base tokenizer) there; implies --framing."
 BASE_HELP = "Or: build the vocabulary on this Hugging Face tokenizer, as `export hf-tokenizer --base` does."
 
 
@@ -76,13 +81,22 @@ def _parquet(
     overwrite: bool,
     vocab_file: Path | None,
     base: Path | None,
+    audio_only: bool = False,
+    framing: bool = False,
+    text: str | None = None,
 ) -> None:
-    from codeclab.tokens.export import export_parquet
+    from codeclab.tokens.export import export_parquet, load_base_tokenizer
     from codeclab.tokens.store import StoreError
     from codeclab.tokens.vocab import AudioVocab
 
     try:
         vocab = AudioVocab.load(vocab_file) if vocab_file is not None else None
+        # a tokenizer directory (export hf-tokenizer's): its tokenizer is checked against its vocabulary
+        tokenizer = (
+            load_base_tokenizer(vocab_file)
+            if vocab_file is not None and (Path(vocab_file) / "tokenizer_config.json").is_file()
+            else None
+        )
         files = export_parquet(
             store,
             out,
@@ -92,10 +106,21 @@ def _parquet(
             overwrite=overwrite,
             vocab=vocab,
             base=base,
+            audio_only=audio_only,
+            framing=framing,
+            text=text,
+            tokenizer=tokenizer,
         )
     except (OSError, ValueError, StoreError, ImportError) as err:
         fail(err)
-    console.print(f"{out}: {len(files)} Parquet file(s); datasets.load_dataset('{out}', split='train')")
+    console.print(f"{out}: {len(files)} Parquet file(s); datasets.load_dataset('{out}')")
+    if pattern is not None:
+        used = AudioVocab.load(Path(out) / "audio_vocab.json")
+        console.print(
+            f"input_ids: {pattern} over the vocabulary in {Path(out) / 'audio_vocab.json'} (base_size "
+            f"{used.base_size}, audio from id {used.audio_offset})"
+            + (", framed as TokenDataset frames items" if framing or text else ", bare codes")
+        )
 
 
 @export_app.command("parquet")
@@ -116,9 +141,12 @@ def parquet_command(
     ),
     vocab_file: Path = typer.Option(None, "--vocab", help=VOCAB_HELP),
     base: Path = typer.Option(None, "--base", help=BASE_HELP),
+    audio_only: bool = typer.Option(False, "--audio-only", help=AUDIO_ONLY_HELP),
+    framing: bool = typer.Option(False, "--framing", help=FRAMING_HELP),
+    text: str = typer.Option(None, "--text", help=TEXT_HELP),
 ) -> None:
     """Write a store as Parquet files in the Hugging Face datasets layout (out/data/train-*.parquet)."""
-    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base, audio_only, framing, text)
 
 
 @export_app.command("datasets")
@@ -135,9 +163,12 @@ def datasets_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export's Parquet files."),
     vocab_file: Path = typer.Option(None, "--vocab", help=VOCAB_HELP),
     base: Path = typer.Option(None, "--base", help=BASE_HELP),
+    audio_only: bool = typer.Option(False, "--audio-only", help=AUDIO_ONLY_HELP),
+    framing: bool = typer.Option(False, "--framing", help=FRAMING_HELP),
+    text: str = typer.Option(None, "--text", help=TEXT_HELP),
 ) -> None:
     """The same as `export parquet`: a directory `datasets.load_dataset(OUT)` reads."""
-    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base)
+    _parquet(store, out, rows_per_file, pattern, n_q, overwrite, vocab_file, base, audio_only, framing, text)
 
 
 @export_app.command("bpe")

@@ -18,6 +18,8 @@ then the merges. `AudioBPE` also offers the vocabulary interface of `AudioVocab`
 Merged with a text tokenizer (`train_bpe(..., base=DIR)`): the saved directory is that tokenizer with one
 added token per audio id (`<|abpe_N|>`, after the text ids: merged id = base_size + audio id), and the
 audio-only BPE sits in `audio/`; `audio_text(ids)` is the string the merged tokenizer maps back to ids.
+Without a base, `audio_text(ids)` is the string of the tokens' own characters, which the saved tokenizer
+maps back to the same ids (checked: ids it would segment otherwise are refused).
 """
 
 from __future__ import annotations
@@ -141,11 +143,27 @@ class AudioBPE:
         return list(SPECIALS) + [MERGED_FORMAT.format(i) for i in range(len(SPECIALS), count)]
 
     def audio_text(self, ids: list[int]) -> str:
-        """Audio and special ids (>= base_size) as the string the merged tokenizer maps back to them."""
-        strings = self.token_strings()
-        if any(not self.base_size <= int(i) < self.vocab_size for i in ids):
+        """Audio and special ids (>= base_size) as the string this BPE's saved tokenizer maps back to
+        exactly those ids: `<|abpe_N|>` names for a merged tokenizer; for a BPE without a base, the
+        tokens' own strings (private-use characters, and the specials). Ids that the tokenizer would
+        segment differently (BPE re-merges a string its own way) raise BPEError rather than round-trip
+        to other ids."""
+        ids = [int(i) for i in ids]
+        if any(not self.base_size <= i < self.vocab_size for i in ids):
             raise BPEError("audio_text takes the audio and special ids of the merged vocabulary only")
-        return "".join(strings[int(i) - self.base_size] for i in ids)
+        if self.base_size:
+            strings = self.token_strings()
+            return "".join(strings[i - self.base_size] for i in ids)
+        text = "".join(self.tokenizer.convert_ids_to_tokens(ids))
+        again = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if again != ids:
+            first = next((n for n, (a, b) in enumerate(zip(again, ids)) if a != b), min(len(again), len(ids)))
+            raise BPEError(
+                f"these ids are not the tokenizer's own segmentation of their codes (it reads the text back "
+                f"differently from position {first}); pass ids made by bpe.encode(codes), or write "
+                "bpe.encode(bpe.decode(ids)) first"
+            )
+        return text
 
     # -- the AudioVocab interface of the LM datasets -----------------------------------------------------
     @property

@@ -270,15 +270,23 @@ def export_parquet(
     n_q: int | None = None,
     overwrite: bool = False,
     base: str | Path | None = None,
+    audio_only: bool = False,
+    framing: bool = False,
+    text: str | None = None,
+    tokenizer=None,
 ) -> list[Path]:
     """Write the store's items (sorted by id) as Parquet files under out/data/. Columns: id, codes
     ([n_q][frames], in the store's own int16 / int32), num_frames, duration, text, path, sha256, and
     input_ids (int32) when a pattern is given.
 
-    The ids follow one vocabulary: `vocab` (e.g. `AudioVocab.load("tok-audio")`, the one an exported
-    tokenizer wrote), or the one built on the tokenizer in `base` (as `export_hf_tokenizer` builds it),
-    or else codeclab's own (no base, `AudioVocab.for_store`). Every argument is checked before anything
-    is written. The new files are written beside the old ones under temporary names and renamed into
+    The ids follow one vocabulary, chosen explicitly: `vocab` (e.g. `AudioVocab.load("tok-audio")`, the
+    one an exported tokenizer wrote; `tokenizer`, when given, is checked to map its tokens to those ids),
+    or the one built on the tokenizer in `base` (as `export_hf_tokenizer` builds it), or with
+    `audio_only=True` codeclab's own (ids from 0, `AudioVocab.for_store`, for a model of audio alone).
+    A pattern with none of them is refused: ids read with another tokenizer would name other codes.
+    `framing=True` gives `input_ids` the sequence `TokenDataset` builds (bos, audio_start, codes,
+    audio_end, eos); `text="before"|"after"` also puts the item's text there, tokenized by `tokenizer`
+    (or the base's). Every argument is checked before anything is written. The new files are written beside the old ones under temporary names and renamed into
     place at the end, so a failed export leaves an earlier one whole; with overwrite=True only that
     earlier export's own Parquet files are removed."""
     pa = _require("pyarrow", "llm")
@@ -294,15 +302,25 @@ def export_parquet(
         )
     if vocab is not None and base is not None:
         raise ExportError("give a vocabulary or a base tokenizer, not both (the vocabulary names its base)")
-    if pattern is None and (vocab is not None or base is not None):
-        raise ExportError("a vocabulary or base tokenizer sets the ids of input_ids: give --pattern too")
+    if pattern is None and (vocab is not None or base is not None or audio_only or framing or text):
+        raise ExportError(
+            "a vocabulary, base tokenizer, --audio-only, --framing or --text sets input_ids: give --pattern too"
+        )
+    dataset = None
     if pattern is not None:
         if pattern not in PATTERNS:
             raise ExportError(f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
+        if sum((vocab is not None, base is not None, audio_only)) != 1:
+            raise ExportError(NO_VOCABULARY)
         meta_vocab = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
+        text_tokenizer = tokenizer
         if base is not None:
             vocab = vocab_on_base(base, n_q, tokens.codebook_size, meta_vocab)
+            text_tokenizer = tokenizer or (load_base_tokenizer(base) if text else None)  # its text ids
         vocab = check_vocab_fits(vocab or AudioVocab.for_store(tokens, n_q=n_q), tokens, n_q)
+        if tokenizer is not None:  # the tokenizer the ids are for: it must read them as this vocabulary
+            check_pairing(tokenizer, vocab)
+        dataset = _framed_dataset(tokens, vocab, pattern, n_q, framing, text, text_tokenizer)
     code_type = pa.int16() if tokens.metadata.get("codes_dtype", "int16") == "int16" else pa.int32()
     out = Path(out)
     previous = _check_target(Path(store), out, overwrite)
@@ -343,9 +361,7 @@ def export_parquet(
                     if pattern in ("flatten", "coarse_first")
                     else pa.list_(pa.list_(pa.int32()))
                 )
-                columns["input_ids"] = pa.array(
-                    [vocab.to_ids(r.tensor()[:n_q], pattern).tolist() for r in chunk], ids_type
-                )
+                columns["input_ids"] = pa.array([dataset.tokens(r).tolist() for r in chunk], ids_type)
             path = data / f"{split}-{f:05d}-of-{files:05d}.parquet"
             tmp = temp_path_for(path)
             staged.append((tmp, path))
@@ -373,6 +389,57 @@ def export_parquet(
         export_card(store, meta, len(ids), pq.read_schema(written[0]), vocab, pattern, splits),
     )
     return written
+
+
+NO_VOCABULARY = (
+    "input_ids need the vocabulary of the tokenizer the model reads them with: --vocab TOKENIZER_DIR (the "
+    "directory `codeclab export hf-tokenizer` wrote), --base LLM_TOKENIZER_DIR (builds the same vocabulary), "
+    "or --audio-only (codeclab's own ids from 0, for a model of audio alone, no text tokenizer)"
+)
+
+
+def _framed_dataset(tokens, vocab, pattern: str, n_q: int, framing: bool, text: str | None, tokenizer):
+    """The `TokenDataset` whose `tokens(record)` are the export's input_ids (bare codes unless framing)."""
+    from codeclab.tokens.lm_dataset import FLAT_PATTERNS, TokenDataset
+
+    if (framing or text) and pattern not in FLAT_PATTERNS:
+        raise ExportError(
+            f"--framing and --text take a flat pattern (flatten, coarse_first), not {pattern!r}"
+        )
+    if text is not None and text not in ("before", "after"):
+        raise ExportError(f"--text is 'before' or 'after', got {text!r}")
+    if text is not None and tokenizer is None:
+        raise ExportError("--text needs a text tokenizer: --vocab TOKENIZER_DIR or --base LLM_TOKENIZER_DIR")
+    encode = (lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]) if text else None
+    return TokenDataset(
+        tokens,
+        vocab,
+        pattern,
+        n_q=n_q,
+        markers=framing or bool(text),
+        bos=framing or bool(text),
+        eos=framing or bool(text),
+        text_tokenizer=encode,
+        text_position=text or "before",
+        ids=[],
+    )
+
+
+def check_pairing(tokenizer, vocab: AudioVocab | str | Path) -> AudioVocab:
+    """Raise VocabError unless `tokenizer` maps every special and audio token of `vocab` (an AudioVocab,
+    an audio_vocab.json, or a directory holding one, such as an export's) to exactly the vocabulary's id.
+    Call it where a tokenizer meets exported data: ids from another vocabulary would name other codes."""
+    vocab = vocab if isinstance(vocab, AudioVocab) else AudioVocab.load(vocab)
+    strings = vocab.token_strings()
+    got = tokenizer.convert_tokens_to_ids(strings)
+    for offset, (string, found) in enumerate(zip(strings, got)):
+        if found != vocab.base_size + offset:
+            raise VocabError(
+                f"the tokenizer ({len(tokenizer)} ids) reads {string!r} as id {found}; the data's vocabulary "
+                f"has it at {vocab.base_size + offset} (base_size {vocab.base_size}): export the data with "
+                "--vocab TOKENIZER_DIR, the directory of this tokenizer"
+            )
+    return vocab
 
 
 RECORD_FIELDS = ("id", "codes", "num_frames", "duration", "text", "path", "sha256", "input_ids")

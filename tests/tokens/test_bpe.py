@@ -223,3 +223,25 @@ def test_bpe_round_trip_is_exact_on_real_codes(tmp_path, real_codes, pattern):
     assert np.array_equal(bpe.decode(ids), carlo)
     assert fast(codes_to_text(carlo, 1024, pattern), add_special_tokens=False)["input_ids"] == ids
     assert len(ids) < carlo.size  # some merges apply to a new speaker's codes
+
+
+def test_plain_bpe_audio_text_round_trips_through_its_own_tokenizer(tmp_path):
+    """Without --base, `tok(bpe.audio_text(ids))` gives back the same ids (it gave 2 ids for 170); ids
+    the tokenizer would segment otherwise are refused, never mapped to other ids."""
+    from codeclab.tokens.bpe import AudioBPE, BPEError, train_bpe
+
+    store = store_with(tmp_path / "store", repetitive)
+    train_bpe(store, 3 * 16 + 5 + 40, tmp_path / "bpe")
+    bpe = AudioBPE.load(tmp_path / "bpe")
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "bpe"))
+    ids = bpe.to_ids(repetitive(7), markers=True)
+    ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+    text = bpe.audio_text(ids)
+    assert tok(text, add_special_tokens=False)["input_ids"] == ids and len(ids) > 10
+    from codeclab.tokens.bpe import codes_to_text
+
+    codes = repetitive(100)
+    single = [bpe.tokenizer.convert_tokens_to_ids(ch) for ch in codes_to_text(codes, 16)]  # no merges
+    assert single != bpe.encode(codes) and np.array_equal(bpe.decode(single), codes)
+    with pytest.raises(BPEError, match="not the tokenizer's own segmentation"):
+        bpe.audio_text(single)

@@ -55,7 +55,9 @@ def test_parquet_export_reads_with_datasets(tmp_path):
             )
         )
     writer.finish({})
-    files = export_parquet(tmp_path / "store", tmp_path / "out", rows_per_file=3, pattern="flatten")
+    files = export_parquet(
+        tmp_path / "store", tmp_path / "out", rows_per_file=3, pattern="flatten", audio_only=True
+    )
     assert len(files) == 3
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "*.parquet"))["train"]
     store = TokenStore(tmp_path / "store")
@@ -231,3 +233,96 @@ def test_bos_eos_pad_roles_follow_the_base_tokenizer(tmp_path):
     assert int(ids[-1]) == base.eos_token_id and torch.equal(
         again.from_ids(ids), torch.tensor([[1, 2], [3, 4]])
     )
+
+
+def _readme_llm_lines() -> list[str]:
+    """The README's `codeclab export hf-tokenizer` and `codeclab export parquet` lines, as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [line.split("#")[0].strip() for line in readme.splitlines()]
+    return [
+        line for line in lines if line.startswith(("codeclab export hf-tokenizer", "codeclab export parquet"))
+    ]
+
+
+def test_the_readme_llm_lines_give_ids_the_exported_tokenizer_maps_back_to_the_codes(
+    base_tokenizer, tmp_path, monkeypatch
+):
+    """Run the README's two export lines word for word (LLM_TOKENIZER_DIR -> a local tokenizer, tokens/ ->
+    a store of the default codec's shape): the exported tokenizer reads the Parquet input_ids as the
+    store's codes, token for token."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from codeclab.cli.app import app
+    from tests.token_stores import write_store
+
+    lines = _readme_llm_lines()
+    assert [line.split()[2] for line in lines] == ["hf-tokenizer", "parquet"]
+    monkeypatch.chdir(tmp_path)
+    meta = store_meta(8, 1024, codec="codeclab-16k-speech")
+    rng = np.random.default_rng(0)
+    write_store("tokens", meta, (rng.integers(0, 1024, (8, 9)) for _ in range(3)))
+    for line in lines:
+        args = shlex.split(line.replace("LLM_TOKENIZER_DIR", str(base_tokenizer)))[1:]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (line, result.output)
+    import pyarrow.parquet as pq
+
+    tok = transformers.AutoTokenizer.from_pretrained("tok-audio")
+    store = TokenStore("tokens")
+    rows = pq.read_table(sorted((tmp_path / "tokens-hf" / "data").glob("*.parquet"))[0]).to_pylist()
+    for row in rows:
+        strings = [s for s in tok.convert_ids_to_tokens(row["input_ids"]) if AUDIO_TOKEN.fullmatch(s)]
+        codes = np.array([int(AUDIO_TOKEN.fullmatch(s).group(2)) for s in strings]).reshape(-1, 8).T
+        assert np.array_equal(codes, store[row["id"]].codes)
+
+
+def test_a_tokenizer_paired_with_data_of_another_vocabulary_is_refused(base_tokenizer, tmp_path):
+    from codeclab.tokens.export import check_pairing, export_hf_tokenizer, export_parquet
+    from codeclab.tokens.vocab import VocabError
+
+    store = _small_store(tmp_path / "store")
+    export_hf_tokenizer(base_tokenizer, tmp_path / "tok", 2, 100, {"codec": {"name": "x"}})
+    export_parquet(store, tmp_path / "own", pattern="flatten", audio_only=True)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "tok")
+    with pytest.raises(VocabError, match=r"reads '<\|pad\|>' as id \d+; the data's vocabulary has it at 0"):
+        check_pairing(tok, tmp_path / "own")
+    export_parquet(store, tmp_path / "paired", pattern="flatten", base=base_tokenizer)
+    assert check_pairing(tok, tmp_path / "paired").base_size == len(
+        transformers.AutoTokenizer.from_pretrained(base_tokenizer)
+    )
+
+
+def test_framed_export_equals_token_dataset(base_tokenizer, tmp_path):
+    """--framing / --text give input_ids exactly as TokenDataset frames the same item."""
+    import pyarrow.parquet as pq
+
+    from codeclab.tokens.export import export_hf_tokenizer, export_parquet
+    from codeclab.tokens.lm_dataset import TokenDataset
+    from codeclab.tokens.vocab import AudioVocab
+
+    writer = ShardWriter(tmp_path / "store", META)
+    writer.add(TokenRecord("a", np.arange(10).reshape(2, 5), "p", "s", 0.1, 16000, text="hello world"))
+    writer.finish({})
+    export_hf_tokenizer(base_tokenizer, tmp_path / "tok", 2, 100, {"codec": {"name": "x"}})
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "tok")
+    vocab = AudioVocab.load(tmp_path / "tok")
+    for framing, text in [(True, None), (False, "after")]:
+        out = tmp_path / f"out-{text}"
+        export_parquet(
+            tmp_path / "store", out, pattern="flatten", vocab=vocab, framing=framing, text=text, tokenizer=tok
+        )
+        row = pq.read_table(next((out / "data").glob("*.parquet"))).to_pylist()[0]
+        encode = (lambda s: tok(s, add_special_tokens=False)["input_ids"]) if text else None
+        ds = TokenDataset(
+            TokenStore(tmp_path / "store"),
+            vocab,
+            "flatten",
+            text_tokenizer=encode,
+            text_position=text or "before",
+        )
+        assert row["input_ids"] == ds[0]["input_ids"].tolist()
+        assert row["input_ids"][0] == vocab.bos_id and row["input_ids"][-1] == vocab.eos_id
