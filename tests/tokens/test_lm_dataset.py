@@ -126,3 +126,68 @@ def test_collate_pads_and_masks(store):
     delay = TokenDataset(store, pattern="delay")
     batch = collate_tokens([delay[0], delay[1]], pad_id=delay.vocab.pad_id)
     assert batch["input_ids"].ndim == 3 and batch["labels"].shape == batch["input_ids"].shape
+
+
+def _text_tokens(text: str) -> list[int]:
+    return [ord(c) % 50 for c in text]  # ids inside a base vocabulary of 50
+
+
+def test_loss_masks_by_role_count_only_that_role(store):
+    """TTS-style (text before, loss on audio) and ASR-style (audio before, loss on text): the labels keep
+    exactly that role's tokens and eos; bos, padding and the other role are -100."""
+    vocab = AudioVocab(3, 64, base_size=50)
+    tts = TokenDataset(store, vocab, text_tokenizer=_text_tokens, text_position="before", loss_on="audio")
+    asr = TokenDataset(store, vocab, text_tokenizer=_text_tokens, text_position="after", loss_on="text")
+    item = next(i for i in range(len(tts)) if store[tts.ids[i]].text)
+    for dataset, role_is_text in [(tts, False), (asr, True)]:
+        row = dataset[item]
+        ids, mask = row["input_ids"], row["loss_mask"]
+        is_text = ids < vocab.base_size
+        is_eos = ids == vocab.eos_id
+        expected = ((is_text if role_is_text else ~is_text) | is_eos) & (ids != vocab.bos_id)
+        assert torch.equal(mask, expected)
+        batch = collate_tokens([row, dataset[item + 1]], vocab.pad_id)
+        labels = batch["labels"][0, : len(ids)]
+        assert torch.equal(labels[mask], ids[mask]) and bool((labels[~mask] == -100).all())
+    with pytest.raises(ValueError, match="loss_on"):
+        TokenDataset(store, vocab, loss_on="speech")
+
+
+def test_packed_position_ids_restart_at_every_item(store):
+    dataset = TokenDataset(store, pattern="flatten")
+    packed = list(PackedTokenDataset(dataset, 200, shuffle=False))
+    for sequence in packed:
+        positions = sequence["position_ids"]
+        for (start, stop), item_id in zip(sequence["spans"], sequence["ids"]):
+            assert torch.equal(positions[start:stop], torch.arange(stop - start)), item_id
+        stop = sequence["spans"][-1][1]
+        assert bool((positions[stop:] == 0).all())
+    batch = collate_tokens(packed[:2], dataset.vocab.pad_id)
+    assert torch.equal(batch["position_ids"][0], packed[0]["position_ids"])
+
+
+def test_an_iterable_source_packs_like_the_store(store):
+    """A Hugging Face streaming dataset of the store feeds the same sequences as the store itself."""
+    datasets = pytest.importorskip("datasets")
+    from codeclab.tokens.lm_dataset import IterableTokenDataset
+
+    vocab = AudioVocab.for_store(store)
+    parts = str(store.path / "data" / "*.parquet")
+    streamed = datasets.load_dataset("parquet", data_files=parts, split="train", streaming=True)
+    ordered = sorted(streamed, key=lambda row: row["id"])
+    from_rows = list(PackedTokenDataset(IterableTokenDataset(ordered, vocab), 150))
+    from_store = list(PackedTokenDataset(TokenDataset(store, vocab), 150, shuffle=False))
+    assert [s["ids"] for s in from_rows] == [s["ids"] for s in from_store]
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(from_rows, from_store))
+    seen = []
+    for rank in range(3):
+        seen += [row["id"] for row in IterableTokenDataset(ordered, vocab, rank=rank, world_size=3)]
+    assert sorted(seen) == store.ids()
+
+
+def test_a_vocabulary_with_fewer_codebooks_suggests_n_q(store):
+    from codeclab.tokens.vocab import VocabError
+
+    with pytest.raises(VocabError, match=r"pass n_q=2 to read the first 2"):
+        TokenDataset(store, AudioVocab(2, 64))
+    assert len(TokenDataset(store, AudioVocab(2, 64), n_q=2)[0]["input_ids"]) > 0
