@@ -32,10 +32,13 @@ $(VENV)/.base: pyproject.toml
 # not import with the CPU torch here, and transformers imports any installed torchaudio (peer codecs then
 # fail). A torchaudio that does not import is removed.
 TORCHCREPE_SPEC ?= torchcrepe==0.0.24
+# resemblyzer (speaker similarity) goes in with --no-deps too: its metadata pulls `webrtcvad`, whose module
+# needs pkg_resources (setuptools < 81); the bench extra brings webrtcvad-wheels, the same module without it.
+RESEMBLYZER_SPEC ?= resemblyzer==0.1.4
 
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
 	$(PIP) install -q -e ".[dev]"
-	$(PIP) install -q --no-deps "$(TORCHCREPE_SPEC)"
+	$(PIP) install -q --no-deps "$(TORCHCREPE_SPEC)" "$(RESEMBLYZER_SPEC)"
 	$(PY) -c "import torchaudio" >/dev/null 2>&1 || $(PIP) uninstall -y -q torchaudio >/dev/null 2>&1 || true
 	touch $@
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from codeclab._optional import install_hint
 from codeclab.cli.common import console, format_bitrate
 
 DEFAULT_CODEC = "codeclab-16k-speech"
@@ -142,5 +143,5 @@ def _scores(reference, estimate, sample_rate: int) -> str:
         parts.append(f"STOI {stoi_score(r, e, sample_rate):.3f}")
         parts.append(f"PESQ-WB {pesq_score(r, e, sample_rate, 'wb'):.2f}")
     except ImportError:
-        parts.append("(pip install codeclab[bench] for STOI and PESQ)")
+        parts.append(f"({install_hint('bench')} for STOI and PESQ)")
     return "quality: " + ", ".join(parts)

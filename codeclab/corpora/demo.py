@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeclab._optional import install_hint
 from codeclab._progress import progress_task
 
 log = logging.getLogger("codeclab.data")
@@ -368,7 +369,7 @@ class Builder:
         try:
             from music21 import corpus as m21corpus
         except ImportError:
-            self.skipped["music"] = "music21 is not installed (pip install 'codeclab[corpus]')"
+            self.skipped["music"] = f"music21 is not installed ({install_hint('corpus')})"
             return
         works = sorted(str(p) for p in m21corpus.getComposer("bach"))[: max(count * 3, count)]
         self.rng.shuffle(works)

@@ -10,7 +10,7 @@ from functools import cache
 INSTALL = {
     "pesq": "pip install pesq",
     "pystoi": "pip install pystoi",
-    "resemblyzer": "pip install resemblyzer 'setuptools<81'",
+    "resemblyzer": "pip install --no-deps resemblyzer && pip install webrtcvad-wheels librosa scipy",
     "speechmos": "pip install speechmos onnxruntime",
     "onnxruntime": "pip install onnxruntime",
     "torchcrepe": "pip install --no-deps torchcrepe librosa resampy scipy tqdm",

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import math
+import shlex
 import sys
 import textwrap
 import time
@@ -38,9 +39,25 @@ def codec_fingerprint(codec) -> dict[str, Any]:
     return codec.provenance()
 
 
+def portable_command(argv: list[str]) -> str:
+    """A command line as a report records it: the program by its name (`codeclab`, not
+    /home/.../.venv/bin/codeclab) and absolute paths relative to the working directory, so a report
+    names no machine's directories and its command reruns from the same place elsewhere."""
+    import os
+
+    words = []
+    for n, word in enumerate(argv):
+        if n == 0:
+            word = os.path.basename(word)
+        elif os.path.isabs(word):
+            word = os.path.relpath(word)
+        words.append(shlex.quote(word))
+    return " ".join(words)
+
+
 def provenance(command: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     return {
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": portable_command(list(command if command is not None else sys.argv)),
         "codeclab_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": describe_machine(),

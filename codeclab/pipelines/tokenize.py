@@ -45,6 +45,7 @@ from codeclab.tokens.store import (
     ShardWriter,
     StoreError,
     TokenRecord,
+    check_store_target,
     codes_dtype,
     finished_ids,
     finished_sources,
@@ -247,6 +248,7 @@ class TokenizeJob:
         report = TokenizeReport(store=Path(opts.out), shard=(shard, num_shards))
         begin = time.perf_counter()
 
+        check_store_target(Path(opts.out))  # before any work: --out must be a store, or new, or empty
         items = [it for it in discover(opts.inputs) if in_shard(it.id, shard, num_shards)]
         report.items = len(items)
         store = Path(opts.out)

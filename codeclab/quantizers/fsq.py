@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import Tensor
 
 from codeclab._checks import check_bounds, check_types
+from codeclab._optional import optional_import
 from codeclab.quantizers.base import Quantizer, QuantizerConfig, QuantizerOutput, codebook_metrics
 
 
@@ -77,7 +78,7 @@ class FSQ(Quantizer):
         super().__init__()
         config = config if config is not None else FSQConfig(**kwargs)
         self.config = config
-        import vector_quantize_pytorch as vqp
+        vqp = optional_import("vector_quantize_pytorch", "fsq", "the FSQ quantizer")
 
         self.fsq = vqp.FSQ(levels=list(config.levels), dim=config.dim)
         self.dim = config.dim
@@ -128,7 +129,7 @@ class ResidualFSQ(Quantizer):
         super().__init__()
         config = config if config is not None else ResidualFSQConfig(**kwargs)
         self.config = config
-        import vector_quantize_pytorch as vqp
+        vqp = optional_import("vector_quantize_pytorch", "fsq", "the FSQ quantizer")
 
         self.rfsq = vqp.ResidualFSQ(
             levels=list(config.levels),

@@ -15,10 +15,11 @@ import math
 import torch
 from torch import Tensor
 
+from codeclab._optional import install_hint
 from codeclab.teachers.base import Teacher, check_rate
 
 MODEL_TYPES = ("hubert", "wavlm", "wav2vec2", "data2vec-audio", "wav2vec2-bert")
-INSTALL = "pip install 'codeclab[peers]' (transformers)"
+INSTALL = install_hint("peers") + " (transformers)"
 
 
 def _transformers():

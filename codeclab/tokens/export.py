@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
+from codeclab._optional import install_hint
 from codeclab._progress import progress_iter
 from codeclab.tokens.store import TokenStore, card_header
 from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
@@ -31,7 +32,7 @@ def _require(module: str, extra: str = "llm"):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"this export needs {module}: pip install 'codeclab[{extra}]'") from err
+        raise ImportError(f"this export needs {module}: {install_hint(extra)}") from err
 
 
 def load_base_tokenizer(base: str | Path):

@@ -206,6 +206,39 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
         raise StoreError(f"{path}: codec must be an object with a 'name' string, got {codec!r}")
 
 
+STORE_ENTRIES = frozenset(
+    (
+        "tokens.json",
+        "data",
+        "errors",
+        "done",
+        "locks",
+        INDEX_FILE,
+        LEGACY_INDEX_FILE,
+        "errors.jsonl",
+        STATS_FILE,
+        CARD_FILE,
+    )
+)
+
+
+def check_store_target(store: Path) -> None:
+    """Refuse to write a store into a folder that holds other files: a folder without tokens.json must be
+    empty, or hold only what a store's first writers make (another shard may have started it)."""
+    if not store.exists() or (store / "tokens.json").is_file():
+        return
+    if not store.is_dir():
+        raise StoreError(f"{store}: exists and is not a directory; choose another --out")
+    foreign = sorted(
+        p.name for p in store.iterdir() if p.name not in STORE_ENTRIES and not is_temp_file(p.name)
+    )
+    if foreign:
+        raise StoreError(
+            f"{store}: holds files that are not part of a token store (e.g. {foreign[0]!r}); choose a new or "
+            "empty --out"
+        )
+
+
 class ShardWriter:
     """Writes one shard of a store: rows in atomic Parquet parts, failures in an append-only log."""
 
@@ -218,6 +251,7 @@ class ShardWriter:
         self.shard, self.num_shards = shard, num_shards
         self.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
         self.dtype = self.metadata["codes_dtype"]
+        check_store_target(self.store)
         for sub in ("data", "errors", "done", "locks"):
             (self.store / sub).mkdir(parents=True, exist_ok=True)
         self._lock = _lock_shard(self.store, shard, num_shards)

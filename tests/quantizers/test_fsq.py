@@ -53,3 +53,13 @@ def test_initialize_spreads_codes():
     assert fsq.encode(z).unique().numel() <= 3
     fsq.initialize(z)
     assert fsq.encode(z).unique().numel() > 50
+
+
+def test_without_vector_quantize_pytorch_fsq_says_what_to_install(monkeypatch):
+    import sys
+
+    from codeclab.quantizers.fsq import FSQ
+
+    monkeypatch.setitem(sys.modules, "vector_quantize_pytorch", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[fsq\]'"):
+        FSQ(levels=(8, 5, 5), dim=16)

@@ -26,11 +26,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from codeclab._optional import install_hint
 from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, WeightsNeeded, check_audio
 
 SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
-PEERS_HINT = "pip install 'codeclab[peers]' (Hugging Face transformers)"
+PEERS_HINT = install_hint("peers") + " (Hugging Face transformers)"
 
 
 def require_transformers():
