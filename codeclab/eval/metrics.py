@@ -298,7 +298,7 @@ SPECS: dict[str, MetricSpec] = {
         False,
         None,
         (),
-        "mean |ln mel| difference (1024-point FFT, hop 256, 80 bands, magnitude floor 1e-5)",
+        "mean |ln mel| difference (1024-point FFT, hop 256, 80 HTK bands, floor 1e-5; not HiFi-GAN's Slaney mel)",
         speech=False,
     ),
     "stft_distance": MetricSpec(
@@ -332,7 +332,7 @@ SPECS: dict[str, MetricSpec] = {
         worst=1200.0,
     ),
     "f0_corr": MetricSpec(
-        "f0_corr", True, 16000, ("torchcrepe",), "correlation of log F0, frames voiced in both", worst=0.0
+        "f0_corr", True, 16000, ("torchcrepe",), "correlation of log F0, frames voiced in both", worst=-1.0
     ),
     "f0_vde": MetricSpec("f0_vde", False, 16000, ("torchcrepe",), "voicing decision error, 0-1", worst=1.0),
     "f0_gpe": MetricSpec(
@@ -349,6 +349,9 @@ SPECS: dict[str, MetricSpec] = {
     ),
 }
 DEFAULT_METRICS = list(SPECS)
+# scores of the output alone (or against a transcript), not distances to the original: the original has its
+# own figure for these, which every table shows as its row
+REFERENCE_FREE = ("dnsmos", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "wer")
 GROUPS = {  # metrics computed together: asking for one reports them all
     "dnsmos": ("dnsmos", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"),
     "f0": ("f0_rmse_cents", "f0_corr", "f0_vde", "f0_gpe", "f0_ffe"),

@@ -334,6 +334,60 @@ def aggregate(measured: Measured, items: int) -> dict[str, Any]:
     return row
 
 
+def floor_failed_scores(settings: list[Measured]) -> None:
+    """Score every failed item no better than the worst scored item of any setting, metric by metric: a
+    metric's nominal worst (WER 1.0, 1200 cents) can be better than what garbled outputs score (WER 2.3),
+    and a codec must never gain by failing. Rewrites the failed items' values in place."""
+    worst: dict[str, float] = {}
+    for measured in settings:
+        for row in measured.items:
+            for key, value in row.items():
+                if (
+                    key in M.SPECS
+                    and key not in row["failed"]
+                    and isinstance(value, float)
+                    and math.isfinite(value)
+                ):
+                    pick = min if M.SPECS[key].higher_is_better else max
+                    worst[key] = pick(worst.get(key, value), value)
+    for measured in settings:
+        for row in measured.items:
+            for key in row["failed"]:
+                if key in worst and key in row:
+                    pick = min if M.SPECS[key].higher_is_better else max
+                    row[key] = pick(row[key], worst[key])
+        measured.scores = {}
+        for row in measured.items:
+            for key, value in row.items():
+                if key in M.SPECS or key.endswith("_reference"):
+                    measured.scores.setdefault(key, []).append(value)
+
+
+def original_row(measured: Measured, items: int) -> dict[str, Any]:
+    """The original audio's own row: its scores on the metrics that are not distances to it (DNSMOS of
+    the original, WER of the original against the transcript), from the reference-side figures computed
+    once per item; distances to itself are left empty (n/a)."""
+    row: dict[str, Any] = {
+        "codec": "original",
+        "series": "original",
+        "label": "original",
+        "reference": True,
+        "n_q": None,
+        "items": items,
+        "seconds": measured.seconds,
+    }
+    for metric in M.REFERENCE_FREE:
+        values = [r[f"{metric}_reference"] for r in measured.items if f"{metric}_reference" in r]
+        values = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+        if not values:
+            continue
+        row[metric] = float(np.mean(values))
+        row[f"{metric}_ci95"] = list(bootstrap_ci(values))
+        row[f"{metric}_scored"], row[f"{metric}_failed"] = len(values), 0
+        row[f"{metric}_skipped"] = sum(1 for r in measured.items if metric in r["skipped"])
+    return row
+
+
 def summary_cell(row: dict[str, Any], metric: str) -> str:
     """ "mean [low, high]" for the Markdown table, with the items failed or skipped when there are any."""
     mean, ci = row.get(metric), row.get(f"{metric}_ci95")
@@ -452,9 +506,9 @@ def run_recon(
     reference_cache: dict[str, dict] = {it.id: {} for it in items}
     listen: dict[str, dict[str, np.ndarray]] = {it.id: {} for it in items[:listen_items]} if html else {}
     keep = set(listen)
-    rows: list[dict[str, Any]] = []
     item_rows: list[dict[str, Any]] = []
     fingerprints: dict[str, Any] = {}
+    settings: list[Measured] = []
     for spec in codecs:
         choice = CodecChoice.parse(spec, random_init)
         codec = choice.load()
@@ -464,18 +518,22 @@ def run_recon(
             measured = measure(
                 choice, codec, n_q, items, references, reference_cache, usable, eval_rate, keep
             )
-            row = aggregate(measured, len(items))
-            rows.append(row)
+            settings.append(measured)
             item_rows += measured.items
             for item_id, audio in measured.listen.items():
                 listen[item_id][measured.label] = audio
-            log(
-                f"{row['label']}: "
-                + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
-            )
+    floor_failed_scores(settings)
+    rows = [aggregate(measured, len(items)) for measured in settings]
+    for row in rows:
+        log(
+            f"{row['label']}: "
+            + ", ".join(f"{k} {row[k]:.3f}" for k in usable if isinstance(row.get(k), float))
+        )
     flags = bitrate_flags(rows, {m: M.SPECS[m].higher_is_better for m in usable})
     for flag in flags:
         log(f"warning: {flag}")
+    if settings:
+        rows.insert(0, original_row(settings[0], len(items)))
     report = {
         "flags": flags,
         "provenance": provenance(

@@ -159,6 +159,8 @@ def plot_curves(
     better = higher_is_better or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    originals = [r for r in rows if r.get("reference")]  # the original audio's row: a dashed line
+    rows = [r for r in rows if not r.get("reference")]
     groups = sorted({r[group] for r in rows})
 
     def finite(r: dict[str, Any], metric: str) -> bool:
@@ -198,13 +200,18 @@ def plot_curves(
                             fontsize=7,
                             color="red",
                         )
+            for original in originals:
+                if finite(original, metric):
+                    target.axhline(
+                        original[metric], linestyle="--", color="0.4", label=f"{original[group]} audio"
+                    )
             target.set_xlabel(labels.get(x, x))
             target.set_ylabel(ylabel, fontsize=8)
             if log_x:
                 target.set_xscale("log")
             if ticks and log_x:
                 target.xaxis.set_major_locator(FixedLocator(ticks))
-                target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
                 target.xaxis.set_minor_locator(NullLocator())
                 target.tick_params(axis="x", labelsize=7, labelrotation=45)
             target.grid(True, alpha=0.3)

@@ -6,7 +6,8 @@
 runs, under OUT:
 - recon/  `bench recon --html` over every codec (quality against bitrate, the listening page);
 - tokens/ each token codec's store of the speech set (at its largest n_q), for:
-- lm/     `bench lm` (flatten) with its unigram and bigram baselines;
+- lm/     `bench lm` (flatten) with its unigram and bigram baselines, at each n_q of the recon rows (so a
+          row's LM figure is its own codebooks', never the largest setting's), one folder per codec;
 - probe/  `bench probe --labels teacher:DIR` when a phone teacher is given (real speech has no
           alignments), else skipped with that reason;
 - speed/  `bench speed` of each token codec;
@@ -32,7 +33,8 @@ from codeclab.eval.recon import run_recon, summary_cell
 from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.eval.speed import measure_speed
 
-HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim")
+HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim", "dnsmos", "wer")
+MIN_HELD_OUT_ITEMS = 20  # an LM figure over fewer held-out items is flagged as meaningless
 
 
 def _slug(text: str) -> str:
@@ -71,22 +73,34 @@ def run_suite(
             tokenize_corpus(TokenizeOptions(inputs=list(data), out=store, codec=ref.spec(), workers=0))
         stores[text] = str(store)
         speeds[text] = measure_speed(codec, seconds=5.0, batch=1, reps=2).to_dict()
-    lm = (
-        run_lm_bench(list(stores.values()), out / "lm", ("flatten",), LMBenchConfig(steps=lm_steps), log=log)
-        if stores
-        else None
-    )
+    lm_rows: list[dict[str, Any]] = []
+    for text, store in stores.items():
+        n_qs = sorted({r["n_q"] for r in recon["results"] if r["codec"] == text and r.get("n_q")})
+        lm_report = run_lm_bench(
+            [store],
+            out / "lm" / _slug(Path(store).name),
+            ("flatten",),
+            LMBenchConfig(steps=lm_steps),
+            log=log,
+            n_qs=n_qs,
+        )
+        lm_rows += lm_report["results"]
+    lm = {"results": lm_rows} if lm_rows else None
     probe, probe_note = None, "skipped: no --teacher given (real speech has no phone alignments)"
     if stores and teacher is not None:
         probe = run_probe(list(stores.values()), None, out / "probe", log=log, labels=f"teacher:{teacher}")
         probe_note = f"labels: the phone teacher {teacher} (its most probable phone per frame)"
     write_json({"provenance": provenance(command), "speed": speeds}, out / "speed.json")
     board = leaderboard(recon, lm, probe, stores, speeds)
+    warnings = small_split_warnings(lm_rows)
+    for warning in warnings:
+        log(f"warning: {warning}")
     report = {
         "provenance": provenance(
             command, codecs=codecs, data=data, teacher=str(teacher) if teacher else None
         ),
         "probe": probe_note,
+        "warnings": warnings,
         "rows": board,
     }
     write_json(report, out / "leaderboard.json")
@@ -96,18 +110,39 @@ def run_suite(
         *[m for m in HEADLINE if any(m in r for r in board)],
         "lm_bits_per_second",
         "lm_vs_ngram",
+        "lm_held_out_items",
         "probe_codebook1",
         "encode_xrt",
         "decode_xrt",
     ]
-    write_table(board, columns, out / "leaderboard", "Leaderboard", [probe_note])
+    notes = [probe_note, *(f"WARNING: {w}" for w in warnings)]
+    write_table(board, columns, out / "leaderboard", "Leaderboard", notes)
     write_index(out / "index.html", report, columns)
     return report
 
 
+def small_split_warnings(lm_rows: list[dict[str, Any]]) -> list[str]:
+    """A warning for each LM figure scored on fewer than MIN_HELD_OUT_ITEMS held-out items."""
+    small = sorted(
+        {
+            (r["store"], r.get("held_out_items", 0))
+            for r in lm_rows
+            if r.get("held_out_items", 0) < MIN_HELD_OUT_ITEMS
+        }
+    )
+    return [
+        f"{store}: the LM is scored on {held} held-out item(s); fewer than {MIN_HELD_OUT_ITEMS} make its bits per "
+        "second noise (give the suite more items)"
+        for store, held in small
+    ]
+
+
 def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict]) -> list[dict[str, Any]]:
-    """One row per codec setting of the recon run, joined with its codec's LM, probe and speed."""
-    by_store = {r["store"]: r for r in (lm or {}).get("results", []) if r["pattern"] == "flatten"}
+    """One row per codec setting of the recon run (and the original audio's), joined with its codec's
+    LM at the row's own n_q, probe and speed."""
+    by_setting = {
+        (r["store"], r["n_q"]): r for r in (lm or {}).get("results", []) if r["pattern"] == "flatten"
+    }
     probes = {r["store"]: r for r in (probe or {}).get("results", [])}
     rows = []
     for row in recon["results"]:
@@ -117,9 +152,10 @@ def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict
                 entry[m] = summary_cell(row, m)
         store = stores.get(row["codec"])
         if store is not None:
-            lm_row = by_store.get(store, {})
+            lm_row = by_setting.get((store, row.get("n_q")), {})
             entry["lm_bits_per_second"] = lm_row.get("bits_per_second")
             entry["lm_vs_ngram"] = lm_row.get("vs_ngram_bits_per_second")
+            entry["lm_held_out_items"] = lm_row.get("held_out_items")
             information = probes.get(store, {}).get("per_codebook_information")
             entry["probe_codebook1"] = information[0] if information else None
             entry["encode_xrt"] = speeds[row["codec"]]["encode_xrt"]
@@ -146,7 +182,10 @@ def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
     links = [
         ("recon/report.html", "reconstruction: table, plots, listening page"),
         ("recon/items.jsonl", "every item's scores"),
-        ("lm/lm.md", "token LM with n-gram baselines"),
+        *(
+            (f"lm/{d.name}/lm.md", f"token LM with n-gram baselines: {d.name}")
+            for d in sorted((path.parent / "lm").glob("*"))
+        ),
         ("probe/probe.md", "phone probe"),
         ("speed.json", "speed"),
     ]
@@ -155,11 +194,12 @@ def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
         for href, text in links
         if (path.parent / href).exists()
     )
+    warnings = "".join(f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in report.get("warnings", []))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>codeclab leaderboard</title>
 <style>body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; }}
 table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; }}
-th {{ background: #f3f3f3; }} .note {{ color: #555; font-size: 0.85em; }}</style></head><body>
+th {{ background: #f3f3f3; }} .note {{ color: #555; font-size: 0.85em; }} .warning {{ color: #a40; }}</style></head><body>
 <h1>Leaderboard</h1>
 <p class="note">{html.escape(str(report["provenance"].get("command", "")))}; {html.escape(str(report["provenance"].get("machine", "")))}</p>
 <table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
@@ -168,7 +208,7 @@ lm_bits_per_second: the token LM's held-out bits per second of audio (lower: mor
 lm_vs_ngram: minus the better n-gram baseline's (below 0: the LM beats code statistics).
 probe_codebook1: held-out phone information of codebook 1 (share of the phone entropy). {html.escape(report["probe"])}.
 encode_xrt / decode_xrt: times faster than real time on this machine.</p>
-<h2>Reports</h2><ul>{items}</ul>
+{warnings}<h2>Reports</h2><ul>{items}</ul>
 </body></html>
 """
     path.write_text(page)

@@ -32,12 +32,13 @@ def test_report_over_two_tiny_codecs_renders_table_and_plots(tmp_path):
         random_init=True,
         log=lambda *_: None,
     )
-    rows = report["results"]
+    assert report["results"][0]["label"] == "original"  # the original audio's own row comes first
+    rows = report["results"][1:]
     assert [r["label"] for r in rows] == ["codeclab-tiny:1", "codeclab-tiny:4", "codeclab-tiny:2"]
     assert all(r["nominal_kbps"] > 0 and r["entropy_kbps"] <= r["nominal_kbps"] + 1e-9 for r in rows)
     assert len(rows[1]["codebooks"]) == 4 and "dead_codes" in rows[1]["codebooks"][0]
     table = (tmp_path / "out" / "results.md").read_text()
-    assert "codeclab-tiny:4" in table and "mel_distance" in table
+    assert "codeclab-tiny:4" in table and "mel_distance" in table and "| original |" in table
     assert (tmp_path / "out" / "plots" / "mel_distance.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     prov = saved["provenance"]
@@ -331,3 +332,44 @@ def test_lm_bench_scores_a_store_at_fewer_codebooks_and_through_its_bpe(tmp_path
         bpe["bits_per_second"]
         - min(rows[("unigram", 1)]["bits_per_second"], rows[("bigram", 1)]["bits_per_second"])
     )
+
+
+def test_a_failed_item_never_scores_better_than_any_scored_item():
+    """For every metric: WER's nominal worst (1.0) is better than a garbled 2.3, F0 RMSE's 1200 cents
+    better than 1500; a failed item is floored to the worst scored value of the run."""
+    from codeclab.eval import metrics as M
+    from codeclab.eval.recon import Measured, floor_failed_scores
+
+    def setting(rows):
+        measured = Measured(CodecChoice.parse("opus"), None, None)
+        measured.items = rows
+        return measured
+
+    scored, failed = {"failed": {}, "skipped": {}}, {"failed": {}, "skipped": {}}
+    for name, spec in M.SPECS.items():
+        nominal = spec.worst if spec.worst is not None else 5.0
+        # a scored value beyond the nominal worst, in the bad direction
+        scored[name] = nominal - 3.0 if spec.higher_is_better else nominal * 2 + 1.0
+        failed[name] = nominal
+        failed["failed"][name] = "the output is silent"
+    settings = [setting([dict(scored)]), setting([dict(failed)])]
+    floor_failed_scores(settings)
+    row = settings[1].items[0]
+    for name, spec in M.SPECS.items():
+        worse_or_equal = row[name] <= scored[name] if spec.higher_is_better else row[name] >= scored[name]
+        assert worse_or_equal, (name, row[name], scored[name])
+        assert settings[1].scores[name] == [row[name]]
+
+
+def test_the_original_audio_has_its_own_row_in_every_table(tmp_path):
+    from codeclab.eval.recon import Measured, original_row
+
+    measured = Measured(CodecChoice.parse("opus"), None, None)
+    measured.items = [
+        {"wer_reference": 0.5, "dnsmos_reference": 3.2, "failed": {}, "skipped": {}},
+        {"wer_reference": 1.5, "dnsmos_reference": 3.4, "failed": {}, "skipped": {}},
+    ]
+    row = original_row(measured, 2)
+    assert row["label"] == "original" and row["reference"] is True
+    assert row["wer"] == pytest.approx(1.0) and row["dnsmos"] == pytest.approx(3.3)
+    assert "mel_distance" not in row  # no distance of the original to itself

@@ -105,12 +105,37 @@ def test_bench_suite_writes_one_leaderboard_over_every_benchmark(tmp_path, align
         log=lambda *_: None,
     )
     rows = {r["codec"]: r for r in report["rows"]}
-    assert set(rows) == {"codeclab-tiny:1", "codeclab-tiny:2"}
+    assert set(rows) == {"original", "codeclab-tiny:1", "codeclab-tiny:2"}
+    del rows["original"]  # the original audio's row: no distances, no tokens
     for row in rows.values():
         assert row["lm_bits_per_second"] > 0 and row["encode_xrt"] > 0 and row["probe_codebook1"] is not None
         assert "[" in row["mel_distance"]  # mean [interval]
+    # each row's LM figure is its own n_q's, as `bench lm --n-q` gives it on the same store
+    from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
+
+    store = str(tmp_path / "suite" / "tokens" / "codeclab-tiny")
+    figures = {}
+    for n_q in (1, 2):
+        alone = run_lm_bench(
+            [store],
+            tmp_path / f"lm{n_q}",
+            ("flatten",),
+            LMBenchConfig(steps=10),
+            log=lambda *_: None,
+            n_qs=[n_q],
+        )
+        figures[n_q] = next(r for r in alone["results"] if r["pattern"] == "flatten")["bits_per_second"]
+    assert figures[1] != figures[2]
+    assert rows["codeclab-tiny:1"]["lm_bits_per_second"] == pytest.approx(figures[1])
+    assert rows["codeclab-tiny:2"]["lm_bits_per_second"] == pytest.approx(figures[2])
+    assert report["warnings"] and "held-out item" in report["warnings"][0]  # a tiny corpus is flagged
     page = (tmp_path / "suite" / "index.html").read_text()
-    assert "codeclab-tiny:2" in page and 'href="recon/report.html"' in page and 'href="lm/lm.md"' in page
+    assert (
+        "codeclab-tiny:2" in page
+        and 'href="recon/report.html"' in page
+        and 'href="lm/codeclab-tiny/lm.md"' in page
+    )
+    assert "WARNING" in page
     assert (tmp_path / "suite" / "recon" / "report.html").is_file() and (
         tmp_path / "suite" / "probe" / "probe.md"
     ).is_file()
