@@ -47,6 +47,9 @@ def recon_command(
         False, "--html", help="Also write report.html: the table, plots and audio players (one file)."
     ),
     listen_items: int = typer.Option(3, "--listen-items", help="Items with audio players in report.html."),
+    listen: str = typer.Option(
+        "first", "--listen", help="Which items report.html plays: first, worst, random, or ID[,ID...]."
+    ),
     align_ms: float = typer.Option(
         0.0, "--align-delay-ms", help="Align each output to its reference within this many ms before scoring."
     ),
@@ -78,6 +81,7 @@ def recon_command(
             listen_items=listen_items,
             align_ms=align_ms,
             plot_rate=plot_rate,
+            listen=listen,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         fail(err)

@@ -135,7 +135,6 @@ class Measured:
     payload_bytes: int = 0
     container_bytes: int = 0
     seconds: float = 0.0
-    listen: dict[str, np.ndarray] = field(default_factory=dict)  # item id -> output at the eval rate
     align_ms: float = 0.0  # search this far for the output's delay before scoring (0: no alignment)
     clab_sizes: Any = None  # token codecs: codes, audio length -> (.clab payload bytes, file bytes)
     coding: str | None = None  # token codecs: the .clab coding ("range" or "bits")
@@ -201,20 +200,17 @@ def measure(
     reference_cache: dict[str, dict],
     metrics: list[str],
     eval_rate: int,
-    keep: set[str] | None = None,
     align_ms: float = 0.0,
 ) -> Measured:
-    """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`;
-    the outputs of the items in `keep` are kept (`measured.listen`) for the listening page."""
+    """Reconstruct every item with one codec setting and score it against the reference at `eval_rate`
+    (each output first aligned to its reference within `align_ms`, when that is above 0)."""
     measured = Measured(choice, codec, n_q, align_ms=align_ms)
     if not isinstance(codec, RoundTripCodec):
         measured.clab_sizes, measured.coding = clab_writer(codec, choice)
     label = f"recon {choice.name}" + ("" if n_q is None else f":{n_q}")
     with progress_task(label, len(items), "items") as advance:
         for it in items:
-            est = _measure_item(measured, codec, n_q, it, references, reference_cache, metrics, eval_rate)
-            if keep and it.id in keep:
-                measured.listen[it.id] = est
+            _measure_item(measured, codec, n_q, it, references, reference_cache, metrics, eval_rate)
             advance()
     return measured
 
@@ -487,10 +483,12 @@ def run_recon(
     listen_items: int = 3,
     align_ms: float = 0.0,
     plot_rate: str = "coded",
+    listen: str = "first",
 ) -> dict[str, Any]:
     """Run the benchmark and write results.json, results.csv, results.md, items.jsonl and plots/ under
-    `out` (and with `html`, report.html: the table, plots and players for the first `listen_items`
-    items): measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing."""
+    `out` (and with `html`, report.html: the tables, plots and, for `listen_items` items chosen by
+    `listen` (first, worst, random, or comma-separated ids), players and spectrograms of every setting):
+    measure each codec setting, aggregate a row per setting, flag bitrates that buy nothing."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = M.expand(metrics or M.DEFAULT_METRICS)
@@ -504,8 +502,6 @@ def run_recon(
         raise ValueError(f"no audio items in {data}")
     references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
     reference_cache: dict[str, dict] = {it.id: {} for it in items}
-    listen: dict[str, dict[str, np.ndarray]] = {it.id: {} for it in items[:listen_items]} if html else {}
-    keep = set(listen)
     item_rows: list[dict[str, Any]] = []
     fingerprints: dict[str, Any] = {}
     settings: list[Measured] = []
@@ -516,12 +512,10 @@ def run_recon(
         classic = isinstance(codec, RoundTripCodec)
         for n_q in [None] if classic else (choice.n_q or default_n_q(codec.num_codebooks)):
             measured = measure(
-                choice, codec, n_q, items, references, reference_cache, usable, eval_rate, keep
+                choice, codec, n_q, items, references, reference_cache, usable, eval_rate, align_ms=align_ms
             )
             settings.append(measured)
             item_rows += measured.items
-            for item_id, audio in measured.listen.items():
-                listen[item_id][measured.label] = audio
     floor_failed_scores(settings)
     rows = [aggregate(measured, len(items)) for measured in settings]
     for row in rows:
@@ -560,12 +554,12 @@ def run_recon(
     report = write_report(out, report, usable, status, eval_rate, item_rows, plot_rate)
     if html:
         from codeclab.eval.html import write_html_report
+        from codeclab.eval.listen import choose_items, listening_items
 
+        chosen = choose_items(listen, listen_items, items, settings, usable)
+        players = listening_items(chosen, settings, rows, eval_rate, reconstruct)
         shown = [m for m in usable if any(isinstance(r.get(m), float) for r in rows)]
-        summaries = {r["label"]: {m: summary_cell(r, m) for m in shown} for r in rows}
         descriptions = {m: M.SPECS[m].description for m in shown}
-        write_html_report(
-            out / "report.html", report, shown, summaries, listen, references, eval_rate, descriptions
-        )
+        write_html_report(out / "report.html", report, shown, players, eval_rate, descriptions, listen)
         report["html"] = str(out / "report.html")
     return report

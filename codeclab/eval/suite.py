@@ -194,7 +194,9 @@ def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
         for href, text in links
         if (path.parent / href).exists()
     )
-    warnings = "".join(f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in report.get("warnings", []))
+    warnings = "".join(
+        f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in report.get("warnings", [])
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>codeclab leaderboard</title>
 <style>body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; }}

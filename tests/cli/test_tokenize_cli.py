@@ -107,7 +107,9 @@ def test_export_commands(tmp_path):
     runner.invoke(app, ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--workers", "0", *TINY])
     args = ["export", "parquet", str(tmp_path / "s"), "--out", str(tmp_path / "pq"), "--pattern", "delay"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2 and "--vocab TOKENIZER_DIR" in result.output and "--audio-only" in result.output
+    assert (
+        result.exit_code == 2 and "--vocab TOKENIZER_DIR" in result.output and "--audio-only" in result.output
+    )
     result = runner.invoke(app, [*args, "--audio-only"])
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "pq" / "data").glob("train-*.parquet"))

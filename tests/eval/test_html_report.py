@@ -34,11 +34,12 @@ def page(tmp_path_factory):
         ["codeclab-tiny:n_q=1+2"],
         [str(data)],
         root / "out",
-        metrics=["si_sdr", "mel_distance"],
+        metrics=["si_sdr", "mel_distance", "stft_distance", "stoi", "pesq_wb", "pesq_nb", "speaker_sim"],
         random_init=True,
         log=lambda *_: None,
         html=True,
         listen_items=2,
+        listen="worst",
     )
     return root / "out" / "report.html", report
 
@@ -46,7 +47,9 @@ def page(tmp_path_factory):
 def test_the_page_is_one_file_with_the_table_plots_and_players(page):
     path, report = page
     text = path.read_text()
-    assert text.count("<audio") == 2 * (1 + 2)  # 2 items: the original and 2 settings each
+    assert text.count("<audio") == 2 * (1 + 2) * 2  # 2 items: the original and 2 settings, at 2 rates each
+    assert text.count('alt="spectrogram of') == 2 * (1 + 2)
+    assert text.count('data-kbps="source audio"') == 2 and text.count(" kbps</span>") == 2 * 2
     assert 'src="data:audio/wav;base64,' in text and 'src="data:image/png;base64,' in text
     assert "codeclab-tiny:2" in text and "[" in text  # the table's rows with their intervals
     assert "http" not in text.replace("http-equiv", "")  # nothing fetched from elsewhere
@@ -65,7 +68,7 @@ def test_the_page_loads_in_a_headless_browser_and_every_player_decodes(page, tmp
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1280,900",
+        "--window-size=1366,900",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -79,11 +82,36 @@ def test_the_page_loads_in_a_headless_browser_and_every_player_decodes(page, tmp
         assert severe == [], severe
         result = driver.execute_async_script(DECODE_ALL)
         assert result["ok"], result
-        assert len(result["durations"]) == 6 and all(d > 1.0 for d in result["durations"])
+        assert len(result["durations"]) == 12 and all(d > 1.0 for d in result["durations"])
         table = driver.find_element("id", "results")
         assert table.is_displayed() and "codeclab-tiny:1" in table.text
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0]);"
+        )
+        spectrograms = [ok for alt, ok in images if alt.startswith("spectrogram of")]
+        assert len(spectrograms) == 6 and all(spectrograms), images
+        labels = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.listen tbody tr')).map(r => r.cells[0].innerText);"
+        )
+        assert len(labels) == 6 and all("kbps" in t or "source audio" in t for t in labels), labels
+        # the tables fit a 1,366 px laptop window: nothing wider than the viewport
+        widths = driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth,"
+            " Math.max(...Array.from(document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right))];"
+        )
+        assert widths[1] <= widths[0] and widths[2] <= widths[0], widths
         shot = tmp_path / "page.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        from PIL import Image
+
+        assert Image.open(shot).size[0] <= 1366
+        # sorting: a click on a metric's header orders the rows by it
+        header = driver.find_element("css selector", "#results-1 th:nth-child(2)")
+        header.click()
+        values = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#results-1 tbody tr')).map(r => parseFloat(r.cells[1].dataset.value)).filter(v => !isNaN(v));"
+        )
+        assert values == sorted(values)
     finally:
         driver.quit()
 
