@@ -193,7 +193,9 @@ def detokenize_command(
     override = codec_from_options(codec, weights, random_init)[0] if codec else None
     try:
         written = detokenize(store, out, ids or None, override, device)
-    except (StoreError, ValueError, KeyError) as err:
+    except KeyError as err:  # a missing id: its message, not the KeyError's quoted repr
+        fail(err.args[0] if err.args else err)
+    except (StoreError, ValueError) as err:
         fail(err)
     console.print(f"wrote {len(written)} file(s) to {out}")
     logging.getLogger("codeclab").debug("detokenized %s", written)

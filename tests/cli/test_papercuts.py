@@ -84,3 +84,15 @@ def test_provenance_records_commands_without_absolute_paths(tmp_path, monkeypatc
     ]
     assert portable_command(argv) == "codeclab bench suite data/m.jsonl --out 'x y'"
     assert "/home" not in provenance(argv)["command"]
+
+
+def test_detokenize_names_a_missing_id_without_a_python_repr(tmp_path):
+    sf.write(
+        tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(3200)).astype(np.float32), 16000
+    )
+    runner.invoke(app, ["tokenize", str(tmp_path / "a.wav"), "--out", str(tmp_path / "s"), *TINY])
+    result = runner.invoke(
+        app, ["detokenize", str(tmp_path / "s"), "--out", str(tmp_path / "w"), "--ids", "nope[x].wav"]
+    )
+    assert result.exit_code == 2 and "'nope[x].wav' is not in" in result.output
+    assert "\"'nope" not in result.output  # not the KeyError's doubly quoted repr
