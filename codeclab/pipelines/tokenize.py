@@ -134,8 +134,8 @@ class TokenizeReport:
 
 
 def shard_from_env() -> tuple[int, int]:
-    """(RANK, WORLD_SIZE) under torchrun, else (0, 1)."""
-    place = launch_place()
+    """(RANK, WORLD_SIZE) under torchrun, (SLURM_PROCID, SLURM_NTASKS) under srun, else (0, 1)."""
+    place = launch_place(slurm=True)
     return place.rank, place.world
 
 
@@ -225,7 +225,7 @@ class TokenizeJob:
         self.on_progress = on_progress or (lambda report, total: None)
 
     def _device(self) -> str:
-        device, place = self.options.device, launch_place()
+        device, place = self.options.device, launch_place(slurm=True)
         return f"cuda:{place.local_rank}" if device == "cuda" and place.launched else device
 
     def metadata(self, codec: AudioCodec, n_q: int) -> dict[str, Any]:

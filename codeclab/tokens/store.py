@@ -516,18 +516,22 @@ def check_parts_present(store: str | Path) -> None:
 
 
 def shard_status(store: str | Path) -> tuple[int, set[int]]:
-    """(number of shards, the shards marked done) from the store's done markers; (0, set()) if none."""
+    """(number of shards, the shards marked done) from the store's done markers; (0, set()) if none.
+    A store resumed with another shard count (finished items are known per item, so a run may be
+    resharded) has markers of several counts: the count of the most recent marker is the run's."""
     done_dir = Path(store) / "done"
-    counts: set[int] = set()
-    done: set[int] = set()
+    by_count: dict[int, set[int]] = {}
+    newest: dict[int, float] = {}
     for marker in done_dir.glob("shard-*-of-*.json") if done_dir.is_dir() else []:
         match = re.fullmatch(r"shard-(\d{5})-of-(\d{5})\.json", marker.name)
         if match:
-            done.add(int(match.group(1)))
-            counts.add(int(match.group(2)))
-    if len(counts) > 1:
-        raise StoreError(f"{store}: done markers of runs with different shard counts {sorted(counts)}")
-    return (counts.pop() if counts else 0), done
+            count = int(match.group(2))
+            by_count.setdefault(count, set()).add(int(match.group(1)))
+            newest[count] = max(newest.get(count, 0.0), marker.stat().st_mtime)
+    if not by_count:
+        return 0, set()
+    count = max(by_count, key=lambda c: newest[c])
+    return count, by_count[count]
 
 
 def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
