@@ -121,7 +121,12 @@ def tokenize_command(
     raise typer.Exit(1 if report.failed or report.failed_before else 0)
 
 
+PROGRESS_SECONDS = 30.0  # a non-interactive run logs a progress line at least this often
+
+
 def _run_with_progress(options, run):
+    if not console.is_terminal:  # batch jobs, Slurm, CI: log lines, not a bar
+        return _run_with_log_lines(options, run)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [
@@ -146,6 +151,23 @@ def _run_with_progress(options, run):
                 hours=report.audio_seconds / 3600,
                 xrt=report.realtime_factor,
             )
+
+        return run(options, update)
+
+
+def _run_with_log_lines(options, run):
+    import sys
+
+    from codeclab.pipelines.progress_log import ProgressLog
+
+    def emit(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with ProgressLog(emit, PROGRESS_SECONDS) as progress:
+
+        def update(report, total: int) -> None:
+            done = report.skipped + report.tokenized + report.failed
+            progress.update(done, total, report.audio_seconds, report.failed + report.failed_before)
 
         return run(options, update)
 

@@ -39,6 +39,7 @@ def test_a_store_resumed_with_another_shard_count_merges(mixed_corpus, tmp_path)
     assert second.merged
     assert shard_status(store) == (2, {0, 1})  # `tokenize --merge` reads the latest run's count
     assert contents(store) == contents(tmp_path / "one")
+
     def reasons(path):
         return {e["id"]: e["reason"] for e in TokenStore(path).errors()}
 
