@@ -68,6 +68,16 @@ def tokenize_command(
     worker_timeout: float = typer.Option(
         900.0, "--worker-timeout", help="Seconds without a decoded item before the workers count as hung."
     ),
+    engine: str = typer.Option("local", "--engine", help="local (this process and its workers) or ray."),
+    address: str = typer.Option(
+        None, "--address", help="With --engine ray: auto, ray://HOST:PORT, or none to start a local cluster."
+    ),
+    actors: int = typer.Option(
+        1, "--actors", help="With --engine ray: encoder actors (each loads the codec)."
+    ),
+    gpus_per_actor: float = typer.Option(
+        0.0, "--gpus-per-actor", help="With --engine ray: a fraction of a GPU per actor (0: CPU)."
+    ),
 ) -> None:
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
     from codeclab.corpora.manifest import ManifestError
@@ -113,9 +123,22 @@ def tokenize_command(
         )
     except ValueError as err:
         fail(err)
+    if engine not in ("local", "ray"):
+        fail(f"--engine is local or ray, got {engine!r}")
+    run = tokenize_corpus
+    if engine == "ray":
+        if actors < 1 or gpus_per_actor < 0:
+            fail("--actors must be at least 1 and --gpus-per-actor at least 0")
+        from codeclab.pipelines.ray_engine import RayOptions, tokenize_with_ray
+
+        ray_options = RayOptions(address=address, actors=actors, gpus_per_actor=gpus_per_actor)
+
+        def run(opts, update):
+            return tokenize_with_ray(opts, ray_options, update)
+
     try:
-        report = _run_with_progress(options, tokenize_corpus)
-    except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError) as err:
+        report = _run_with_progress(options, run)
+    except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError, ImportError) as err:
         fail(err)
     _print_report(report)
     raise typer.Exit(1 if report.failed or report.failed_before else 0)
