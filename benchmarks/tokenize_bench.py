@@ -4,6 +4,10 @@ Builds a synthetic corpus (speech-like clips of 4-30 s; WAV 16 kHz, FLAC 44.1 kH
 then runs the same code path as `codeclab tokenize` and prints x real time and where the time went.
 
     python benchmarks/tokenize_bench.py --minutes 20 --workers 1 [--device cpu] [--codec codeclab-16k-speech]
+    python benchmarks/tokenize_bench.py --minutes 20 --engine ray [--actors 1]   # Ray Data, local cluster
+
+With --engine ray the local Ray cluster is started first (its start-up is timed apart) and the wall time
+is the job's, from planning to merge, as for the local engine.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ def main() -> None:
     parser.add_argument("--codec", default="codeclab-16k-speech")
     parser.add_argument("--batch-seconds", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the main process")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--actors", type=int, default=1, help="--engine ray: encoder actors")
+    parser.add_argument(
+        "--actor-threads", type=int, default=None, help="--engine ray: torch threads per actor"
+    )
+    parser.add_argument("--batch-items", type=int, default=64, help="--engine ray: items per actor call")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,8 +78,21 @@ def main() -> None:
             workers=args.workers,
             batch_seconds=args.batch_seconds,
         )
+        startup = 0.0
+        if args.engine == "ray":
+            from codeclab.pipelines.ray_engine import RayOptions, start_ray, tokenize_with_ray
+
+            begin = time.perf_counter()
+            start_ray(None)
+            startup = time.perf_counter() - begin
         start = time.perf_counter()
-        report = tokenize_corpus(options)
+        if args.engine == "ray":
+            ray_options = RayOptions(
+                actors=args.actors, threads_per_actor=args.actor_threads, batch_items=args.batch_items
+            )
+            report = tokenize_with_ray(options, ray_options)
+        else:
+            report = tokenize_corpus(options)
         wall = time.perf_counter() - start
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -77,7 +100,13 @@ def main() -> None:
     print(
         f"corpus: {report.items} files, {seconds / 60:.1f} min (WAV 16 kHz mono, FLAC 44.1 kHz stereo, WAV 48 kHz mono)"
     )
-    print(f"codec {args.codec} (random init) on {args.device}, {args.workers} decode worker(s)\n")
+    engine = (
+        f"Ray ({args.actors} actor(s), {args.actor_threads or 1} thread(s) each, {args.batch_items} items per "
+        f"call; cluster start-up {startup:.1f} s, not in the wall time)"
+        if args.engine == "ray"
+        else f"local, {args.workers} decode worker(s)"
+    )
+    print(f"codec {args.codec} (random init) on {args.device}, engine {engine}\n")
     print(
         "| files | audio | wall (incl. codec load) | x real time | read+decode | resample | model | write |"
     )

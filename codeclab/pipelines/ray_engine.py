@@ -42,7 +42,8 @@ class RayOptions:
     actors: int = 1
     gpus_per_actor: float = 0.0
     cpus_per_actor: float = 1.0
-    batch_items: int = 16  # items per actor call (the actor buckets them by length)
+    batch_items: int = 64  # items per actor call (the actor buckets them by length)
+    threads_per_actor: int | None = None  # torch threads of an actor (default: its CPUs, at least 1)
     die_once_flag: str | None = (
         None  # tests only: the first actor call to find no such file makes it and exits
     )
@@ -95,14 +96,23 @@ class EncodeActor:
     padded with lengths, so every item gets exactly its unbatched codes."""
 
     def __init__(
-        self, codec_spec, n_q: int, device: str, chunk_seconds: float, die_once_flag: str | None = None
+        self,
+        codec_spec,
+        n_q: int,
+        device: str,
+        chunk_seconds: float,
+        max_samples: int,
+        threads: int = 1,
+        die_once_flag: str | None = None,
     ) -> None:
+        torch.set_num_threads(max(1, threads))
         if device == "cuda" and torch.cuda.is_available():
             device = "cuda"
         elif device.startswith("cuda"):
             device = "cpu" if not torch.cuda.is_available() else device
         self.codec = codec_spec.load(device)
         self.n_q, self.chunk_seconds, self.die_once_flag = n_q, chunk_seconds, die_once_flag
+        self.max_samples = max_samples
 
     def _die_once_for_tests(self) -> None:
         flag = self.die_once_flag
@@ -121,7 +131,7 @@ class EncodeActor:
         ready = [i for i in range(count) if not errors[i] and not batch["long"][i]]
         for i in [i for i in range(count) if not errors[i] and batch["long"][i]]:
             codes[i], seconds[i], sha[i], rates[i], errors[i] = self._encode_long(batch, i)
-        for group in _buckets(ready, [batch["audio"][i].shape[-1] for i in ready]):
+        for group in _buckets(ready, [batch["audio"][i].shape[-1] for i in ready], self.max_samples):
             try:
                 encoded = self._encode([batch["audio"][i] for i in group])
             except Exception as err:  # noqa: BLE001 (one by one, so one bad item fails alone)
@@ -179,10 +189,19 @@ class EncodeActor:
             return empty, 0.0, "", 0, f"encoding failed: {type(err).__name__}: {err}"
 
 
-def _buckets(indices: list[int], lengths: list[int], max_items: int = 64) -> list[list[int]]:
-    """Indices grouped by similar length (sorted), at most max_items each."""
-    order = [i for _, i in sorted(zip(lengths, indices))]
-    return [order[k : k + max_items] for k in range(0, len(order), max_items)]
+def _buckets(indices: list[int], lengths: list[int], max_samples: int) -> list[list[int]]:
+    """Indices grouped by length (sorted), each group's padded size (count x longest) at most
+    `max_samples` (as the local engine batches: --batch-seconds of padded audio)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for length, i in sorted(zip(lengths, indices)):
+        if current and (len(current) + 1) * length > max_samples:
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
 
 
 def start_ray(address: str | None, log=None):
@@ -235,6 +254,9 @@ class RayTokenizeJob(TokenizeJob):
                     "n_q": n_q,
                     "device": "cuda" if self.ray_options.gpus_per_actor > 0 else "cpu",
                     "chunk_seconds": self.options.chunk_seconds,
+                    "max_samples": max_samples,
+                    "threads": self.ray_options.threads_per_actor
+                    or max(1, round(self.ray_options.cpus_per_actor)),
                     "die_once_flag": self.ray_options.die_once_flag,
                 },
                 concurrency=self.ray_options.actors,
