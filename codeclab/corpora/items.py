@@ -17,7 +17,7 @@ class ManifestError(ValueError):
     """A manifest or input list is malformed; the message names the file (and line)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AudioItem:
     id: str
     path: str

@@ -20,13 +20,15 @@ Ids must be unique across all inputs: a clash is an error that names both source
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import gzip
 import json
 import math
 import os
+import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from codeclab.corpora.items import (  # noqa: F401  (re-exported: the names' home before 0.5)
@@ -109,6 +111,17 @@ def _number(value, manifest: Path, line: int, field: str) -> float | None:
     return number
 
 
+def _shared(value):
+    """Short strings (speaker, split, language: the same few values on many rows) held once, interned."""
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
+
+
+@functools.lru_cache(maxsize=64)
+def _source_name(manifest: Path) -> str:
+    """One string per manifest, shared by all its items (not a copy per row)."""
+    return str(manifest)
+
+
 def _row_item(row: dict, manifest: Path, line: int) -> AudioItem:
     if not isinstance(row, dict):
         raise ManifestError(f"{manifest}:{line}: expected an object with 'id' and 'path'")
@@ -127,11 +140,13 @@ def _row_item(row: dict, manifest: Path, line: int) -> AudioItem:
     if start is not None and end is not None and end <= start:
         raise ManifestError(f"{manifest}:{line}: end ({end}) must be after start ({start})")
     text = row.get("text")
-    meta = {k: v for k, v in row.items() if k not in ITEM_COLUMNS and v not in (None, "")}
+    meta = {
+        sys.intern(k): _shared(v) for k, v in row.items() if k not in ITEM_COLUMNS and v not in (None, "")
+    }
     return make_item(
         str(item_id),
         os.path.abspath(full),
-        source=str(manifest),
+        source=_source_name(manifest),
         start=start,
         end=end,
         text=None if text in (None, "") else str(text),
@@ -199,42 +214,51 @@ def _manifest_lines(manifest: Path) -> Iterator[str]:
         raise ManifestError(f"{manifest}: cannot read ({err.strerror or err})") from None
 
 
-def discover(inputs: list[str]) -> list[AudioItem]:
-    """Resolve directories, globs, manifests and files into items sorted by id."""
-    if not inputs:
-        raise ManifestError("no inputs given")
+def iter_inputs(inputs: list[str]) -> Iterator[AudioItem]:
+    """The items of every input, in input order; manifests are streamed line by line."""
     from codeclab.corpora import formats
 
-    items: list[AudioItem] = []
+    if not inputs:
+        raise ManifestError("no inputs given")
     for spec in inputs:
         path = Path(spec)
         special = formats.items_of(spec)  # lhotse, Shar, WebDataset, Hugging Face; None for the rest
         if special is not None:
-            items.extend(special)
+            yield from special
         elif path.is_dir():
-            items.extend(_from_directory(path))
+            yield from _from_directory(path)
         elif path.is_file() and manifest_kind(path) is not None:
-            items.extend(iter_manifest(path))
+            yield from iter_manifest(path)
         elif path.is_file():
-            items.append(AudioItem(path.name, os.path.abspath(path), source=str(path)))
+            yield AudioItem(path.name, os.path.abspath(path), source=str(path))
         elif glob.has_magic(spec):
             found = _from_glob(spec)
             if not found:
                 raise ManifestError(f"{spec}: the pattern matches no audio files")
-            items.extend(found)
+            yield from found
         else:
             raise ManifestError(f"{spec}: no such file, directory or pattern")
-    seen: dict[str, AudioItem] = {}
-    for item in items:
+
+
+def discover(inputs: list[str], keep: Callable[[str], bool] | None = None) -> list[AudioItem]:
+    """Resolve directories, globs, manifests and files into items sorted by id; with `keep`, only the
+    items whose id it accepts are held (a shard of a corpus: the rest are read and let go, so a rank's
+    memory holds its share). Ids are checked unique among the items held; a shard function of the id
+    sends both copies of a duplicate to the same shard, so every duplicate is still caught."""
+    items: list[AudioItem] = []
+    for item in iter_inputs(inputs):
+        if keep is not None and not keep(item.id):
+            continue
         check_item_id(item.id, item.source or item.path)
-        other = seen.get(item.id)
-        if other is not None:
+        items.append(item)
+    items.sort(key=lambda it: it.id)  # stable: of two items with one id, the first listed comes first
+    for other, item in zip(items, items[1:]):
+        if other.id == item.id:
             raise ManifestError(
                 f"duplicate id {item.id!r}: {other.describe()} (from {other.source}) and {item.describe()} "
                 f"(from {item.source}); give each input its own store or use a manifest with unique ids"
             )
-        seen[item.id] = item
-    return sorted(items, key=lambda it: it.id)
+    return items
 
 
 def write_manifest(items: list[AudioItem], path: str | Path) -> None:

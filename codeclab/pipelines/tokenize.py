@@ -143,6 +143,14 @@ def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
     return num_shards == 1 or zlib.crc32(item_id.encode("utf-8")) % num_shards == shard
 
 
+def plan_shard(inputs: list[str], shard: int, num_shards: int) -> list[AudioItem]:
+    """The items of shard `shard` of `num_shards`, sorted by id; the inputs are streamed and only this
+    shard's items are held (a rank plans its share of a 36 M-row manifest, not all of it)."""
+    return discover(
+        inputs, keep=None if num_shards == 1 else lambda item_id: in_shard(item_id, shard, num_shards)
+    )
+
+
 class DecodeDataset(torch.utils.data.Dataset):
     """Item i -> dict with `audio` [C, T] float32 at the codec's rate, or `error`, or `long` (to be
     streamed by the main process). Never raises: every failure becomes an `error` entry."""
@@ -249,7 +257,7 @@ class TokenizeJob:
         begin = time.perf_counter()
 
         check_store_target(Path(opts.out))  # before any work: --out must be a store, or new, or empty
-        items = [it for it in discover(opts.inputs) if in_shard(it.id, shard, num_shards)]
+        items = plan_shard(opts.inputs, shard, num_shards)
         report.items = len(items)
         store = Path(opts.out)
         has_store = (store / "tokens.json").is_file()
