@@ -39,6 +39,7 @@ import numpy as np
 from codeclab._files import atomic_write, atomic_write_text, is_temp_file, read_json_file, sha256_file
 from codeclab.tokens.part_cache import DecodedPart, PartCache, record_meta
 from codeclab.tokens.store_errors import StoreError
+from codeclab.tokens.store_index import StoreIndex
 
 FORMAT = "codeclab-tokens"
 PART_CHECKSUMS = "codeclab.part_sha256"
@@ -659,13 +660,64 @@ def _sweep_merge_leftovers(store: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
+PART_STATS = "codeclab.part_stats"  # the index's schema metadata: {part file: [size, mtime_ns]}
+
+
+def _previous_index(store: Path):
+    """(index table, {file: sha256}, {file: [size, mtime_ns]}) of the store's last merge, or None when
+    there is none that recorded part stats (then every part is read and hashed)."""
+    import pyarrow.parquet as pq
+
+    index = store / INDEX_FILE
+    if not index.is_file():
+        return None
+    try:
+        table = pq.read_table(index, page_checksum_verification=True)
+        metadata = table.schema.metadata or {}
+        checksums = json.loads(metadata[PART_CHECKSUMS.encode()])
+        stats = json.loads(metadata[PART_STATS.encode()])
+    except Exception:  # an older or unreadable index: the merge starts over  # noqa: BLE001
+        return None
+    if not isinstance(checksums, dict) or not isinstance(stats, dict):
+        return None
+    return table, checksums, stats
+
+
+def _part_rows(part: Path, name: str, previous, stat_key: list[int]):
+    """The index rows of one part (id, file, row, num_frames, duration) and its sha256: from the last
+    merge's index when the part is unchanged since (same size and mtime), else read and hashed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if previous is not None:
+        table, checksums, stats = previous
+        if stats.get(name) == stat_key and name in checksums:
+            rows = table.filter(pc.equal(table.column("file"), name))
+            return rows.select(["id", "file", "row", "num_frames", "duration"]), checksums[name]
+    columns = part_columns(part, ["id", "num_frames", "duration"])
+    count = len(columns["id"])
+    rows = pa.table(
+        {
+            "id": pa.array(columns["id"], pa.string()),
+            "file": pa.array([name] * count, pa.string()),
+            "row": pa.array(np.arange(count, dtype=np.int32)),
+            "num_frames": pa.array(columns["num_frames"], pa.int32()),
+            "duration": pa.array(columns["duration"], pa.float64()),
+        }
+    )
+    return rows, sha256_file(part)
+
+
 def merge(store: str | Path) -> dict[str, int]:
-    """Write index.pq (id -> part file and row, sorted by id), errors.jsonl (sorted by id) and the
-    dataset card README.md.
+    """Write index.pq (id -> part file and row, sorted by id), errors.jsonl (sorted by id), stats.json
+    and the dataset card README.md.
 
     An id present in several parts keeps its first part (by file name); failures of ids that were
-    tokenized later (a retry) are dropped. Returns counts."""
+    tokenized later (a retry) are dropped. Incremental: a part unchanged since the last merge (the
+    index records each part's size and mtime beside its sha256) is neither read nor hashed again; the
+    rows are joined and deduplicated as Arrow arrays, not Python objects. Returns counts."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     store = Path(store)
@@ -673,59 +725,83 @@ def merge(store: str | Path) -> dict[str, int]:
     check_parts_present(store)
     _sweep_merge_leftovers(store)
     n_q, k = int(meta["n_q"]), int(meta["codebook_size"])
-    counts = np.zeros((n_q, k), dtype=np.int64)
-    ids: list[str] = []
-    files: list[str] = []
-    rows: list[int] = []
-    frames: list[int] = []
-    durations: list[float] = []
-    seen: set[str] = set()
-    duplicates = 0
+    previous = _previous_index(store)
     parts = part_files(store)  # listed once: a part written during the merge has neither rows nor checksum
+    tables, checksums, part_stats = [], {}, {}
     for part in parts:
-        columns = part_columns(part, ["id", "num_frames", "duration"])
-        kept: list[int] = []
-        for row, (item_id, n, dur) in enumerate(
-            zip(columns["id"], columns["num_frames"], columns["duration"])
-        ):
-            if item_id in seen:
-                duplicates += 1
-                continue
-            seen.add(item_id)
-            kept.append(row)
-            ids.append(item_id)
-            files.append(f"data/{part.name}")
-            rows.append(row)
-            frames.append(n)
-            durations.append(dur)
-        counts += _part_counts(part, kept, len(columns["id"]), n_q, k)
-    order = sorted(range(len(ids)), key=lambda i: ids[i])
-    checksums = {f"data/{part.name}": sha256_file(part) for part in parts}
-    index = pa.table(
+        name, info = f"data/{part.name}", part.stat()
+        part_stats[name] = [info.st_size, info.st_mtime_ns]
+        rows, checksums[name] = _part_rows(part, name, previous, part_stats[name])
+        tables.append(rows)
+    empty = pa.table(
         {
-            "id": [ids[i] for i in order],
-            "file": [files[i] for i in order],
-            "row": pa.array([rows[i] for i in order], pa.int32()),
-            "num_frames": pa.array([frames[i] for i in order], pa.int32()),
-            "duration": pa.array([durations[i] for i in order], pa.float64()),
+            "id": pa.array([], pa.string()),
+            "file": pa.array([], pa.string()),
+            "row": pa.array([], pa.int32()),
+            "num_frames": pa.array([], pa.int32()),
+            "duration": pa.array([], pa.float64()),
         }
-    ).replace_schema_metadata({PART_CHECKSUMS: json.dumps(checksums, sort_keys=True)})
+    )
+    joined = pa.concat_tables(tables) if tables else empty
+    order = pc.sort_indices(joined, sort_keys=[("id", "ascending")]).to_numpy()  # stable: part order kept
+    ids_sorted = joined.column("id").take(pa.array(order)).combine_chunks()
+    first = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        first[1:] = pc.not_equal(ids_sorted.slice(1), ids_sorted.slice(0, len(order) - 1)).to_numpy(
+            zero_copy_only=False
+        )
+    kept = order[first]
+    index = joined.take(pa.array(kept)).replace_schema_metadata(
+        {
+            PART_CHECKSUMS: json.dumps(checksums, sort_keys=True),
+            PART_STATS: json.dumps(part_stats, sort_keys=True),
+        }
+    )
+    duplicates = len(order) - len(kept)
+    counts = _code_counts_of(parts, index, n_q, k)
     errors: dict[str, dict[str, Any]] = {}
     errors_dir = store / "errors"
-    for log in sorted(errors_dir.glob("shard-*.jsonl")) if errors_dir.is_dir() else []:
-        for row in _read_errors(log):
-            if row.get("id") not in seen:
+    logged = (
+        [row for log in sorted(errors_dir.glob("shard-*.jsonl")) for row in _read_errors(log)]
+        if errors_dir.is_dir()
+        else []
+    )
+    if logged:
+        done = pc.is_in(pa.array([row["id"] for row in logged], pa.string()), value_set=index.column("id"))
+        for row, tokenized in zip(logged, done.to_pylist()):
+            if not tokenized:
                 errors[row["id"]] = row
-    lines = "".join(json.dumps(errors[k], ensure_ascii=False) + "\n" for k in sorted(errors))
+    lines = "".join(json.dumps(errors[key], ensure_ascii=False) + "\n" for key in sorted(errors))
     atomic_write_text(store / "errors.jsonl", lines)
-    stats = {"items": len(ids), **code_statistics(counts, float(meta["frame_rate"]))}
+    stats = {"items": index.num_rows, **code_statistics(counts, float(meta["frame_rate"]))}
     atomic_write_text(store / STATS_FILE, json.dumps(stats, indent=1) + "\n")
     with_meta = all("meta" in pq.read_schema(part).names for part in parts)
-    atomic_write_text(store / CARD_FILE, dataset_card(meta, len(ids), with_meta))
+    atomic_write_text(store / CARD_FILE, dataset_card(meta, index.num_rows, with_meta))
     # the index last: its presence (covering every part) is what marks the merge finished
     atomic_write(store / INDEX_FILE, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
     (store / LEGACY_INDEX_FILE).unlink(missing_ok=True)  # an older store's index, now replaced
-    return {"items": len(ids), "errors": len(errors), "duplicates": duplicates}
+    return {"items": index.num_rows, "errors": len(errors), "duplicates": duplicates}
+
+
+def _code_counts_of(parts: list[Path], index, n_q: int, k: int) -> np.ndarray:
+    """Code counts per codebook over the rows the index keeps ([n_q, k]): a part whose rows are all kept
+    gives its recorded counts (its footer), others count their kept rows' codes."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    encoded = pc.dictionary_encode(index.column("file")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = {name: code for code, name in enumerate(encoded.dictionary.to_pylist())}
+    rows = index.column("row").to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    counts = np.zeros((n_q, k), dtype=np.int64)
+    for part in parts:
+        code = names.get(f"data/{part.name}")
+        kept = [] if code is None else sorted(rows[order[bounds[code] : bounds[code + 1]]].tolist())
+        total = pq.ParquetFile(part).metadata.num_rows
+        counts += _part_counts(part, kept, total, n_q, k)
+    return counts
 
 
 class TokenStore:
@@ -761,7 +837,7 @@ class TokenStore:
         except (OSError, pa.ArrowException, ValueError) as err:
             raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
 
-    def _load_index(self) -> dict[str, tuple[str, int]]:
+    def _load_index(self) -> StoreIndex:
         index_file = index_path(self.path)
         check_parts_present(self.path)
         parts = part_files(self.path)
@@ -773,21 +849,22 @@ class TokenStore:
                     self._checksums = json.loads(stored)
                 except json.JSONDecodeError:
                     raise StoreError(f"{index_file}: the part checksums are corrupt") from None
-            index = {
-                i: (f, r) for i, f, r in zip(*(table.column(c).to_pylist() for c in ("id", "file", "row")))
-            }
+            try:
+                index = StoreIndex(table.column("id"), table.column("file"), table.column("row"))
+            except (TypeError, ValueError) as err:
+                raise StoreError(f"{index_file}: malformed index ({err})") from None
             allowed = set(self._checksums) or {f"data/{p.name}" for p in parts}
-            stray = next((f for f, _ in index.values() if f not in allowed), None)
+            stray = next((f for f in index.files() if f not in allowed), None)
             if stray is not None:  # an index row outside the store's own checked parts
                 raise StoreError(
                     f"{index_file}: the index points at {stray!r}, which is not a part of this store"
                 )
             return index
-        index: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
+        pairs: dict[str, tuple[str, int]] = {}  # no (fresh) index: scan the parts, as merge would
         for part in parts:
             for row, item_id in enumerate(part_columns(part, ["id"])["id"]):
-                index.setdefault(item_id, (f"data/{part.name}", row))
-        return index
+                pairs.setdefault(item_id, (f"data/{part.name}", row))
+        return StoreIndex.from_pairs(pairs)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -796,7 +873,7 @@ class TokenStore:
         return item_id in self._index
 
     def ids(self) -> list[str]:
-        return sorted(self._index)
+        return self._index.keys()
 
     @property
     def n_q(self) -> int:
@@ -857,10 +934,7 @@ class TokenStore:
 
     def rows_by_part(self) -> dict[str, list[tuple[int, str]]]:
         """part file -> its (row, id) pairs in row order."""
-        by_file: dict[str, list[tuple[int, str]]] = {}
-        for item_id, (file, row) in self._index.items():
-            by_file.setdefault(file, []).append((row, item_id))
-        return {file: sorted(rows) for file, rows in sorted(by_file.items())}
+        return self._index.rows_by_part()
 
     def __iter__(self) -> Iterator[TokenRecord]:
         for file, rows in self.rows_by_part().items():
@@ -895,11 +969,8 @@ class TokenStore:
         """id -> the item's metadata (speaker, split, ...), reading the meta column only."""
         import pyarrow.parquet as pq
 
-        by_file: dict[str, list[tuple[int, str]]] = {}
-        for item_id, (file, row) in self._index.items():
-            by_file.setdefault(file, []).append((row, item_id))
         found: dict[str, dict[str, Any]] = {}
-        for file, rows in by_file.items():
+        for file, rows in self.rows_by_part().items():
             path = self.path / file
             if "meta" not in pq.read_schema(path).names:
                 continue  # a part written before the meta column
@@ -927,8 +998,8 @@ class TokenStore:
         import pyarrow.parquet as pq
 
         total = 0.0
-        for file in {file for file, _ in self._index.values()}:
-            wanted = {row for f, row in self._index.values() if f == file}
+        for file, rows in self.rows_by_part().items():
+            wanted = {row for row, _ in rows}
             durations = pq.read_table(self.path / file, columns=["duration"]).column("duration").to_pylist()
             total += sum(d for row, d in enumerate(durations) if row in wanted)
         return total
