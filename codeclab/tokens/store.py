@@ -825,13 +825,20 @@ class TokenStore:
         self._checksums: dict[str, str] = {}  # part file -> sha256 recorded by merge (verified on first read)
         self._index = self._load_index()
 
-    def _read(self, path: Path, columns: list[str] | None = None):
-        """A Parquet table of this store; any failure (including a page checksum) names the file."""
+    def _read(self, path: Path, columns: list[str] | None = None, dictionary: list[str] | None = None):
+        """A Parquet table of this store (`dictionary`: columns read dictionary-encoded, as stored); any
+        failure (including a page checksum) names the file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+            table = pq.read_table(
+                path,
+                columns=columns,
+                page_checksum_verification=True,
+                read_dictionary=dictionary,
+                use_threads=False,  # one thread: the decode buffers of many threads add to a reader's peak
+            )
             table.column_names  # noqa: B018  (a corrupt footer can fail only when its names are decoded)
             return table
         except (OSError, pa.ArrowException, ValueError) as err:
@@ -842,7 +849,7 @@ class TokenStore:
         check_parts_present(self.path)
         parts = part_files(self.path)
         if index_is_fresh(self.path):
-            table = self._read(index_file, ["id", "file", "row"])
+            table = self._read(index_file, ["id", "file", "row"], dictionary=["file"])
             stored = (table.schema.metadata or {}).get(PART_CHECKSUMS.encode())
             if stored is not None:
                 try:

@@ -22,7 +22,15 @@ class StoreIndex:
         ids = pa.array(ids, pa.string()) if not isinstance(ids, pa.Array | pa.ChunkedArray) else ids
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         files = pa.array(files, pa.string()) if not isinstance(files, pa.Array | pa.ChunkedArray) else files
-        encoded = pc.dictionary_encode(files)
+        if pa.types.is_dictionary(files.type):  # read as stored: no string per row is made
+            encoded = files.combine_chunks() if isinstance(files, pa.ChunkedArray) else files
+            encoded = (
+                encoded.cast(pa.dictionary(pa.int32(), pa.string()))
+                if isinstance(encoded, pa.ChunkedArray)
+                else encoded
+            )
+        else:
+            encoded = pc.dictionary_encode(files)
         encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
         codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         rows = np.asarray(
