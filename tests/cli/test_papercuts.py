@@ -99,7 +99,9 @@ def test_detokenize_names_a_missing_id_without_a_python_repr(tmp_path):
 
 
 def test_a_run_without_a_terminal_logs_progress_lines(tmp_path):
-    sf.write(tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(3200)).astype(np.float32), 16000)
+    sf.write(
+        tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(3200)).astype(np.float32), 16000
+    )
     result = runner.invoke(app, ["tokenize", str(tmp_path / "a.wav"), "--out", str(tmp_path / "s"), *TINY])
     assert result.exit_code == 0
     assert "tokenize: 1/1 items, 0.00 h audio," in result.output and "0 errors" in result.output

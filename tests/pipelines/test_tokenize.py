@@ -294,7 +294,7 @@ _KILL_DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
 import codeclab.pipelines.tokenize as tok
-import codeclab.tokens.store as store
+import codeclab.tokens.store_merge as store
 import pyarrow.parquet as pq
 from codeclab.codecs.spec import CodecSpec
 

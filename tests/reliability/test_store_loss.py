@@ -51,7 +51,7 @@ def test_an_index_pointing_outside_the_store_is_refused(store, tmp_path):
 def test_a_part_written_during_a_merge_leaves_the_index_stale(store, monkeypatch):
     """The merge lists the parts once: a part that lands while it runs gets neither rows nor a checksum,
     so the index is not fresh and the next reader or --resume covers it."""
-    import codeclab.tokens.store as store_module
+    import codeclab.tokens.store_merge as store_module  # the merge's own reader of parts
 
     (store / "index.pq").unlink()  # as before the first merge
     parts = part_files(store)

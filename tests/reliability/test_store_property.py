@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codeclab._files as files
-import codeclab.tokens.store as store_module
+import codeclab.tokens.store_merge as store_merge
+import codeclab.tokens.store_writer as store_writer
 from codeclab.pipelines.tokenize import tokenize_corpus
 from codeclab.tokens.store import StoreError, merge
 
@@ -41,10 +42,11 @@ def killing_writes(monkeypatch, after: int) -> None:
         tick()
         return real_parquet(*args, **kwargs)
 
-    monkeypatch.setattr(store_module, "atomic_write", atomic_write)
-    monkeypatch.setattr(
-        store_module, "atomic_write_text", lambda p, t: atomic_write(p, lambda tmp: tmp.write_text(t))
-    )
+    for module in (store_writer, store_merge):  # the store's two writers of files
+        monkeypatch.setattr(module, "atomic_write", atomic_write)
+        monkeypatch.setattr(
+            module, "atomic_write_text", lambda p, t: atomic_write(p, lambda tmp: tmp.write_text(t))
+        )
     monkeypatch.setattr(pq, "write_table", write_table)
 
 

@@ -67,7 +67,7 @@ def test_webdataset_alone_reads_the_exported_shards(store, tmp_path):
         assert sample["__key__"] == webdataset_key(meta["id"])
         seen[meta["id"]] = (sample["codes.npy"], meta)
     assert sorted(seen) == tokens.ids()
-    for item_id, (codes, meta) in seen.items():
+    for item_id, (codes, _) in seen.items():
         assert np.array_equal(codes, tokens[item_id].codes) and codes.dtype == tokens[item_id].codes.dtype
     assert seen["spk1/b.wav"][1]["split"] == "test" and seen["spk1/a.wav"][1]["text"] == "one"
 

@@ -4,7 +4,7 @@ again, and the result equals a merge from scratch), and the reader's compact ind
 import numpy as np
 import pytest
 
-import codeclab.tokens.store as store_module
+import codeclab.tokens.store_merge as store_module
 from codeclab.tokens.store import INDEX_FILE, ShardWriter, TokenRecord, TokenStore, merge
 from codeclab.tokens.store_index import StoreIndex
 from tests.token_stores import store_meta
