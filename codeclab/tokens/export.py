@@ -287,7 +287,8 @@ def export_parquet(
     A pattern with none of them is refused: ids read with another tokenizer would name other codes.
     `framing=True` gives `input_ids` the sequence `TokenDataset` builds (bos, audio_start, codes,
     audio_end, eos); `text="before"|"after"` also puts the item's text there, tokenized by `tokenizer`
-    (or the base's). Every argument is checked before anything is written. The new files are written beside the old ones under temporary names and renamed into
+    (or the base's). Every argument is checked before anything is written. The new files are written
+    beside the old ones under temporary names and renamed into
     place at the end, so a failed export leaves an earlier one whole; with overwrite=True only that
     earlier export's own Parquet files are removed."""
     pa = _require("pyarrow", "llm")
