@@ -500,6 +500,12 @@ def run_recon(
     items = _limit(discover(data), max_items, max_seconds)
     if not items:
         raise ValueError(f"no audio items in {data}")
+    inside = next((it for it in items if it.member is not None), None)
+    if inside is not None:
+        raise ValueError(
+            f"{inside.location}: the benchmarks read audio files and manifests of files; audio inside tar "
+            "shards or datasets is read by `codeclab tokenize` only (extract the files first)"
+        )
     references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
     reference_cache: dict[str, dict] = {it.id: {} for it in items}
     item_rows: list[dict[str, Any]] = []
