@@ -143,5 +143,5 @@ def _scores(reference, estimate, sample_rate: int) -> str:
         parts.append(f"STOI {stoi_score(r, e, sample_rate):.3f}")
         parts.append(f"PESQ-WB {pesq_score(r, e, sample_rate, 'wb'):.2f}")
     except ImportError:
-        parts.append(f"({install_hint('bench')} for STOI and PESQ)")
+        parts.append(f"STOI and PESQ need the bench extra: {install_hint('bench')}")
     return "quality: " + ", ".join(parts)

@@ -81,3 +81,13 @@ def test_the_ray_engine_refuses_static_shards(tmp_path, good_corpus):
 
     with pytest.raises(ValueError, match="drop --shard"):
         RayTokenizeJob(options([good_corpus], tmp_path / "s", shard=(0, 2)), RayOptions())
+
+
+def test_without_ray_the_engine_says_what_to_install(tmp_path, good_corpus, monkeypatch):
+    import sys
+
+    from codeclab.pipelines.ray_engine import start_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[ray\]'"):
+        start_ray(None)
