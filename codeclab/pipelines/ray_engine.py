@@ -106,11 +106,10 @@ class EncodeActor:
         die_once_flag: str | None = None,
     ) -> None:
         torch.set_num_threads(max(1, threads))
-        if device == "cuda" and torch.cuda.is_available():
-            device = "cuda"
-        elif device.startswith("cuda"):
-            device = "cpu" if not torch.cuda.is_available() else device
-        self.codec = codec_spec.load(device)
+        # an actor given a GPU fraction sees its GPU as cuda (Ray sets CUDA_VISIBLE_DEVICES)
+        self.codec = codec_spec.load(
+            "cuda" if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        )
         self.n_q, self.chunk_seconds, self.die_once_flag = n_q, chunk_seconds, die_once_flag
         self.max_samples = max_samples
 
@@ -232,6 +231,9 @@ class RayTokenizeJob(TokenizeJob):
         options.shard = (0, 1)  # the driver is the one shard: it writes and merges
         self.ray_options = ray_options
 
+    def _device(self) -> str:
+        return "cpu"  # the driver loads the codec only for the store's metadata; the actors encode
+
     def _process(self, todo, codec, n_q, writer, report, max_samples) -> None:
         start_ray(self.ray_options.address)
         data = optional_import("ray.data", "ray", "the Ray engine")
@@ -252,7 +254,7 @@ class RayTokenizeJob(TokenizeJob):
                 fn_constructor_kwargs={
                     "codec_spec": self.options.codec,
                     "n_q": n_q,
-                    "device": "cuda" if self.ray_options.gpus_per_actor > 0 else "cpu",
+                    "device": "cuda" if self.ray_options.gpus_per_actor > 0 else "cpu",  # not --device
                     "chunk_seconds": self.options.chunk_seconds,
                     "max_samples": max_samples,
                     "threads": self.ray_options.threads_per_actor
