@@ -202,7 +202,7 @@ def _print_report(report) -> None:
         f"{report.store}{where}: {report.tokenized} tokenized, {report.failed} failed, {report.skipped} already done "
         f"of {report.items}; {report.audio_seconds / 3600:.3f} h of audio at {report.realtime_factor:.1f}x real time"
     )
-    if report.tokenized:
+    if report.tokenized and any(report.profile.values()):  # the Ray engine's time is in Ray's own logs
         prof = ", ".join(f"{k} {v:.1f} s" for k, v in report.profile.items())
         console.print(
             f"time: {prof} (read/decode/resample run in worker processes, overlapped with the model)"

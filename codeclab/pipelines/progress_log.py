@@ -33,6 +33,7 @@ class ProgressLog:
         self.emit, self.interval = emit, interval
         self.begin = time.monotonic()
         self.state = (0, None, 0.0, 0)
+        self.updated = False  # nothing to say before the first update (a usage error prints no progress)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="codeclab-progress", daemon=True)
@@ -41,6 +42,7 @@ class ProgressLog:
     def update(self, done: int, total: int | None, audio_seconds: float, errors: int) -> None:
         with self._lock:
             self.state = (done, total, audio_seconds, errors)
+            self.updated = True
 
     def line(self) -> str:
         with self._lock:
@@ -49,12 +51,14 @@ class ProgressLog:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.emit(self.line())
+            if self.updated:
+                self.emit(self.line())
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.interval + 1)
-        self.emit(self.line())
+        if self.updated:
+            self.emit(self.line())
 
     def __enter__(self) -> ProgressLog:
         return self

@@ -18,3 +18,10 @@ def test_lines_keep_coming_while_an_item_is_slow():
 def test_format_progress_eta_and_rate():
     line = format_progress(done=50, total=100, audio_seconds=3600.0, wall_seconds=60.0, errors=0)
     assert line == "tokenize: 50/100 items, 1.00 h audio, 60.0x real time, eta 00:01:00, 0 errors"
+
+
+def test_nothing_is_logged_before_the_first_update():
+    lines = []
+    with ProgressLog(lines.append, interval=0.02):
+        time.sleep(0.1)  # e.g. the inputs are refused before any item is planned
+    assert lines == []
