@@ -224,3 +224,44 @@ def test_a_compressed_tar_is_refused_with_the_fix(tmp_path):
     (tmp_path / "shard.tar.gz").write_bytes(gzip.compress(b"x"))
     with pytest.raises(ManifestError, match="shard.tar.gz: a compressed tar.*decompress"):
         discover([str(tmp_path / "shard.tar.gz")])
+
+
+def test_lhotse_cuts_codeclab_cannot_read_become_error_items(clips, tmp_path):
+    """A URL source and one channel of a stereo recording are listed in errors.jsonl with the reason."""
+    lhotse = pytest.importorskip("lhotse")
+    x = np.zeros((8000, 2), dtype=np.float32)
+    sf.write(tmp_path / "stereo.wav", x, 16000)
+    stereo = lhotse.Recording.from_file(tmp_path / "stereo.wav", recording_id="stereo")
+    url = lhotse.Recording(
+        id="far",
+        sources=[lhotse.AudioSource(type="url", channels=[0], source="https://example.org/a.wav")],
+        sampling_rate=16000,
+        num_samples=16000,
+        duration=1.0,
+    )
+    cuts = [
+        lhotse.MonoCut("left", start=0, duration=0.5, channel=0, recording=stereo),
+        lhotse.MonoCut("far", start=0, duration=1.0, channel=0, recording=url),
+    ]
+    lhotse.CutSet.from_cuts(cuts).to_file(tmp_path / "cuts.jsonl.gz")
+    report = tokenize_corpus(
+        TokenizeOptions(inputs=[str(tmp_path / "cuts.jsonl.gz")], out=tmp_path / "s", codec=TINY, workers=0)
+    )
+    assert report.failed == 2 and report.tokenized == 0
+    reasons = {e["id"]: e["reason"] for e in TokenStore(tmp_path / "s").errors()}
+    assert "channel(s) [0] of the 2-channel recording" in reasons["left"]
+    assert "'url' source" in reasons["far"]
+
+
+def test_parquet_with_plain_bytes_and_path_structs(clips, reference, tmp_path):
+    """Parquet written by pyarrow alone (no Hugging Face schema metadata): the bytes+path struct column is
+    the audio; no id column: ids are NAME/ROW."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [{"bytes": (clips / f"utt{i}.wav").read_bytes(), "path": f"utt{i}.wav"} for i in range(3)]
+    pq.write_table(pa.table({"sound": rows, "speaker": ["ann", "bob", "cy"]}), tmp_path / "clips.parquet")
+    store = tokenize([tmp_path / "clips.parquet"], tmp_path / "s")
+    assert store.ids() == ["clips/00000000", "clips/00000001", "clips/00000002"]
+    assert store["clips/00000001"].codes.tolist() == reference["utt1"]
+    assert store["clips/00000002"].meta == {"speaker": "cy"}
