@@ -30,7 +30,14 @@ import torch
 from codeclab._optional import optional_import
 from codeclab.corpora.items import AudioItem
 from codeclab.corpora.members import Member
-from codeclab.pipelines.tokenize import DecodeDataset, TokenizeJob, TokenizeOptions, TokenizeReport
+from codeclab.pipelines.tokenize import (
+    DecodeDataset,
+    TokenizeJob,
+    TokenizeOptions,
+    TokenizeReport,
+    encode_long,
+    length_buckets,
+)
 from codeclab.tokens.store import ShardWriter
 
 LOST_REASON = "lost twice: the Ray worker encoding it died both times (see the Ray logs)"
@@ -130,17 +137,17 @@ class EncodeActor:
         ready = [i for i in range(count) if not errors[i] and not batch["long"][i]]
         for i in [i for i in range(count) if not errors[i] and batch["long"][i]]:
             codes[i], seconds[i], sha[i], rates[i], errors[i] = self._encode_long(batch, i)
-        for group in _buckets(ready, [batch["audio"][i].shape[-1] for i in ready], self.max_samples):
+        lengths = [batch["audio"][i].shape[-1] for i in ready]
+        for group in ([ready[k] for k in bucket] for bucket in length_buckets(lengths, self.max_samples)):
             try:
-                encoded = self._encode([batch["audio"][i] for i in group])
-            except Exception as err:  # noqa: BLE001 (one by one, so one bad item fails alone)
+                encoded: list = self._encode([batch["audio"][i] for i in group])
+            except Exception:  # noqa: BLE001 (one by one, so one bad item fails alone)
                 encoded = []
                 for i in group:
                     try:
                         encoded += self._encode([batch["audio"][i]])
                     except Exception as item_err:  # noqa: BLE001
                         encoded.append(f"encoding failed: {type(item_err).__name__}: {item_err}")
-                del err
             for i, result in zip(group, encoded):
                 if isinstance(result, str):
                     errors[i] = result
@@ -157,50 +164,25 @@ class EncodeActor:
         }
 
     def _encode(self, audios: list[np.ndarray]) -> list[np.ndarray]:
-        lengths = [a.shape[-1] for a in audios]
-        wav = torch.zeros(len(audios), self.codec.channels, max(lengths))
-        for i, a in enumerate(audios):
-            wav[i, :, : lengths[i]] = torch.as_tensor(a)
         with torch.inference_mode():
-            encoded = self.codec.encode(
-                wav.to(self.codec.device), lengths=torch.tensor(lengths), n_q=self.n_q
-            )
-        return [c.cpu().numpy() for c in encoded.items()]
+            return TokenizeJob._encode_batch([{"audio": a} for a in audios], self.codec, self.n_q)
 
     def _encode_long(self, batch, i: int):
-        """A file over the long-file limit: streamed from disk and encoded in chunks, here in the actor."""
-        from codeclab._files import sha256_file
-        from codeclab.audio.io import AudioError, audio_info, stream_audio
-        from codeclab.codecs.chunked import encode_stream
+        """A file over the long-file limit: streamed from disk and encoded in chunks, here in the actor
+        (`tokenize.encode_long`, as the local engine does) -> (codes, seconds, sha256, rate, error)."""
+        from codeclab.audio.io import AudioError
 
-        path = str(batch["path"][i])
         start, end = (None if math.isnan(batch[k][i]) else float(batch[k][i]) for k in ("start", "end"))
         empty = np.zeros((self.n_q, 0), dtype=np.int32)
         try:
-            info = audio_info(path)
-            stream = stream_audio(path, self.codec.sample_rate, self.codec.channels, start, end)
-            encoded = encode_stream(self.codec, stream, n_q=self.n_q, chunk_seconds=self.chunk_seconds)
-            seconds = int(encoded.audio_lengths[0]) / self.codec.sample_rate
-            return encoded.items()[0].cpu().numpy(), seconds, sha256_file(path), info.sample_rate, ""
+            codes, seconds, sha, rate = encode_long(
+                str(batch["path"][i]), start, end, self.codec, self.n_q, self.chunk_seconds
+            )
+            return codes, seconds, sha, rate, ""
         except AudioError as err:
             return empty, 0.0, "", 0, err.reason
         except Exception as err:  # noqa: BLE001
             return empty, 0.0, "", 0, f"encoding failed: {type(err).__name__}: {err}"
-
-
-def _buckets(indices: list[int], lengths: list[int], max_samples: int) -> list[list[int]]:
-    """Indices grouped by length (sorted), each group's padded size (count x longest) at most
-    `max_samples` (as the local engine batches: --batch-seconds of padded audio)."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for length, i in sorted(zip(lengths, indices)):
-        if current and (len(current) + 1) * length > max_samples:
-            groups.append(current)
-            current = []
-        current.append(i)
-    if current:
-        groups.append(current)
-    return groups
 
 
 def start_ray(address: str | None, log=None):

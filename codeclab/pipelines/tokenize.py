@@ -207,20 +207,48 @@ def _identity(x):
     return x
 
 
-def _batches(pending: list[dict[str, Any]], max_samples: int) -> list[list[dict[str, Any]]]:
-    """Length-bucketed batches: sorted by length, each batch's padded size (count x longest) <= max_samples."""
-    ordered = sorted(pending, key=lambda r: r["audio"].shape[1])
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    for rec in ordered:
-        length = rec["audio"].shape[1]
-        if current and (len(current) + 1) * length > max_samples:
+def length_buckets(lengths: list[int], max_samples: int) -> list[list[int]]:
+    """Positions of `lengths` grouped into length-bucketed batches: sorted by length (ties in order), each
+    batch's padded size (count x longest) <= max_samples. The local engine and the Ray actors both batch so."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for position in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and (len(current) + 1) * lengths[position] > max_samples:
             batches.append(current)
             current = []
-        current.append(rec)
+        current.append(position)
     if current:
         batches.append(current)
     return batches
+
+
+def _batches(pending: list[dict[str, Any]], max_samples: int) -> list[list[dict[str, Any]]]:
+    """Length-bucketed batches of decoded records (see `length_buckets`)."""
+    groups = length_buckets([rec["audio"].shape[1] for rec in pending], max_samples)
+    return [[pending[i] for i in group] for group in groups]
+
+
+def encode_long(
+    path: str, start: float | None, end: float | None, codec: AudioCodec, n_q: int, chunk_seconds: float
+) -> tuple[np.ndarray, float, str, int]:
+    """A file over the long-file limit -> (codes [n_q, F], seconds, sha256, source rate): streamed from disk
+    and encoded in chunks (bounded memory); a codec without a bounded encoder context is encoded whole.
+    Raises AudioError for an unusable file (others for encoding failures)."""
+    sha = sha256_file(path)
+    info = audio_info(path)
+    if codec.encoder_context() is not None:
+        encoded = encode_stream(
+            codec,
+            stream_audio(path, codec.sample_rate, codec.channels, start, end),
+            n_q=n_q,
+            chunk_seconds=chunk_seconds,
+        )
+    else:  # unknown context: whole pass (memory grows with the file)
+        log.warning("%s: %s has no bounded encoder context; encoding the long file whole", path, codec.name)
+        wav = torch.as_tensor(load_audio(path, codec.sample_rate, codec.channels, start, end))
+        encoded = codec.encode(wav[None].to(codec.device), n_q=n_q)
+    seconds = int(encoded.audio_lengths[0]) / codec.sample_rate
+    return encoded.items()[0].cpu().numpy(), seconds, sha, info.sample_rate
 
 
 class TokenizeJob:
@@ -454,25 +482,9 @@ class TokenizeJob:
     ) -> None:
         start = time.perf_counter()
         try:
-            sha = sha256_file(item.path)
-            info = audio_info(item.path)
-            if codec.encoder_context() is not None:
-                encoded = encode_stream(
-                    codec,
-                    stream_audio(item.path, codec.sample_rate, codec.channels, item.start, item.end),
-                    n_q=n_q,
-                    chunk_seconds=self.options.chunk_seconds,
-                )
-            else:  # unknown context: whole pass (memory grows with the file)
-                log.warning(
-                    "%s: %s has no bounded encoder context; encoding the long file whole",
-                    item.path,
-                    codec.name,
-                )
-                wav = torch.as_tensor(
-                    load_audio(item.path, codec.sample_rate, codec.channels, item.start, item.end)
-                )
-                encoded = codec.encode(wav[None].to(codec.device), n_q=n_q)
+            codes, seconds, sha, rate = encode_long(
+                item.path, item.start, item.end, codec, n_q, self.options.chunk_seconds
+            )
         except AudioError as err:
             writer.add_error(item.id, item.path, err.reason, item.start, item.end)
             report.failed += 1
@@ -486,8 +498,7 @@ class TokenizeJob:
             report.failed += 1
             return
         report.profile["model"] += time.perf_counter() - start
-        seconds = int(encoded.audio_lengths[0]) / codec.sample_rate
-        writer.add(self._record(item, encoded.items()[0].cpu().numpy(), seconds, sha, info.sample_rate))
+        writer.add(self._record(item, codes, seconds, sha, rate))
         report.tokenized += 1
         report.audio_seconds += seconds
         self._maybe_flush(writer, report)
