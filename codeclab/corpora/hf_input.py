@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from codeclab._optional import optional_import
-from codeclab.corpora.items import ITEM_COLUMNS, AudioItem, ManifestError, check_item_id, make_item
+from codeclab.corpora.items import (
+    ITEM_COLUMNS,
+    AudioItem,
+    ManifestError,
+    check_item_id,
+    is_json_value,
+    make_item,
+)
 from codeclab.corpora.members import Member
 
 BATCH_ROWS = 1024
@@ -131,7 +138,7 @@ def _rows_to_items(rows, path: str, source: str, name: str, member, split: str |
     for row_number, row in enumerate(rows):
         item_id = str(row["id"]) if row.get("id") not in (None, "") else f"{name}/{row_number:08d}"
         check_item_id(item_id, f"{source} row {row_number}")
-        meta = {k: v for k, v in row.items() if k not in ITEM_COLUMNS and v is not None and _is_json(v)}
+        meta = {k: v for k, v in row.items() if k not in ITEM_COLUMNS and v is not None and is_json_value(v)}
         if split is not None:
             meta.setdefault("split", split)
         text = row.get("text")
@@ -152,11 +159,3 @@ def _rows_to_items(rows, path: str, source: str, name: str, member, split: str |
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except (TypeError, ValueError):
-        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ class AudioItem:
         return (
             Path(self.path).read_bytes() if self.member is None else read_member_bytes(self.path, self.member)
         )
+
+
+def is_json_value(value: Any) -> bool:
+    """True when `value` can be kept as metadata (JSON can hold it; arrays and features cannot)."""
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def is_audio_file(path: str | Path) -> bool:

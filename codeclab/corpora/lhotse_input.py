@@ -13,14 +13,13 @@ multi-channel recording) become error items with the reason: the run lists them 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from codeclab._optional import optional_import
-from codeclab.corpora.items import AudioItem, ManifestError, check_item_id, make_item
+from codeclab.corpora.items import AudioItem, ManifestError, check_item_id, is_json_value, make_item
 from codeclab.corpora.members import Member, MemberError, tar_entries
 
 SHAR_META_EXTS = (".json", ".nometa")
@@ -97,11 +96,8 @@ def _supervision_fields(cut) -> tuple[str | None, dict[str, Any]]:
         elif values:
             meta[field] = sorted(values)
     for key, value in (cut.custom or {}).items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue  # arrays and features stay with lhotse
-        meta[key] = value
+        if is_json_value(value):  # arrays and features stay with lhotse
+            meta[key] = value
     return (" ".join(texts) or None), meta
 
 

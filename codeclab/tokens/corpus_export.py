@@ -25,6 +25,7 @@ import numpy as np
 from codeclab._files import atomic_write_text
 from codeclab._optional import optional_import
 from codeclab._progress import progress_iter
+from codeclab.tokens.export import check_outside_store
 from codeclab.tokens.store import StoreError, TokenRecord, TokenStore
 
 SUPERVISION_FIELDS = ("speaker", "language", "gender")
@@ -36,8 +37,7 @@ def webdataset_key(item_id: str) -> str:
 
 
 def _empty_target(out: Path, store: Path) -> None:
-    if out.resolve() == store.resolve() or store.resolve() in out.resolve().parents:
-        raise StoreError(f"{out}: the export directory must be outside the store {store}")
+    check_outside_store(store, out, StoreError)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out}: exists and is not an empty directory; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,13 @@ def load_base_tokenizer(base: str | Path):
         raise VocabError(f"{base}: cannot load a tokenizer there ({str(err).splitlines()[0][:160]})") from err
 
 
+def check_outside_store(store: str | Path, out: str | Path, error: type[Exception]) -> None:
+    """Raise `error` when the export directory `out` is the store, sits inside it, or holds it."""
+    store_dir, out_dir = Path(store).resolve(), Path(out).resolve()
+    if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
+        raise error(f"{out}: the export directory must be outside the store {store} (and not hold it)")
+
+
 def check_tokenizer_target(
     out: str | Path, marker: str, base: str | Path | None = None, store: str | Path | None = None
 ) -> None:
@@ -61,11 +68,7 @@ def check_tokenizer_target(
     if (out_dir / "tokens.json").is_file():
         raise VocabError(f"{out}: is a token store; write the tokenizer elsewhere")
     if store is not None:
-        store_dir = Path(store).resolve()
-        if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
-            raise VocabError(
-                f"{out}: the export directory must be outside the store {store} (and not hold it)"
-            )
+        check_outside_store(store, out, VocabError)
     if out_dir.exists() and not out_dir.is_dir():
         raise VocabError(f"{out}: exists and is not a directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
@@ -206,9 +209,7 @@ def _check_target(store: Path, out: Path, overwrite: bool) -> list[Path]:
 
     An export never deletes what it did not write: `out` must not be (or hold, or sit inside) the store,
     and `out/data` may hold only files named like our Parquet files, and only with overwrite=True."""
-    store_dir, out_dir = store.resolve(), out.resolve()
-    if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
-        raise ExportError(f"{out}: the export directory must be outside the store {store} (and not hold it)")
+    check_outside_store(store, out, ExportError)
     data = out / "data"
     if data.exists() and not data.is_dir():
         raise ExportError(f"{data}: exists and is not a directory")
