@@ -45,8 +45,11 @@ def _sweep_merge_leftovers(store: Path) -> None:
 
 
 def _previous_index(store: Path):
-    """(index table, {file: sha256}, {file: [size, mtime_ns]}) of the store's last merge, or None when
-    there is none that recorded part stats (then every part is read and hashed)."""
+    """({file: its index rows}, {file: sha256}, {file: [size, mtime_ns]}) of the store's last merge, or
+    None when there is none that recorded part stats (then every part is read and hashed). The rows are
+    grouped by part once, not filtered again for every part."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     index = store / INDEX_FILE
@@ -61,20 +64,27 @@ def _previous_index(store: Path):
         return None
     if not isinstance(checksums, dict) or not isinstance(stats, dict):
         return None
-    return table, checksums, stats
+    table = table.select(["id", "file", "row", "num_frames", "duration"])
+    encoded = pc.dictionary_encode(table.column("file")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(encoded.dictionary) + 1))
+    by_file = {
+        name: table.take(pa.array(order[bounds[code] : bounds[code + 1]]))
+        for code, name in enumerate(encoded.dictionary.to_pylist())
+    }
+    return by_file, checksums, stats
 
 
 def _part_rows(part: Path, name: str, previous, stat_key: list[int]):
     """The index rows of one part (id, file, row, num_frames, duration) and its sha256: from the last
     merge's index when the part is unchanged since (same size and mtime), else read and hashed."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if previous is not None:
-        table, checksums, stats = previous
-        if stats.get(name) == stat_key and name in checksums:
-            rows = table.filter(pc.equal(table.column("file"), name))
-            return rows.select(["id", "file", "row", "num_frames", "duration"]), checksums[name]
+        by_file, checksums, stats = previous
+        if stats.get(name) == stat_key and name in checksums and name in by_file:
+            return by_file[name], checksums[name]
     columns = part_columns(part, ["id", "num_frames", "duration"])
     count = len(columns["id"])
     rows = pa.table(
