@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from codeclab.eval.report import format_cell
+
 LISTEN_SECONDS = 6.0
 METRICS_PER_TABLE = 6
 
@@ -102,12 +104,6 @@ def spectrogram_uri(audio: np.ndarray, sample_rate: int, seconds: float = LISTEN
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
-    return "" if value is None else str(value)
-
-
 def _best(rows: list[dict[str, Any]], column: str, higher: bool | None) -> float | None:
     values = [
         r[column]
@@ -154,7 +150,7 @@ def results_tables(rows: list[dict[str, Any]], metrics: list[str], higher: dict[
                 if name == "bitrates":
                     value = row.get(column)
                     data = repr(value) if isinstance(value, float) and math.isfinite(value) else ""
-                    cells.append(f'<td class="num" data-value="{data}">{_fmt(value)}</td>')
+                    cells.append(f'<td class="num" data-value="{data}">{format_cell(value)}</td>')
                 else:
                     cells.append(_metric_cell(row, column, _best(rows, column, higher.get(column))))
             body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
@@ -170,7 +166,7 @@ def _scores_text(player) -> str:
     parts = []
     for metric, value in player.scores.items():
         css = ' class="failed"' if metric in player.failed else ""
-        parts.append(f"<span{css}>{html.escape(metric)} {html.escape(_fmt(value))}</span>")
+        parts.append(f"<span{css}>{html.escape(metric)} {html.escape(format_cell(value))}</span>")
     return " &middot; ".join(parts)
 
 

@@ -39,6 +39,16 @@ def codec_fingerprint(codec) -> dict[str, Any]:
     return codec.provenance()
 
 
+def format_cell(value: Any, missing: str = "") -> str:
+    """A table cell: floats to 3 decimals (thousands separated from 100 up), NaN as n/a, None as
+    `missing`."""
+    if value is None:
+        return missing
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
 def portable_command(argv: list[str]) -> str:
     """A command line as a report records it: the program by its name (`codeclab`, not
     /home/.../.venv/bin/codeclab) and absolute paths relative to the working directory, so a report

@@ -20,7 +20,6 @@ Codec-SUPERB and DASB present results.
 from __future__ import annotations
 
 import html
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from codeclab.codecs.ref import CodecRef
 from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import run_recon, summary_cell
-from codeclab.eval.report import provenance, write_json, write_table
+from codeclab.eval.report import format_cell, provenance, write_json, write_table
 from codeclab.eval.speed import measure_speed
 
 HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim", "dnsmos", "wer")
@@ -164,19 +163,11 @@ def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict
     return rows
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
-
-
 def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
     """The leaderboard page: the table, what each column means, and links to every sub-report."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(format_cell(row.get(c), '-'))}</td>" for c in columns) + "</tr>"
         for row in report["rows"]
     )
     links = [
