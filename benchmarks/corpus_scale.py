@@ -33,19 +33,11 @@ def write_store(path: Path, items: int, rows_per_part: int = 2000) -> None:
     if (path / "tokens.json").is_file():
         return
     import numpy as np
+    from store_reads import synthetic_meta  # the sibling benchmark's made-up codec
 
     from codeclab.tokens.store import ShardWriter, TokenRecord
 
-    meta = {
-        "codec": {"name": "synthetic", "config_sha256": "c", "weights_sha256": "w"},
-        "sample_rate": 16000,
-        "channels": 1,
-        "hop_length": 320,
-        "frame_rate": 50.0,
-        "n_q": 8,
-        "codebook_size": 1024,
-        "codes_dtype": "int16",
-    }
+    meta = synthetic_meta(8)
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 1024, (8, 25), dtype=np.int16)
     writer = ShardWriter(path, meta)
@@ -108,7 +100,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--ranks", default="1,8")
     parser.add_argument("--skip-store", action="store_true", help="measure planning only")
+    parser.add_argument("--write-store", type=Path, help=argparse.SUPPRESS)  # the writing child
     args = parser.parse_args()
+    if args.write_store:
+        write_store(args.write_store, args.rows)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = args.out / f"manifest-{args.rows}.jsonl.gz"
     write_manifest(manifest, args.rows)
@@ -122,7 +118,20 @@ def main() -> None:
         return
     store = args.out / f"store-{args.rows}"
     begin = time.perf_counter()
-    write_store(store, args.rows)
+    # written in a child: a child's peak RSS starts from its parent's at fork, so the parent stays small
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--out",
+            str(args.out),
+            "--rows",
+            str(args.rows),
+            "--write-store",
+            str(store),
+        ],
+        check=True,
+    )
     print(f"store written in {time.perf_counter() - begin:.0f} s")
     for run in ("first", "again"):
         items, seconds, rss = child("merge", str(store))

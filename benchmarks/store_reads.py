@@ -23,10 +23,9 @@ from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
 from codeclab.tokens.store import ShardWriter, TokenRecord, TokenStore, merge
 
 
-def build(path: Path, items: int, rows_per_part: int, frames: int, n_q: int = 8) -> None:
-    if (path / "index.pq").is_file():
-        return
-    meta = {
+def synthetic_meta(n_q: int) -> dict:
+    """tokens.json facts of a made-up 16 kHz, 50 Hz codec with `n_q` codebooks of 1024 (int16 codes)."""
+    return {
         "codec": {"name": "synthetic", "config_sha256": "c", "weights_sha256": "w"},
         "sample_rate": 16000,
         "channels": 1,
@@ -36,6 +35,12 @@ def build(path: Path, items: int, rows_per_part: int, frames: int, n_q: int = 8)
         "codebook_size": 1024,
         "codes_dtype": "int16",
     }
+
+
+def build(path: Path, items: int, rows_per_part: int, frames: int, n_q: int = 8) -> None:
+    if (path / "index.pq").is_file():
+        return
+    meta = synthetic_meta(n_q)
     rng = np.random.default_rng(0)
     writer = ShardWriter(path, meta)
     for i in range(items):
