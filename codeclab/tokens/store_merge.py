@@ -64,7 +64,7 @@ def _previous_index(store: Path):
         return None
     if not isinstance(checksums, dict) or not isinstance(stats, dict):
         return None
-    table = table.select(["id", "file", "row", "num_frames", "duration"])
+    table = table.select(["id", "file", "row", "num_frames", "duration"]).combine_chunks()
     encoded = pc.dictionary_encode(table.column("file")).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     order = np.argsort(codes, kind="stable")
