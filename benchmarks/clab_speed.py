@@ -19,7 +19,8 @@ from codeclab.codecs.spec import CodecSpec
 from codeclab.eval.machine import describe_machine
 from codeclab.pipelines.clab_files import decode_file, encode_file, resolve_coding
 from codeclab.tokens.clab import read_clab
-from codeclab.tokens.clab_packets import read_packets, write_packets
+from codeclab.tokens.clab_packet_reader import read_packets
+from codeclab.tokens.clab_packets import write_packets
 
 
 def timed(fn, reps: int) -> float:

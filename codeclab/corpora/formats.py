@@ -80,10 +80,3 @@ def lhotse_kind(path: Path) -> str | None:
     if "recording_id" in row and "duration" in row:
         return "supervisions"
     return None
-
-
-def refuse_supervisions(path: Path) -> ManifestError:
-    return ManifestError(
-        f"{path}: a lhotse SupervisionSet names no audio; give the recordings or cuts manifest (e.g. "
-        "CutSet.from_manifests(recordings, supervisions).to_file('cuts.jsonl.gz'))"
-    )

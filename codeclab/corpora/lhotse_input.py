@@ -29,10 +29,15 @@ def _lhotse(purpose: str):
     return optional_import("lhotse", "lhotse", purpose)
 
 
+def refuse_supervisions(path: Path) -> ManifestError:
+    return ManifestError(
+        f"{path}: a lhotse SupervisionSet names no audio; give the recordings or cuts manifest (e.g. "
+        "CutSet.from_manifests(recordings, supervisions).to_file('cuts.jsonl.gz'))"
+    )
+
+
 def lhotse_manifest_items(path: Path, kind: str) -> list[AudioItem]:
     """Items of a lhotse RecordingSet or CutSet manifest (`kind` from `formats.lhotse_kind`)."""
-    from codeclab.corpora.formats import refuse_supervisions
-
     lhotse = _lhotse("reading lhotse manifests")
     if kind == "supervisions":
         raise refuse_supervisions(path)

@@ -31,7 +31,8 @@ from codeclab.codecs.ref import CodecRef
 from codeclab.corpora.manifest import discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import plot_curves, provenance, write_json, write_table
-from codeclab.tokens.clab_packets import packet_spans, read_packets
+from codeclab.tokens.clab_packet_reader import read_packets
+from codeclab.tokens.clab_packets import packet_spans
 
 OPUS_FRAME_MS = 20
 OPUS_FRAMES_PER_PACKET = 5  # 100 ms packets, as the .clab default

@@ -15,15 +15,10 @@ from codeclab.audio.pcm import pcm16_bytes
 from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.spec import CodecSpec
 from codeclab.pipelines.clab_files import clab_header, codec_for_header, packet_frames_for, resolve_coding
-from codeclab.tokens.clab import (
-    MAX_HEADER,
-    PACKET_VERSION,
-    STREAM_VERSION,
-    from_bytes,
-    iter_stream,
-    peek_header,
-)
-from codeclab.tokens.clab_packets import ClabPacketWriter, ConcealmentFader, PacketReport, iter_packets
+from codeclab.tokens.clab import from_bytes, iter_stream, peek_header
+from codeclab.tokens.clab_format import MAX_HEADER, PACKET_VERSION, STREAM_VERSION
+from codeclab.tokens.clab_packet_reader import iter_packets
+from codeclab.tokens.clab_packets import ClabPacketWriter, ConcealmentFader, PacketReport
 
 V1_STEP_FRAMES = 500  # frames per decode step when a whole (version-1) file is decoded as a stream
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -23,16 +24,8 @@ class QuantizerConfig:
     kind: its registry name ("vq", "rvq", "fsq", "rfsq", "split"); num_codebooks: codes per frame;
     codebook_size: values each code takes (a field of VQ configs, the product of the levels for FSQ)."""
 
+    kind: ClassVar[str] = ""
     codebook_size: int
-
-    @property
-    def kind(self) -> str:
-        from codeclab.quantizers.registry import QUANTIZERS
-
-        for kind, (config_cls, _) in QUANTIZERS.items():
-            if type(self) is config_cls:
-                return kind
-        raise ValueError(f"{type(self).__name__} is not a registered quantizer config")
 
     @property
     def num_codebooks(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from einops import rearrange
@@ -29,6 +30,8 @@ class FSQConfig(QuantizerConfig):
     """dim: input dimension D (projected to len(levels) dimensions); levels: quantization levels per
     dimension; the codebook size is their product."""
 
+    kind: ClassVar[str] = "fsq"
+
     dim: int = 128
     levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
 
@@ -46,6 +49,7 @@ class FSQConfig(QuantizerConfig):
 
 @dataclass
 class ResidualFSQConfig(FSQConfig):
+    kind: ClassVar[str] = "rfsq"
     num_quantizers: int = 4
     quantizer_dropout: bool = False
 

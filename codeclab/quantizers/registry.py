@@ -15,8 +15,14 @@ QUANTIZERS: dict[str, tuple[type, type[Quantizer]]] = {}
 
 
 def register_quantizer(kind: str, config_cls: type, quantizer_cls: type[Quantizer]) -> None:
+    """Name a quantizer kind; its config class says the same name in its `kind` class attribute."""
     if kind in QUANTIZERS:
         raise ValueError(f"quantizer kind {kind!r} is already registered")
+    if getattr(config_cls, "kind", "") != kind:
+        raise ValueError(
+            f"{config_cls.__name__}.kind is {getattr(config_cls, 'kind', '')!r}; a config registered as "
+            f"{kind!r} declares `kind: ClassVar[str] = {kind!r}`"
+        )
     QUANTIZERS[kind] = (config_cls, quantizer_cls)
 
 

@@ -7,6 +7,7 @@ quantizer dropout). `n_q` is chosen at encode time, which chooses the bitrate.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from einops import rearrange
@@ -28,6 +29,8 @@ class RVQConfig(VQConfig):
     step). Early in training an encoder's latents are a large constant plus a small varying part, and
     the constant moves further per step than the varying part is wide: uncentred (or centred on a
     lagging average), every frame then falls on one or two codes (docs/quantizers.md)."""
+
+    kind: ClassVar[str] = "rvq"
 
     num_quantizers: int = 8
     quantizer_dropout: float = 0.0

@@ -11,7 +11,8 @@ Codes are `[B, n_q, T]` with the semantic code first: `n_q` = 1 + acoustic stage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -26,13 +27,15 @@ class SplitConfig(RVQConfig):
     """`RVQConfig` whose `num_quantizers` counts the semantic codebook too (so >= 2); quantizer dropout
     acts on the acoustic stages only, and the semantic stage is always kept."""
 
+    kind: ClassVar[str] = "split"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_quantizers < 2:
             raise ValueError(f"a split quantizer needs num_quantizers >= 2, got {self.num_quantizers}")
 
     def acoustic(self) -> RVQConfig:
-        params = {k: getattr(self, k) for k in RVQConfig.__dataclass_fields__}
+        params = {f.name: getattr(self, f.name) for f in fields(RVQConfig)}
         params["num_quantizers"] = self.num_quantizers - 1
         return RVQConfig(**params)
 

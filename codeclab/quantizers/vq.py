@@ -15,6 +15,7 @@ codebook search and the EMA statistics are exactly what the fused kernels of `co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,8 @@ class VQConfig(QuantizerConfig):
         (the first steps quantize against those rows' own k-means when fewer have arrived), so that
         a small batch does not fit 1,024 centroids to 400 frames.
     """
+
+    kind: ClassVar[str] = "vq"
 
     dim: int = 128
     codebook_size: int = 1024

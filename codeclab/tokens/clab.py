@@ -25,7 +25,9 @@ read while it arrives (`iter_stream`): the header leaves out `frames` and `audio
     end packet:    u16 0, u64 audio_length, u32 CRC32
 
 Version 3, packets that survive loss and may be range coded with the codec's entropy model, is described
-in `codeclab.tokens.clab_packets`; `codeclab encode` writes it. Versions 1 and 2 still decode.
+in `codeclab.tokens.clab_packets` (read by `clab_packet_reader`); `codeclab encode` writes it. Versions 1
+and 2 still decode. What all versions share (prefix, header checks, bit packing) is in `clab_format`;
+this module reads any version.
 
 Anything else (foreign, truncated or corrupt files, inconsistent headers, codes out of range) raises
 `ClabFormatError`, never another exception and never garbage codes.
@@ -33,12 +35,12 @@ Anything else (foreign, truncated or corrupt files, inconsistent headers, codes 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,66 +48,47 @@ import numpy as np
 
 from codeclab._checks import check_codes
 from codeclab._files import read_up_to
+from codeclab.tokens.clab_format import (
+    CRC,
+    MAGIC,
+    MAX_HEADER,
+    PACKET_VERSION,
+    PREFIX,
+    STREAM_VERSION,
+    VERSION,
+    ClabFile,
+    ClabFormatError,
+    bits_per_code,
+    check_header,
+    pack_codes,
+    packet_layout_prefix,
+    parse_header,
+    unpack_codes,
+)
+from codeclab.tokens.clab_packet_reader import read_packet_header, read_packets
 from codeclab.tokens.entropy import EntropyModel
 
-MAGIC = b"CLAB"
-VERSION = 1
-STREAM_VERSION = 2  # the stream layout
-PACKET_VERSION = 3  # packets that survive loss, bits or range coded (tokens/clab_packets.py)
-_PREFIX = struct.Struct("<4sBI")
-_CRC = struct.Struct("<I")
+__all__ = [
+    "ClabFile",
+    "ClabFormatError",
+    "ClabStreamWriter",
+    "bits_per_code",
+    "check_header",
+    "from_bytes",
+    "iter_stream",
+    "pack_codes",
+    "peek_header",
+    "read_clab",
+    "read_clab_bytes",
+    "read_stream",
+    "to_bytes",
+    "unpack_codes",
+    "write_clab",
+]
+
 _FRAMES = struct.Struct("<H")
 _LENGTH = struct.Struct("<Q")
-MAX_PACKET_FRAMES = 65535
-MAX_HEADER = 1 << 20
-
-
-class ClabFormatError(ValueError):
-    """A .clab file is foreign, truncated, corrupt or inconsistent; the message names the file."""
-
-
-def bits_per_code(codebook_size: int) -> int:
-    return max(1, math.ceil(math.log2(codebook_size)))
-
-
-def pack_codes(codes: np.ndarray, bits: int) -> bytes:
-    """codes [n_q, F] (non-negative, < 2**bits) -> bytes, frame-major, MSB first."""
-    flat = np.ascontiguousarray(np.asarray(codes, dtype=np.int64).T).reshape(-1).astype(np.uint64)
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
-    bitmat = ((flat[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(bitmat.reshape(-1)).tobytes()
-
-
-def unpack_codes(payload: bytes, n_q: int, frames: int, bits: int) -> np.ndarray:
-    """Inverse of `pack_codes` -> [n_q, frames] int64."""
-    count = n_q * frames
-    bitarr = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: count * bits].reshape(count, bits)
-    weights = 1 << np.arange(bits - 1, -1, -1, dtype=np.int64)
-    values = bitarr.astype(np.int64) @ weights
-    return np.ascontiguousarray(values.reshape(frames, n_q).T)
-
-
-@dataclass
-class ClabFile:
-    """A decoded .clab file: header fields and codes [n_q, frames] int64; for a version-3 file, `lost`
-    [frames] bool marks concealed frames and `damage` says what was met (docs/bitstream.md)."""
-
-    header: dict[str, Any]
-    codes: np.ndarray
-    lost: np.ndarray | None = None
-    damage: list[str] = field(default_factory=list)
-
-    @property
-    def concealed_frames(self) -> int:
-        return 0 if self.lost is None else int(self.lost.sum())
-
-    @property
-    def audio_length(self) -> int:
-        return int(self.header["audio_length"])
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.header["sample_rate"])
+STREAM_MAX_PACKET_FRAMES = 65535  # version 2: a u16 frame count per packet
 
 
 def to_bytes(codes: np.ndarray, header: dict[str, Any]) -> bytes:
@@ -116,83 +99,8 @@ def to_bytes(codes: np.ndarray, header: dict[str, Any]) -> bytes:
     full = {**header, "n_q": int(codes.shape[0]), "frames": int(codes.shape[1]), "bits": bits}
     check_header(full, "the .clab header to write")  # never write a file the reader refuses
     head = json.dumps(full, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    body = _PREFIX.pack(MAGIC, VERSION, len(head)) + head + pack_codes(codes, bits)
-    return body + _CRC.pack(zlib.crc32(body))
-
-
-# header integers and the ranges a reader accepts (a crafted header must not make it allocate or loop)
-INT_FIELDS: dict[str, tuple[int, int]] = {
-    "n_q": (1, 256),
-    "frames": (1, 1 << 31),
-    "codebook_size": (2, 1 << 24),
-    "bits": (1, 24),
-    "audio_length": (1, 1 << 40),
-    "sample_rate": (1, 768_000),
-    "channels": (1, 16),
-    "hop_length": (1, 1 << 16),
-}
-REQUIRED = ("n_q", "frames", "codebook_size", "bits", "audio_length", "sample_rate")
-MAX_DEPTH = 4  # the header is flat but for the codec record (an object of scalars)
-
-
-def _int_field(header: dict[str, Any], name: str, where: str) -> int:
-    low, high = INT_FIELDS[name]
-    value = header.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ClabFormatError(
-            f"{where}: header field {name!r} must be an integer in [{low}, {high}], got {value!r}"
-        )
-    return value
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
-def _parse_header(raw: bytes, where: str) -> dict[str, Any]:
-    """The header's JSON object; deep nesting, bad UTF-8 and bad JSON raise ClabFormatError."""
-    nesting = max(raw.count(b"["), raw.count(b"{"))
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ClabFormatError(f"{where}: unreadable .clab header ({err})") from None
-    except ValueError as err:  # an integer of thousands of digits: Python's own conversion limit
-        raise ClabFormatError(f"{where}: unreadable .clab header ({str(err)[:80]})") from None
-    except RecursionError:
-        raise ClabFormatError(f"{where}: the .clab header nests too deeply ({nesting} brackets)") from None
-    if not isinstance(header, dict):
-        raise ClabFormatError(f"{where}: the .clab header is not a JSON object")
-    if _depth(header) > MAX_DEPTH:
-        raise ClabFormatError(f"{where}: the .clab header nests deeper than {MAX_DEPTH} levels")
-    return header
-
-
-def check_header(header: dict[str, Any], where: str) -> None:
-    """Every field a reader relies on: integers in range, bits matching the codebook size, an audio
-    length that the frames can hold, a codec record naming its codec."""
-    values = {
-        name: _int_field(header, name, where) for name in INT_FIELDS if name in header or name in REQUIRED
-    }
-    k, bits = values["codebook_size"], values["bits"]
-    if bits != bits_per_code(k):
-        raise ClabFormatError(
-            f"{where}: header says {bits} bits per code, but codebook_size {k} needs {bits_per_code(k)}"
-        )
-    hop = values.get("hop_length")
-    if hop is not None and values["audio_length"] > (values["frames"] + 1) * hop:
-        raise ClabFormatError(
-            f"{where}: audio_length {values['audio_length']} is longer than {values['frames']} frames of "
-            f"{hop} samples can hold"
-        )
-    record = header.get("codec")
-    if record is not None and not (
-        isinstance(record, dict) and isinstance(record.get("name"), str) and record["name"]
-    ):
-        raise ClabFormatError(f"{where}: the header's codec record must be an object with a 'name' string")
+    body = PREFIX.pack(MAGIC, VERSION, len(head)) + head + pack_codes(codes, bits)
+    return body + CRC.pack(zlib.crc32(body))
 
 
 def from_bytes(
@@ -200,37 +108,33 @@ def from_bytes(
 ) -> ClabFile:
     """Parse and check a .clab file's bytes; every problem raises `ClabFormatError`. Version 3 (packets):
     `model` is the entropy model of a range-coded file; damage is concealed, or an error when `strict`."""
-    if len(data) < _PREFIX.size + _CRC.size:
+    if len(data) < PREFIX.size + CRC.size:
         if not data.startswith(MAGIC[: len(data)]) or len(data) == 0:
             raise ClabFormatError(f"{where}: not a .clab file ({len(data)} bytes, no CLAB magic)")
         raise ClabFormatError(f"{where}: truncated .clab file ({len(data)} bytes)")
-    magic, version, head_len = _PREFIX.unpack_from(data)
+    magic, version, head_len = PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
     if version == STREAM_VERSION:
-        import io
-
         return read_stream(io.BytesIO(data), where)
     if version == PACKET_VERSION:
-        from codeclab.tokens.clab_packets import read_packets
-
         return read_packets(data, where, model, strict)
     if version != VERSION:
         raise ClabFormatError(
             f"{where}: .clab format version {version} is not supported (this codeclab reads "
             f"{VERSION}, {STREAM_VERSION} and {PACKET_VERSION})"
         )
-    if head_len > MAX_HEADER or _PREFIX.size + head_len + _CRC.size > len(data):
+    if head_len > MAX_HEADER or PREFIX.size + head_len + CRC.size > len(data):
         raise ClabFormatError(
             f"{where}: truncated or corrupt .clab file (header length {head_len}, file {len(data)} bytes)"
         )
-    (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
-    if zlib.crc32(data[: -_CRC.size]) != stored_crc:
+    (stored_crc,) = CRC.unpack_from(data, len(data) - CRC.size)
+    if zlib.crc32(data[: -CRC.size]) != stored_crc:
         raise ClabFormatError(f"{where}: corrupt or truncated .clab file (CRC32 mismatch)")
-    header = _parse_header(data[_PREFIX.size : _PREFIX.size + head_len], where)
+    header = parse_header(data[PREFIX.size : PREFIX.size + head_len], where)
     check_header(header, where)
     n_q, frames, k, bits = (header[name] for name in ("n_q", "frames", "codebook_size", "bits"))
-    payload = data[_PREFIX.size + head_len : -_CRC.size]
+    payload = data[PREFIX.size + head_len : -CRC.size]
     expected = math.ceil(n_q * frames * bits / 8)
     if len(payload) != expected:
         raise ClabFormatError(f"{where}: payload has {len(payload)} bytes, the header implies {expected}")
@@ -263,32 +167,18 @@ def read_clab_bytes(path: str | Path) -> bytes:
 def peek_header(data: bytes, where: str = "<bytes>") -> dict[str, Any]:
     """The header of a .clab file's bytes (any version), checked as far as it goes, without the codes:
     what a reader needs to open the codec (and its entropy model) before decoding."""
-    if len(data) < _PREFIX.size or data[:4] != MAGIC:
+    if len(data) < PREFIX.size or data[:4] != MAGIC:
         return from_bytes(data, where).header  # the format error, worded as for a whole read
     version = data[4]
     if version == PACKET_VERSION:
-        import io
-
-        from codeclab.tokens.clab_packets import _Buffer, _read_header
-
-        return _read_header(_Buffer(io.BytesIO(data)), where)
+        return read_packet_header(data, where)
     if version == STREAM_VERSION:
-        import io
-
         return next(iter_stream(io.BytesIO(data), where))
     return from_bytes(data, where).header
 
 
 # -- version 2: packets ------------------------------------------------------------------------------
 STREAM_FIELDS = ("frames", "audio_length")  # known only at the end of a stream
-
-
-def packet_layout_prefix(header: dict[str, Any], version: int) -> bytes:
-    """The opening of a packet-layout file (versions 2 and 3): magic, version, header length, the header
-    as compact sorted JSON, and the CRC32 of all of it."""
-    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    prefix = _PREFIX.pack(MAGIC, version, len(head)) + head
-    return prefix + _CRC.pack(zlib.crc32(prefix))
 
 
 class ClabStreamWriter:
@@ -314,10 +204,10 @@ class ClabStreamWriter:
     def write(self, codes: np.ndarray) -> None:
         """Codes [n_q, f] of the next f frames (f may be 0: nothing is sent)."""
         codes = check_codes(codes, self.codebook_size, n_q=self.n_q)
-        for start in range(0, codes.shape[1], MAX_PACKET_FRAMES):
-            piece = codes[:, start : start + MAX_PACKET_FRAMES]
+        for start in range(0, codes.shape[1], STREAM_MAX_PACKET_FRAMES):
+            piece = codes[:, start : start + STREAM_MAX_PACKET_FRAMES]
             body = _FRAMES.pack(piece.shape[1]) + pack_codes(piece, self.bits)
-            self._send(body + _CRC.pack(zlib.crc32(body)))
+            self._send(body + CRC.pack(zlib.crc32(body)))
             self.frames += piece.shape[1]
 
     def close(self, audio_length: int) -> None:
@@ -325,7 +215,7 @@ class ClabStreamWriter:
         if self.frames == 0:
             raise ValueError("a .clab stream needs at least one frame")
         body = _FRAMES.pack(0) + _LENGTH.pack(int(audio_length))
-        self._send(body + _CRC.pack(zlib.crc32(body)))
+        self._send(body + CRC.pack(zlib.crc32(body)))
 
 
 def _read_exactly(stream: BinaryIO, size: int, where: str, what: str) -> bytes:
@@ -339,8 +229,8 @@ def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str,
     """Read a version-2 .clab from a binary file object as it arrives: yields the header (a dict), then
     codes [n_q, f] per packet; at the end packet, the header gains `frames` and `audio_length` and is
     checked whole. Every problem raises ClabFormatError naming `where` (and the packet)."""
-    prefix = _read_exactly(stream, _PREFIX.size, where, "the prefix")
-    magic, version, head_len = _PREFIX.unpack(prefix)
+    prefix = _read_exactly(stream, PREFIX.size, where, "the prefix")
+    magic, version, head_len = PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
     if version != STREAM_VERSION:
@@ -348,10 +238,10 @@ def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str,
     if head_len > MAX_HEADER:
         raise ClabFormatError(f"{where}: header length {head_len} exceeds {MAX_HEADER} bytes")
     raw = _read_exactly(stream, head_len, where, "the header")
-    (crc,) = _CRC.unpack(_read_exactly(stream, _CRC.size, where, "the header CRC"))
+    (crc,) = CRC.unpack(_read_exactly(stream, CRC.size, where, "the header CRC"))
     if zlib.crc32(prefix + raw) != crc:
         raise ClabFormatError(f"{where}: corrupt .clab header (CRC32 mismatch)")
-    header = _parse_header(raw, where)
+    header = parse_header(raw, where)
     if header.get("coding") != "bits":
         raise ClabFormatError(
             f"{where}: unknown packet coding {header.get('coding')!r} (this codeclab reads 'bits')"
@@ -371,7 +261,7 @@ def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str,
             where,
             f"packet {packet}",
         )
-        (crc,) = _CRC.unpack(_read_exactly(stream, _CRC.size, where, f"packet {packet}"))
+        (crc,) = CRC.unpack(_read_exactly(stream, CRC.size, where, f"packet {packet}"))
         if zlib.crc32(head + body) != crc:
             raise ClabFormatError(f"{where}: packet {packet} is corrupt (CRC32 mismatch)")
         if count == 0:

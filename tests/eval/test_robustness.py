@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from codeclab.eval.robustness import Condition, conditions, damage_clab, flip_bits, run_robustness
-from codeclab.tokens.clab_packets import packet_spans, read_packets, write_packets
+from codeclab.tokens.clab_packet_reader import read_packets
+from codeclab.tokens.clab_packets import packet_spans, write_packets
 
 HEADER = {
     "codec": {"name": "t"},

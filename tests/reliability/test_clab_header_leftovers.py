@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from codeclab.codecs.spec import open_recorded_codec
-from codeclab.tokens.clab import ClabFormatError, _parse_header
+from codeclab.tokens.clab_format import ClabFormatError, parse_header
 
 
 def test_a_five_thousand_digit_integer_is_a_format_error():
     with pytest.raises(ClabFormatError, match="x.clab: unreadable .clab header"):
-        _parse_header(b'{"n_q": ' + b"9" * 5000 + b"}", "x.clab")
+        parse_header(b'{"n_q": ' + b"9" * 5000 + b"}", "x.clab")
 
 
 def test_a_weights_digest_that_is_not_text_is_a_value_error():

@@ -10,11 +10,11 @@ import pytest
 
 from codeclab.tokens.clab import ClabFormatError, from_bytes
 from codeclab.tokens.clab_packets import (
-    _CRC16,
-    _END,
-    _HEAD,
+    CRC16,
+    END,
+    HEAD,
     ClabPacketWriter,
-    _crc16,
+    crc16,
     packet_spans,
     write_packets,
 )
@@ -46,10 +46,10 @@ def end_packet_claiming(blob: bytes, frames: int) -> bytes:
     """The file with its end packet's frame count replaced (CRC recomputed, as a crafted file would)."""
     start, end = packet_spans(blob)[1][-1]
     packet = bytearray(blob[start:end])
-    payload_at = _HEAD.size
-    _, audio_length = _END.unpack(bytes(packet[payload_at : payload_at + _END.size]))
-    packet[payload_at : payload_at + _END.size] = _END.pack(frames, audio_length)
-    packet[-_CRC16.size :] = _CRC16.pack(_crc16(bytes(packet[2 : -_CRC16.size])))
+    payload_at = HEAD.size
+    _, audio_length = END.unpack(bytes(packet[payload_at : payload_at + END.size]))
+    packet[payload_at : payload_at + END.size] = END.pack(frames, audio_length)
+    packet[-CRC16.size :] = CRC16.pack(crc16(bytes(packet[2 : -CRC16.size])))
     return blob[:start] + bytes(packet) + blob[end:]
 
 
@@ -70,7 +70,7 @@ def test_an_end_packet_claiming_frames_that_never_arrived_is_damage():
 def test_crafted_range_payloads_with_valid_crcs_are_damage():
     """R11: garbage, empty and zero-filled range payloads (CRC recomputed) decoded to arbitrary codes."""
     pytest.importorskip("constriction", reason="range coding needs constriction")
-    from codeclab.tokens.clab_packets import _HEAD as HEAD
+    from codeclab.tokens.clab_packets import HEAD
     from codeclab.tokens.entropy import EntropyModel
 
     rng = np.random.default_rng(2)
@@ -84,7 +84,7 @@ def test_crafted_range_payloads_with_valid_crcs_are_damage():
     assert frames == 20  # range coded (no bit-packed flag)
     for payload in (bytes(rng.integers(0, 256, length, dtype=np.uint8)), b"\0" * length):
         crafted = bytearray(packet[: HEAD.size]) + payload + b"\0\0"
-        crafted[-2:] = _CRC16.pack(_crc16(bytes(crafted[2:-2])))
+        crafted[-2:] = CRC16.pack(crc16(bytes(crafted[2:-2])))
         damaged = blob[:start] + bytes(crafted) + blob[end:]
         parsed = from_bytes(damaged, model=model)
         assert parsed.concealed_frames == 20 and any("re-encode" in line for line in parsed.damage)

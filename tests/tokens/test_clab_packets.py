@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 pytest.importorskip("constriction", reason="range coding needs constriction")
 
 from codeclab.tokens.clab import ClabFormatError, from_bytes, peek_header  # noqa: E402
+from codeclab.tokens.clab_packet_reader import iter_packets  # noqa: E402
 from codeclab.tokens.clab_packets import (  # noqa: E402
     PACKET_OVERHEAD,
     ClabPacketWriter,
     conceal,
     concealment_gain,
-    iter_packets,
     packet_spans,
     write_packets,
 )
