@@ -81,7 +81,7 @@ teacher: sysdeps $(VENV)/.base
 # 100 minutes of training on 2 CPU cores, after the teacher and the corpus; see the model card). The run
 # is warm-started from the version-3 weights, taken from git history (commit V3_COMMIT).
 WEIGHTS_RUN ?= runs/codeclab-16k-speech
-WEIGHTS_DIR := codeclab/codecs/weights/codeclab-16k-speech
+WEIGHTS_DIR := codeclab/catalog/weights/codeclab-16k-speech
 V3_COMMIT := a16f0eb
 v3-weights:
 	mkdir -p runs/v3-weights

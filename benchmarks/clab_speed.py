@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.eval.machine import describe_machine
 from codeclab.pipelines.clab_files import decode_file, encode_file, resolve_coding
 from codeclab.tokens.clab import read_clab
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    spec = CodecSpec(args.codec)
+    spec = CodecRef(args.codec)
     codec = spec.load()
     _, model = resolve_coding(codec, "range")
     work = Path(tempfile.mkdtemp())

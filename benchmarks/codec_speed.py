@@ -13,7 +13,7 @@ import argparse
 import torch
 
 import codeclab
-from codeclab.codecs.registry import entries
+from codeclab.catalog.registry import entries
 from codeclab.eval.machine import describe_machine
 from codeclab.eval.speed import measure_speed
 

@@ -17,7 +17,7 @@ import time
 import torch
 
 from codeclab.audio.signals import synthetic_speech
-from codeclab.codecs.loading import load_codec
+from codeclab.catalog.loading import load_codec
 from codeclab.eval.machine import describe_machine
 
 

@@ -1,7 +1,7 @@
 """Spectrograms of a clip and of its decodings (one row per codec), to see the harmonics a decoder keeps.
 
     python benchmarks/spectrogram_figure.py tests/assets/speech/it_IT_m_Carlo__vm-intro.flac \
-        --codec codeclab-16k-speech --codec runs/v3-weights/codeclab/codecs/weights/codeclab-16k-speech \
+        --codec codeclab-16k-speech --codec runs/v3-weights/codeclab/catalog/weights/codeclab-16k-speech \
         --label "version 4" --label "version 3" --seconds 3 --out docs/images/codeclab-16k-speech-spectrogram.png
 
 A `--codec` is a codec name or a weights directory (`codeclab.load_codec`); each is decoded at all its

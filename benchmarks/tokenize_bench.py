@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 
 from codeclab.audio.signals import synthetic_speech
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.eval.machine import describe_machine
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
@@ -73,7 +73,7 @@ def main() -> None:
         options = TokenizeOptions(
             inputs=[str(corpus)],
             out=work / "store",
-            codec=CodecSpec(args.codec, random_init=True),
+            codec=CodecRef(args.codec, random_init=True),
             device=args.device,
             workers=args.workers,
             batch_seconds=args.batch_seconds,

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 from codeclab._version import __version__
 
 _LAZY = {
-    "load_codec": "codeclab.codecs.loading",
-    "load_roundtrip_codec": "codeclab.codecs.loading",
-    "list_codecs": "codeclab.codecs.loading",
-    "save_pretrained": "codeclab.codecs.loading",
-    "codec_info": "codeclab.codecs.loading",
+    "load_codec": "codeclab.catalog.loading",
+    "load_roundtrip_codec": "codeclab.catalog.loading",
+    "list_codecs": "codeclab.catalog.loading",
+    "save_pretrained": "codeclab.catalog.loading",
+    "codec_info": "codeclab.catalog.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
     "RoundTripCodec": "codeclab.codecs.base",
     "SampleRateMismatch": "codeclab.codecs.base",
     "UnsupportedDtype": "codeclab.codecs.base",
-    "CodecRef": "codeclab.codecs.ref",
+    "CodecRef": "codeclab.catalog.ref",
     "StreamingUnsupported": "codeclab.codecs.streaming",
     "TokenStore": "codeclab.tokens.store",
 }
@@ -28,6 +28,14 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from codeclab.catalog.loading import (  # noqa: F401
+        codec_info,
+        list_codecs,
+        load_codec,
+        load_roundtrip_codec,
+        save_pretrained,
+    )
+    from codeclab.catalog.ref import CodecRef  # noqa: F401
     from codeclab.codecs.base import (  # noqa: F401
         AudioCodec,
         Encoded,
@@ -35,14 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
         SampleRateMismatch,
         UnsupportedDtype,
     )
-    from codeclab.codecs.loading import (  # noqa: F401
-        codec_info,
-        list_codecs,
-        load_codec,
-        load_roundtrip_codec,
-        save_pretrained,
-    )
-    from codeclab.codecs.ref import CodecRef  # noqa: F401
     from codeclab.codecs.streaming import StreamingUnsupported  # noqa: F401
     from codeclab.tokens.store import TokenStore  # noqa: F401
 

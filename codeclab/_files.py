@@ -9,10 +9,12 @@ filesystem must be readable by the other ranks' users.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TEMP_SUFFIX = ".tmp"
 
@@ -85,6 +87,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """Write `data` as JSON (UTF-8, a final newline) to `path` atomically: a reader sees the old file or
+    the whole new one, never a torn one. The one way codeclab writes a JSON file."""
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def read_up_to(stream, size: int) -> bytes:

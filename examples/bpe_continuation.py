@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from codeclab.audio.io import write_audio
+from codeclab.catalog.fingerprint import open_recorded_codec
 from codeclab.codecs.base import Encoded
-from codeclab.codecs.spec import open_recorded_codec
 from codeclab.tokens.bpe import AudioBPE, codes_to_text, text_to_codes
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens
 from codeclab.tokens.store import TokenStore

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from codeclab.audio.io import write_audio
+from codeclab.catalog.fingerprint import open_recorded_codec
 from codeclab.codecs.base import Encoded
-from codeclab.codecs.spec import open_recorded_codec
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset, collate_tokens
 from codeclab.tokens.store import TokenStore
 from codeclab.tokens.vocab import AudioVocab

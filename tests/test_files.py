@@ -59,8 +59,7 @@ def test_is_temp_file():
 
 
 def test_store_parts_and_saved_weights_follow_umask(tmp_path, umask_022):
-    from codeclab.codecs.loading import load_codec
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.loading import load_codec, save_pretrained
     from codeclab.tokens.store import ShardWriter, TokenRecord
     from tests.tokens.test_store import META
 

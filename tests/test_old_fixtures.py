@@ -16,7 +16,7 @@ import torch
 
 import codeclab
 from codeclab.audio.io import load_audio
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.clab_files import decode_file
 from codeclab.tokens.clab import read_clab
 from codeclab.tokens.store import TokenStore, merge
@@ -47,7 +47,7 @@ def test_old_weights_directory_loads_and_codes_as_it_did():
 def test_old_clab_decodes_as_it_did_with_its_weights(tmp_path):
     with pytest.raises(ValueError, match="but the codes were made with"):  # today's random init differs
         decode_file(OLD / "utt1.clab", tmp_path / "wrong.wav")
-    decode_file(OLD / "utt1.clab", tmp_path / "out.wav", CodecSpec(str(OLD / "weights")))
+    decode_file(OLD / "utt1.clab", tmp_path / "out.wav", CodecRef(str(OLD / "weights")))
     expected = np.load(OLD / "utt1.decoded.npy", allow_pickle=False)
     got = load_audio(tmp_path / "out.wav", 16000, 1)
     assert got.shape == expected.shape

@@ -364,7 +364,7 @@ def _stream_speed(
 
 def _with_default_n_q(text: str, extra: str) -> str:
     """`--n-q` for every token codec whose reference names no n_q of its own."""
-    from codeclab.codecs.ref import CodecRef, split_ref
+    from codeclab.catalog.ref import CodecRef, split_ref
 
     try:
         ref = CodecRef.parse(text)

@@ -23,7 +23,7 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List registered codecs: rates, codebooks, bitrates, weights and licences."""
-    from codeclab.codecs.registry import entries
+    from codeclab.catalog.registry import entries
 
     rows = sorted(entries().values(), key=lambda e: (e.family != "codeclab", e.name))
     if as_json:
@@ -79,14 +79,14 @@ def info_command(
     name: str = typer.Argument(..., help="Codec name or a directory written by save_pretrained."),
 ) -> None:
     """Show one codec in detail, including parameter counts."""
+    from codeclab.catalog.registry import get_entry
     from codeclab.codecs.neural import NeuralCodec
-    from codeclab.codecs.registry import get_entry
 
     table = Table(show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     if Path(name).is_dir():
-        from codeclab.codecs.pretrained import load_pretrained
+        from codeclab.catalog.loading import load_pretrained
 
         try:
             codec = load_pretrained(name)
@@ -175,10 +175,10 @@ def bundle_command(
     ),
     fp32: bool = typer.Option(False, "--fp32", help="Store fp32 (default: fp16, half the size)."),
 ) -> None:
-    """Make trained weights the package's bundled default for a preset (codeclab/codecs/weights/NAME)."""
+    """Make trained weights the package's bundled default for a preset (codeclab/catalog/weights/NAME)."""
     import torch
 
-    from codeclab.codecs.presets import bundle_weights
+    from codeclab.catalog.presets import bundle_weights
 
     try:
         target = bundle_weights(source, preset, None if fp32 else torch.float16)

@@ -133,10 +133,10 @@ def progress_bars() -> Iterator[None]:
 
 def codec_from_options(
     text: str, weights: str | None = None, random_init: bool = False, seed: int = 0, n_q: int | None = None
-):  # -> tuple[CodecSpec, int | None]
+):  # -> tuple[CodecRef, int | None]
     """A command's `--codec` text (`NAME[@WEIGHTS][:N][,key=value]`, docs/codecs.md#naming-a-codec) with its
     separate flags folded in -> (how to load and record the codec, n_q or None); exits 2 on a bad one."""
-    from codeclab.codecs.ref import CodecRef
+    from codeclab.catalog.ref import CodecRef
 
     try:
         ref = CodecRef.parse(text).with_flags(weights, random_init, seed, n_q)

@@ -52,15 +52,15 @@ def demo_command(
 
     from codeclab.audio.io import write_audio
     from codeclab.audio.signals import synthetic_speech
-    from codeclab.codecs.registry import entries
-    from codeclab.codecs.spec import CodecSpec
+    from codeclab.catalog.ref import CodecRef
+    from codeclab.catalog.registry import entries
     from codeclab.pipelines.clab_files import encode_file
     from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
     from codeclab.tokens.store import TokenStore
 
     registered = entries().get(codec_name)
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None
-    spec = CodecSpec(codec_name, random_init=random_init)
+    spec = CodecRef(codec_name, random_init=random_init)
     codec = spec.load()
     note = " [yellow](random init: no trained weights found; the output is not meant to sound right)[/]"
     console.print(f"codec [bold]{escape(codec_name)}[/]" + (note if random_init else ""), markup=True)

@@ -45,7 +45,7 @@ def hf_tokenizer_command(
             q, k = n_q or tokens.n_q, tokens.codebook_size
             meta = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
         elif codec is not None:
-            from codeclab.codecs.loading import codec_info
+            from codeclab.catalog.loading import codec_info
 
             entry = codec_info(codec)
             q, k = n_q or entry.num_codebooks, entry.codebook_size

@@ -77,7 +77,7 @@ def train_command(
     ),
 ) -> None:
     """Train a codec; under torchrun every rank trains on its own batches with DistributedDataParallel."""
-    from codeclab.codecs.registry import get_entry
+    from codeclab.catalog.registry import get_entry
     from codeclab.train.config import TrainConfig
     from codeclab.train.trainer import Trainer
 

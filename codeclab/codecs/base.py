@@ -11,7 +11,10 @@ or refused with `resample=False`).
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ from torch import Tensor
 from codeclab._checks import check_n_q
 
 if TYPE_CHECKING:
+    from codeclab.codecs.streaming import CodecStream, Latency
     from codeclab.tokens.entropy import EntropyModel
 
 
@@ -170,35 +174,16 @@ class AudioCodec(ABC):
     name: str = "codec"
     random_init: bool = False  # True for an untrained codec (load_codec(..., random_init=True))
     entropy_record: dict | None = None  # config.json's "entropy_model" of the weights loaded, if any
-    entropy_path: Path | None = None  # its file
+    # gives that model (codecs/pretrained.attach_entropy_model): (codebook_size, num_codebooks, name) -> model
+    entropy_source: Callable[[int, int, str], EntropyModel] | None = None
 
     def entropy_model(self) -> EntropyModel | None:
         """The code probability model that ships with the weights (`entropy.safetensors`, recorded in
         config.json with its sha256), used to range code `.clab` files; None when the weights have none.
         A file whose tables do not match the recorded sha256 raises ValueError naming it."""
-        if self.entropy_path is None:
+        if self.entropy_source is None:
             return None
-        cached = self.__dict__.get("_entropy_cache")
-        if cached is not None:
-            return cached
-        from codeclab.tokens.entropy import EntropyError, EntropyModel
-
-        try:
-            model = EntropyModel.load(self.entropy_path)
-        except EntropyError as err:
-            raise ValueError(str(err)) from err
-        expected = (self.entropy_record or {}).get("sha256")
-        if model.sha256 != expected:
-            raise ValueError(
-                f"{self.entropy_path}: entropy model sha256 {model.sha256} is not the {expected} that "
-                "config.json records; the file is corrupt or belongs to other weights"
-            )
-        if model.codebook_size != self.codebook_size or model.n_q < self.num_codebooks:
-            raise ValueError(
-                f"{self.entropy_path}: the entropy model does not fit codec {self.name}'s codebooks"
-            )
-        self.__dict__["_entropy_cache"] = model
-        return model
+        return self.entropy_source(self.codebook_size, self.num_codebooks, self.name)
 
     @property
     def device(self) -> torch.device:
@@ -206,16 +191,15 @@ class AudioCodec(ABC):
         return torch.device("cpu")
 
     def provenance(self) -> dict:
-        """What a report or store records about this codec: name, sha256 of its config and of its
-        tensors (independent of how the weights were stored), and whether it is random-init."""
-        from codeclab.codecs.spec import config_sha256, weights_sha256
+        """Deprecated: `codeclab.catalog.fingerprint.codec_facts(codec)` (the contract does no hashing)."""
+        warnings.warn(
+            "AudioCodec.provenance() is deprecated; use codeclab.catalog.fingerprint.codec_facts(codec)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from codeclab.catalog.fingerprint import codec_facts  # deprecated shim (tests/test_layers.py)
 
-        return {
-            "name": self.name,
-            "config_sha256": config_sha256(self),
-            "weights_sha256": weights_sha256(self),
-            "random_init": bool(self.random_init),
-        }
+        return codec_facts(self)
 
     @property
     @abstractmethod
@@ -338,11 +322,11 @@ class AudioCodec(ABC):
         return None
 
     @property
-    def latency(self):  # -> codeclab.codecs.streaming.Latency | None
+    def latency(self) -> Latency | None:
         """Algorithmic latency of a stream through this codec (ms), or None when it cannot stream."""
         return None
 
-    def streaming(self, batch_size: int = 1, n_q: int | None = None):
+    def streaming(self, batch_size: int = 1, n_q: int | None = None) -> AbstractContextManager[CodecStream]:
         """`with codec.streaming(batch_size) as stream:` (docs/streaming.md). Codecs without a streaming
         state raise `StreamingUnsupported` naming the codec and why."""
         from codeclab.codecs.modules.state import StreamingUnsupported
@@ -360,9 +344,15 @@ class AudioCodec(ABC):
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, **options: Any) -> AudioCodec:
-        """`load_codec(name_or_dir, **options)`, checked to give an instance of this class (as
-        transformers' `Model.from_pretrained`): `NeuralCodec.from_pretrained("runs/a/codec")`."""
-        from codeclab.codecs.loading import load_codec
+        """Deprecated on `AudioCodec` itself: `codeclab.load_codec(name_or_dir)`. Concrete classes load
+        their own directories (`NeuralCodec.from_pretrained(DIR)`, a peer's class likewise)."""
+        warnings.warn(
+            "AudioCodec.from_pretrained is deprecated; use codeclab.load_codec (or the concrete class's "
+            "from_pretrained)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from codeclab.catalog.loading import load_codec  # deprecated shim (tests/test_layers.py)
 
         codec = load_codec(name_or_dir, **options)
         if not isinstance(codec, cls):

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from codeclab._progress import progress_task
 from codeclab.audio.io import load_audio, resample
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
-from codeclab.codecs.ref import CodecRef
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import (
@@ -38,7 +38,7 @@ from codeclab.eval.report import (
     write_table,
 )
 
-# `codeclab.codecs.ref.CodecRef` is the one codec grammar; benchmarks knew it as CodecChoice
+# `codeclab.catalog.ref.CodecRef` is the one codec grammar; benchmarks knew it as CodecChoice
 CodecChoice = CodecRef
 
 
@@ -162,7 +162,7 @@ def clab_writer(codec: AudioCodec, choice: CodecChoice, with_bytes: bool = False
     """A function codes [n_q, F], audio length -> (payload bytes, file bytes) of the `.clab` file that
     `codeclab encode` writes for them (version 3, 100 ms packets, range coded when the codec ships an
     entropy model, else bit-packed), or the file itself `with_bytes`; and the coding used."""
-    from codeclab.codecs.spec import CodecSpec
+    from codeclab.catalog.ref import CodecRef
     from codeclab.pipelines.clab_files import (
         DEFAULT_PACKET_MS,
         clab_header,
@@ -172,7 +172,7 @@ def clab_writer(codec: AudioCodec, choice: CodecChoice, with_bytes: bool = False
     from codeclab.tokens.clab_packets import write_packets
 
     coding, model = resolve_coding(codec, "auto")
-    spec = CodecSpec(choice.name, weights=choice.weights, random_init=choice.random_init, seed=choice.seed)
+    spec = CodecRef(choice.name, weights=choice.weights, random_init=choice.random_init, seed=choice.seed)
     header = clab_header(codec, spec)
     frames = packet_frames_for(codec, DEFAULT_PACKET_MS)
 

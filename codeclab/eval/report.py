@@ -33,10 +33,12 @@ def data_fingerprint(items: list[AudioItem]) -> str:
 
 
 def codec_fingerprint(codec) -> dict[str, Any]:
-    """A report's record of a codec: `provenance()` for token codecs, `describe()` for round-trip ones."""
+    """A report's record of a codec: `codec_facts` for token codecs, `describe()` for round-trip ones."""
     if isinstance(codec, RoundTripCodec):  # no weights
         return {"name": codec.name, "family": "classic", **codec.describe()}
-    return codec.provenance()
+    from codeclab.catalog.fingerprint import codec_facts
+
+    return codec_facts(codec)
 
 
 def format_cell(value: Any, missing: str = "") -> str:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from codeclab.audio.io import load_audio, resample
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec, Encoded
-from codeclab.codecs.ref import CodecRef
 from codeclab.corpora.manifest import discover
 from codeclab.eval import metrics as M
 from codeclab.eval.report import plot_curves, provenance, write_json, write_table

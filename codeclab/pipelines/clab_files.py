@@ -10,9 +10,10 @@ import torch
 
 from codeclab._files import atomic_write_bytes
 from codeclab.audio.io import audio_info, load_audio, stream_audio, write_audio, write_audio_blocks
+from codeclab.catalog.fingerprint import fingerprint, open_recorded_codec
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec, Encoded
 from codeclab.codecs.chunked import DEFAULT_CHUNK_SECONDS, decode_stream, encode_stream
-from codeclab.codecs.spec import CodecSpec, fingerprint, open_recorded_codec
 from codeclab.tokens.clab import (
     ClabFormatError,
     from_bytes,
@@ -62,7 +63,7 @@ def packet_frames_for(codec: AudioCodec, packet_ms: float) -> int:
 def encode_file(
     source: str | Path,
     target: str | Path,
-    spec: CodecSpec,
+    spec: CodecRef,
     n_q: int | None = None,
     long_seconds: float = 300.0,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
@@ -91,7 +92,7 @@ def encode_file(
     return EncodedFile(len(blob), payload, audio_length / codec.sample_rate, n_q, coding, codec)
 
 
-def clab_header(codec: AudioCodec, spec: CodecSpec) -> dict:
+def clab_header(codec: AudioCodec, spec: CodecRef) -> dict:
     """The .clab header fields that describe the codec (a record to reopen it, and its stream facts)."""
     full = fingerprint(codec, spec)
     record = {"name": full["name"], "random_init": full["random_init"], "seed": full["seed"]}
@@ -121,7 +122,7 @@ class DecodedFile:
 def decode_file(
     source: str | Path,
     target: str | Path,
-    codec_override: CodecSpec | None = None,
+    codec_override: CodecRef | None = None,
     long_seconds: float = 300.0,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     strict: bool = False,
@@ -149,7 +150,7 @@ def decode_file(
     return DecodedFile(clab.audio_length / codec.sample_rate, clab.concealed_frames, clab.damage)
 
 
-def codec_for_header(header: dict, override: CodecSpec | None, source: str | Path) -> AudioCodec:
+def codec_for_header(header: dict, override: CodecRef | None, source: str | Path) -> AudioCodec:
     """The codec a .clab header records (or `override`), checked against the header's facts."""
     record = header.get("codec")
     if not isinstance(record, dict) or "name" not in record:

@@ -12,8 +12,8 @@ import torch
 
 from codeclab._files import read_up_to
 from codeclab.audio.pcm import pcm16_bytes
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.spec import CodecSpec
 from codeclab.pipelines.clab_files import clab_header, codec_for_header, packet_frames_for, resolve_coding
 from codeclab.tokens.clab import from_bytes, iter_stream, peek_header
 from codeclab.tokens.clab_format import MAX_HEADER, PACKET_VERSION, STREAM_VERSION
@@ -26,7 +26,7 @@ V1_STEP_FRAMES = 500  # frames per decode step when a whole (version-1) file is 
 def encode_to_stream(
     blocks: Iterable[np.ndarray],
     out: BinaryIO,
-    spec: CodecSpec,
+    spec: CodecRef,
     n_q: int | None = None,
     codec: AudioCodec | None = None,
     coding: str = "auto",
@@ -61,7 +61,7 @@ def encode_to_stream(
 def decode_to_pcm(
     source: BinaryIO,
     out: BinaryIO,
-    override: CodecSpec | None = None,
+    override: CodecRef | None = None,
     where: str = "stdin",
     strict: bool = False,
     report: PacketReport | None = None,

@@ -7,8 +7,9 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from codeclab.audio.io import AUDIO_EXTENSIONS
+from codeclab.catalog.fingerprint import open_recorded_codec
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import Encoded
-from codeclab.codecs.spec import CodecSpec, open_recorded_codec
 from codeclab.corpora.manifest import check_item_id
 from codeclab.pipelines.clab_files import write_decoded
 from codeclab.tokens.store import TokenStore
@@ -27,7 +28,7 @@ def detokenize(
     store: str | Path,
     out: str | Path,
     ids: list[str] | None = None,
-    codec_override: CodecSpec | None = None,
+    codec_override: CodecRef | None = None,
     device: str = "cpu",
 ) -> list[Path]:
     """Decode `ids` (default: all) of `store` into OUT/<id>.wav; returns the written paths."""

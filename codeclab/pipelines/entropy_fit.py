@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from codeclab._progress import progress_task
+from codeclab.catalog.fingerprint import weights_sha256
+from codeclab.catalog.loading import load_pretrained  # noqa: F401 (re-exported)
 from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.pretrained import load_pretrained, record_entropy_model  # noqa: F401 (re-exported)
-from codeclab.codecs.spec import weights_sha256
+from codeclab.codecs.pretrained import record_entropy_model  # noqa: F401 (re-exported)
 from codeclab.tokens.clab import bits_per_code
 from codeclab.tokens.clab_packets import DEFAULT_PACKET_FRAMES, range_coded_bytes
 from codeclab.tokens.entropy import EntropyModel

@@ -36,9 +36,10 @@ from codeclab.audio.io import (
     stream_audio,
     to_channels,
 )
+from codeclab.catalog.fingerprint import fingerprint
+from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.chunked import encode_stream
-from codeclab.codecs.spec import CodecSpec, fingerprint
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.corpora.members import MemberError
 from codeclab.tokens.store import (
@@ -62,7 +63,7 @@ log = logging.getLogger("codeclab.tokenize")
 class TokenizeOptions:
     inputs: list[str]
     out: Path
-    codec: CodecSpec
+    codec: CodecRef
     n_q: int | None = None
     device: str = "cpu"
     batch_seconds: float | None = None  # padded audio per batch; default 60 s on CPU, 1200 s on CUDA

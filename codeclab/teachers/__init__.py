@@ -14,8 +14,8 @@ from codeclab.teachers.base import Teacher, codec_frame_times, features_at
 
 def split_spec(spec: str) -> tuple[str, str | None]:
     """ "path:9" -> ("path", "9"); "path:avg" -> ("path", "avg"); "path" -> ("path", None). The codec
-    grammar's parser splits it (`codeclab.codecs.ref.split_ref`): a teacher's bare value is its layer."""
-    from codeclab.codecs.ref import split_ref
+    grammar's parser splits it (`codeclab.catalog.ref.split_ref`): a teacher's bare value is its layer."""
+    from codeclab.catalog.ref import split_ref
 
     source, weights, tail = split_ref(spec)
     if weights is not None:

@@ -27,7 +27,7 @@ def _transformers():
         import transformers
     except ImportError as err:
         raise ImportError(f"Hugging Face teachers need transformers: {INSTALL}") from err
-    from codeclab.codecs.peers.hf import _check_torchaudio
+    from codeclab.catalog.peers.hf import _check_torchaudio
 
     _check_torchaudio()
     return transformers

@@ -652,8 +652,8 @@ class Trainer:
         return progress, task
 
     def _finish(self, last: dict[str, Any]) -> dict[str, Any]:
-        from codeclab.codecs.pretrained import save_pretrained
-        from codeclab.codecs.spec import weights_sha256
+        from codeclab.catalog.fingerprint import weights_sha256
+        from codeclab.catalog.loading import save_pretrained
 
         ranks = self.run_dir / "ranks"
         if self.is_main:
@@ -664,7 +664,7 @@ class Trainer:
             json.dumps({"rank": self.rank, "weights_sha256": weights_sha256(self.codec)}) + "\n"
         )
         if self.is_main:
-            from codeclab.codecs.presets import preset_version
+            from codeclab.catalog.presets import preset_version
 
             extra = {"trained_steps": int(last.get("step", self.config.steps - 1)) + 1, "preset": self.name}
             extra["preset_version"] = preset_version(self.name)
@@ -678,8 +678,8 @@ class Trainer:
 def export_checkpoint(run_dir: str | Path, name: str = "codeclab-custom") -> Path:
     """Write RUN/codec (as the end of a run writes it) from the run's latest checkpoint: for a run stopped
     before its last step (killed, `--stop-after`) whose weights are wanted as they are. Returns RUN/codec."""
-    from codeclab.codecs.presets import preset_version
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.loading import save_pretrained
+    from codeclab.catalog.presets import preset_version
 
     run_dir = Path(run_dir)
     checkpoint = latest_checkpoint(run_dir)

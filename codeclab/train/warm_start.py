@@ -13,7 +13,7 @@ def warm_start(
     """Copy into `codec` every tensor of the codec saved in `directory` (save_pretrained; its sha256 is
     checked) that has the same name and shape and no name prefix in `skip`; the rest keep their initial values. Returns (tensors
     loaded, names left as initialised). Raises ValueError when nothing fits (the wrong directory)."""
-    from codeclab.codecs.pretrained import load_pretrained
+    from codeclab.catalog.loading import load_pretrained
 
     source = load_pretrained(directory).state_dict()
     own = codec.state_dict()

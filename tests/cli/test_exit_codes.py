@@ -22,7 +22,7 @@ def _raise(error: Exception):
 
 
 def test_internal_error_is_one_line_with_exit_3(monkeypatch, capsys):
-    import codeclab.codecs.registry as registry
+    import codeclab.catalog.registry as registry
 
     monkeypatch.setattr(registry, "entries", _raise(RuntimeError("something broke")))
     code, err = run(["list"], capsys)
@@ -32,7 +32,7 @@ def test_internal_error_is_one_line_with_exit_3(monkeypatch, capsys):
 
 
 def test_debug_adds_the_traceback(monkeypatch, capsys):
-    import codeclab.codecs.registry as registry
+    import codeclab.catalog.registry as registry
 
     monkeypatch.setattr(registry, "entries", _raise(RuntimeError("something broke")))
     code, err = run(["list", "--debug"], capsys)
@@ -41,7 +41,7 @@ def test_debug_adds_the_traceback(monkeypatch, capsys):
 
 
 def test_environment_errors_exit_2(monkeypatch, capsys):
-    import codeclab.codecs.registry as registry
+    import codeclab.catalog.registry as registry
 
     monkeypatch.setattr(registry, "entries", _raise(OSError(28, "No space left on device", "/out/part")))
     code, err = run(["list"], capsys)

@@ -109,7 +109,7 @@ def test_a_whole_file_clab_decodes_as_a_stream_too(tmp_path):
     ],
 )
 def test_bad_streams_exit_2_with_a_message_and_leave_no_file(tmp_path, args, stdin, message):
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.loading import save_pretrained
     from tests.codecs.small_codecs import small_codec
 
     out, centred = tmp_path / "x.clab", tmp_path / "centred"

@@ -24,7 +24,7 @@ def codec():
 def test_the_preset_codes_at_12_5_hz_with_16_codebooks_of_1024(codec):
     assert codec.frame_rate == 12.5 and codec.hop_length == 1280 and codec.causal
     assert (codec.num_codebooks, codec.codebook_size) == (16, 1024)
-    entry = codeclab.codecs.registry.get_entry(NAME)
+    entry = codeclab.catalog.registry.get_entry(NAME)
     assert entry.frame_rate == 12.5
     codes = codec.encode(synthetic_speech(2.0, 16000, seed=1)[None]).codes
     assert codes.shape == (1, 16, 25)  # 2 s at 12.5 frames per second
@@ -74,9 +74,9 @@ def test_chunked_encode_and_decode_equal_the_whole_pass(codec):
 
 
 def test_configs_with_a_bottleneck_round_trip_and_others_keep_their_digest():
-    config = codeclab.codecs.presets.speech_16k_12hz()
+    config = codeclab.catalog.presets.speech_16k_12hz()
     assert CodecConfig.from_dict(config.to_dict()) == config
-    assert "bottleneck" not in codeclab.codecs.presets.speech_16k().to_dict()  # older digests unchanged
+    assert "bottleneck" not in codeclab.catalog.presets.speech_16k().to_dict()  # older digests unchanged
     with pytest.raises(ValueError, match="'bottleneck' must be a JSON object"):
         CodecConfig.from_dict({**config.to_dict(), "bottleneck": [4]})
     with pytest.raises(ValueError, match="layer_scale"):

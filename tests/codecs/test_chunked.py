@@ -70,8 +70,8 @@ def test_a_decoder_with_an_lstm_has_no_bounded_context():
 
 
 def test_context_of_the_inverse_stft_decoder(speech_codec):
+    from codeclab.catalog.presets import speech_16k_v3
     from codeclab.codecs.neural import NeuralCodec
-    from codeclab.codecs.presets import speech_16k_v3
 
     istft = NeuralCodec.from_config(speech_16k_v3())  # version 3's decoder; version 4's carries its phase
     cfg = istft.config.decoder

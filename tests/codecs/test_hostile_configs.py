@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from codeclab.catalog.loading import load_pretrained, save_pretrained
 from codeclab.codecs.neural import CodecConfig
-from codeclab.codecs.pretrained import load_pretrained, save_pretrained
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    from codeclab.codecs.loading import load_codec
+    from codeclab.catalog.loading import load_codec
 
     directory = tmp_path_factory.mktemp("weights")
     save_pretrained(load_codec("codeclab-16k-speech", random_init=True), directory)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import codeclab
-from codeclab.codecs import load_pretrained, save_pretrained
+from codeclab.catalog.loading import load_pretrained, save_pretrained
 from codeclab.codecs.pretrained import FORMAT_VERSION, PEER_FORMAT_VERSION
 
 
@@ -85,8 +85,8 @@ def test_missing_weights_file_is_named(tmp_path, tiny_codec):
 
 
 def test_weights_of_another_preset_version_are_refused(tmp_path):
+    from codeclab.catalog.presets import preset_version, speech_16k, speech_16k_v3
     from codeclab.codecs.neural import NeuralCodec
-    from codeclab.codecs.presets import preset_version, speech_16k, speech_16k_v3
 
     current = speech_16k()  # version 3 had an inverse-STFT head and no F0 where version 4 has both
     save_pretrained(

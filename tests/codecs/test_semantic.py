@@ -90,7 +90,7 @@ def test_split_recipe_sends_the_semantic_gradient_through_the_semantic_branch_on
 
 def test_encode_and_decode_ignore_the_head_and_the_config_records_the_recipe(tmp_path):
     from codeclab import load_codec
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.loading import save_pretrained
 
     torch.manual_seed(0)
     distilled = NeuralCodec.from_config(config()).eval()

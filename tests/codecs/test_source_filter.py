@@ -181,7 +181,7 @@ def test_latency_is_the_sub_frame_lookahead():
 
 
 def test_config_round_trips_and_saves(tmp_path):
-    from codeclab.codecs.pretrained import load_pretrained
+    from codeclab.catalog.loading import load_pretrained
 
     codec = source_filter_codec("sent")
     assert CodecConfig.from_dict(codec.config.to_dict()) == codec.config

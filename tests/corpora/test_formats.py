@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.corpora.formats import items_of
 from codeclab.corpora.manifest import ManifestError, discover
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 from codeclab.tokens.store import TokenStore
 
-TINY = CodecSpec("codeclab-tiny", random_init=True)
+TINY = CodecRef("codeclab-tiny", random_init=True)
 SPEAKERS = {"utt0": "ann", "utt1": "bob", "utt2": "cy"}
 
 

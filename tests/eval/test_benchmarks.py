@@ -59,7 +59,7 @@ def test_codec_choice_parsing():
 
 
 def test_codec_choice_loads_a_codec_directory(tiny_codec, tmp_path):
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.loading import save_pretrained
 
     save_pretrained(tiny_codec, tmp_path / "codec")
     choice = CodecChoice.parse(str(tmp_path / "codec"), random_init_default=True)
@@ -139,14 +139,14 @@ def test_heldout_information_is_one_for_a_phone_code_and_about_zero_for_noise_of
 def test_probe_on_unaligned_audio_with_teacher_labels(tmp_path, aligned_corpus, phone_teacher):
     """Real speech has no alignments: a phone teacher labels each frame. Tokenize the tone corpus with a
     random codec and probe it with the teacher's labels."""
-    from codeclab.codecs.spec import CodecSpec
+    from codeclab.catalog.ref import CodecRef
     from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 
     tokenize_corpus(
         TokenizeOptions(
             inputs=[str(aligned_corpus / "manifest.jsonl")],
             out=tmp_path / "tok",
-            codec=CodecSpec("codeclab-tiny", random_init=True),
+            codec=CodecRef("codeclab-tiny", random_init=True),
             workers=0,
         )
     )

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 from tests.corpus_files import write_good
 
@@ -17,7 +17,7 @@ def test_example_trains_and_samples_audio(tmp_path):
         TokenizeOptions(
             [str(tmp_path / "corpus")],
             tmp_path / "store",
-            CodecSpec("codeclab-tiny", random_init=True),
+            CodecRef("codeclab-tiny", random_init=True),
             workers=0,
         )
     )

@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.clab_files import decode_file, encode_file
 from codeclab.tokens.clab import ClabFormatError, read_clab
 
-TINY = CodecSpec("codeclab-tiny", random_init=True)
+TINY = CodecRef("codeclab-tiny", random_init=True)
 
 
 def test_long_files_stream_with_the_codes_of_a_whole_pass(good_corpus, tmp_path):
@@ -92,7 +92,7 @@ def test_long_items_decode_in_chunks_to_the_same_file(tmp_path):
     from codeclab.audio.signals import synthetic_speech
 
     sf.write(tmp_path / "in.wav", synthetic_speech(3.0, 16000, seed=2).numpy()[0], 16000)
-    spec = CodecSpec("codeclab-16k-speech")
+    spec = CodecRef("codeclab-16k-speech")
     encode_file(tmp_path / "in.wav", tmp_path / "x.clab", spec)
     decode_file(tmp_path / "x.clab", tmp_path / "whole.wav")
     decode_file(tmp_path / "x.clab", tmp_path / "chunked.wav", long_seconds=0.5, chunk_seconds=0.4)

@@ -11,8 +11,8 @@ import soundfile as sf
 
 pytest.importorskip("constriction", reason="range coding needs constriction")
 
-from codeclab.codecs.pretrained import load_pretrained, save_pretrained  # noqa: E402
-from codeclab.codecs.spec import CodecSpec  # noqa: E402
+from codeclab.catalog.loading import load_pretrained, save_pretrained  # noqa: E402
+from codeclab.catalog.ref import CodecRef  # noqa: E402
 from codeclab.pipelines.clab_files import decode_file, encode_file  # noqa: E402
 from codeclab.pipelines.entropy_fit import fit_entropy_model  # noqa: E402
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus  # noqa: E402
@@ -30,7 +30,7 @@ def fitted(good_corpus, tmp_path):
     save_pretrained(codeclab.load_codec("codeclab-tiny", random_init=True), weights)
     store = tmp_path / "tokens"
     tokenize_corpus(
-        TokenizeOptions(inputs=[str(good_corpus)], out=store, codec=CodecSpec(str(weights)), workers=1)
+        TokenizeOptions(inputs=[str(good_corpus)], out=store, codec=CodecRef(str(weights)), workers=1)
     )
     record = fit_entropy_model(store, weights, heldout=store)
     return weights, store, record
@@ -62,7 +62,7 @@ def test_a_damaged_or_missing_model_file_is_named(fitted):
 
 def test_encode_range_codes_and_a_lost_packet_is_concealed(fitted, good_corpus, tmp_path):
     weights, _, _ = fitted
-    spec = CodecSpec(str(weights))
+    spec = CodecRef(str(weights))
     source = good_corpus / "clip6.wav"
     ranged = encode_file(source, tmp_path / "r.clab", spec)
     bits = encode_file(source, tmp_path / "b.clab", spec, coding="bits")
@@ -94,7 +94,7 @@ def test_a_file_range_coded_with_other_tables_is_refused(fitted, good_corpus, tm
     from codeclab.tokens.entropy import EntropyModel
 
     weights, _, _ = fitted
-    encode_file(good_corpus / "clip6.wav", tmp_path / "r.clab", CodecSpec(str(weights)))
+    encode_file(good_corpus / "clip6.wav", tmp_path / "r.clab", CodecRef(str(weights)))
     other = EntropyModel(np.ones((4, 64), dtype=np.int64))
     record_entropy_model(weights, other, {"fitted_on": "nothing"})
     with pytest.raises(ClabFormatError, match="not this codec's"):

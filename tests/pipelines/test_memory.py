@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 _ENCODE = r"""
 import resource, sys
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.clab_files import encode_file
-encode_file(sys.argv[1], sys.argv[2], CodecSpec("codeclab-16k-speech"))
+encode_file(sys.argv[1], sys.argv[2], CodecRef("codeclab-16k-speech"))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
 """
 

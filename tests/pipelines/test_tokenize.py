@@ -12,12 +12,12 @@ import torch
 
 import codeclab
 from codeclab.audio.io import load_audio
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 from codeclab.tokens.store import StoreError, TokenStore
 from tests.corpus_files import BAD, GOOD
 
-TINY = CodecSpec("codeclab-tiny", random_init=True)
+TINY = CodecRef("codeclab-tiny", random_init=True)
 
 
 def options(inputs, out, **kw) -> TokenizeOptions:
@@ -184,7 +184,7 @@ def test_worker_processes_give_the_same_store(mixed_corpus, tmp_path):
 def test_n_q_and_codec_mismatch(good_corpus, tmp_path):
     tokenize_corpus(options([good_corpus], tmp_path / "s", n_q=2))
     assert TokenStore(tmp_path / "s")[GOOD[0][0]].codes.shape[0] == 2
-    other = CodecSpec("codeclab-tiny", random_init=True, seed=1)
+    other = CodecRef("codeclab-tiny", random_init=True, seed=1)
     with pytest.raises(StoreError, match="weights_sha256"):
         tokenize_corpus(options([good_corpus], tmp_path / "s", n_q=2, codec=other, resume=True))
 
@@ -296,7 +296,7 @@ from pathlib import Path
 import codeclab.pipelines.tokenize as tok
 import codeclab.tokens.store_merge as store
 import pyarrow.parquet as pq
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 
 stage, corpus, out = sys.argv[1:4]
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
@@ -320,7 +320,7 @@ elif stage in ("mid-errors", "mid-index"):  # the merge killed while writing err
         return (real_text if isinstance(args[0], str) else real_write)(path, *args)
     store.atomic_write_text = store.atomic_write = guard
 tok.tokenize_corpus(tok.TokenizeOptions(inputs=[corpus], out=Path(out), workers=0, flush_items=2,
-    batch_seconds=1.0, codec=CodecSpec("codeclab-tiny", random_init=True)))
+    batch_seconds=1.0, codec=CodecRef("codeclab-tiny", random_init=True)))
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeclab.codecs.spec import open_recorded_codec
+from codeclab.catalog.fingerprint import open_recorded_codec
 from codeclab.tokens.clab_format import ClabFormatError, parse_header
 
 
@@ -20,11 +20,11 @@ def test_a_weights_digest_that_is_not_text_is_a_value_error():
 
 
 def test_a_record_without_a_digest_is_refused_before_the_model_is_built(monkeypatch):
-    import codeclab.codecs.spec as spec_module
+    import codeclab.catalog.ref as spec_module
 
     def never(*args, **kwargs):
         raise AssertionError("the codec was built before the record was refused")
 
-    monkeypatch.setattr(spec_module.CodecSpec, "load", never)
+    monkeypatch.setattr(spec_module.CodecRef, "load", never)
     with pytest.raises(ValueError, match="does not give its weights' sha256"):
         open_recorded_codec({"name": "encodec-24khz", "random_init": True})

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from codeclab.codecs.pretrained import load_pretrained, read_config
+from codeclab.catalog.loading import load_pretrained
+from codeclab.codecs.pretrained import read_config
 from codeclab.tokens.store import StoreError, TokenStore, merge
 from tests.token_stores import store_meta, write_store
 

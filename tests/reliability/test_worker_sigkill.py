@@ -17,7 +17,7 @@ import os, signal, sys, threading, time
 from pathlib import Path
 import numpy as np
 import codeclab.pipelines.tokenize as tok
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 
 corpus, out = sys.argv[1:3]
 real_getitem, real_encode = tok.DecodeDataset.__getitem__, tok.TokenizeJob._encode_batch
@@ -34,7 +34,7 @@ tok.DecodeDataset.__getitem__ = getitem
 tok.TokenizeJob._encode_batch = staticmethod(encode)
 try:
     tok.tokenize_corpus(tok.TokenizeOptions(inputs=[corpus], out=Path(out), workers=1, flush_items=1,
-        batch_seconds=0.5, worker_timeout=20.0, codec=CodecSpec("codeclab-tiny", random_init=True)))
+        batch_seconds=0.5, worker_timeout=20.0, codec=CodecRef("codeclab-tiny", random_init=True)))
 except tok.WorkerError as err:
     print("WORKER ERROR:", err)
     sys.exit(7)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codeclab.codecs.spec import CodecSpec
+from codeclab.catalog.ref import CodecRef
 from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
 from codeclab.tokens.corpus_export import export_lhotse, export_webdataset, webdataset_key
 from codeclab.tokens.export import export_parquet
@@ -33,7 +33,7 @@ def store(tmp_path_factory) -> Path:
             row = {"id": item_id, "path": str(file), **meta} | ({"text": text} if text else {})
             fh.write(json.dumps(row) + "\n")
     out = root / "store"
-    codec = CodecSpec("codeclab-tiny", random_init=True)
+    codec = CodecRef("codeclab-tiny", random_init=True)
     tokenize_corpus(TokenizeOptions(inputs=[str(root / "m.jsonl")], out=out, codec=codec, workers=0))
     return out
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from codeclab.codecs.presets import tiny
-from codeclab.codecs.spec import weights_sha256
+from codeclab.catalog.fingerprint import weights_sha256
+from codeclab.catalog.presets import tiny
 from codeclab.train.trainer import Trainer
 
 from .conftest import quick, small_codec

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import codeclab
-from codeclab.codecs.presets import tiny
+from codeclab.catalog.presets import tiny
 from codeclab.train.trainer import Trainer, export_checkpoint
 from codeclab.train.warm_start import warm_start
 

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from codeclab.codecs.peers import hf
+from codeclab.catalog.peers import hf
 
 
 def test_a_broken_torchaudio_is_named(monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import codeclab
-from codeclab.codecs.registry import entries
+from codeclab.catalog.fingerprint import codec_facts
+from codeclab.catalog.registry import entries
 
 TOKEN_CODECS = sorted(name for name, e in entries().items() if e.family != "classic")
 PEERS = sorted(name for name, e in entries().items() if e.family == "peer")
@@ -150,17 +151,22 @@ def test_peers_need_weights_or_random_init(name):
 
 
 def test_provenance_and_device_are_part_of_the_contract(tmp_path):
-    from codeclab.codecs.pretrained import save_pretrained
+    from codeclab.catalog.fingerprint import codec_facts
+    from codeclab.catalog.loading import save_pretrained
 
     codec = codeclab.load_codec("codeclab-tiny", random_init=True)
-    facts = codec.provenance()
+    facts = codec_facts(codec)
     assert facts["name"] == "codeclab-tiny" and facts["random_init"] is True
     assert len(facts["config_sha256"]) == len(facts["weights_sha256"]) == 64
     assert codec.device == torch.device("cpu")
     save_pretrained(codec, tmp_path / "saved", storage_dtype=torch.float32)
-    reloaded = codeclab.load_codec(tmp_path / "saved").provenance()
+    reloaded = codec_facts(codeclab.load_codec(tmp_path / "saved"))
     assert reloaded["weights_sha256"] == facts["weights_sha256"]  # the tensors, not the file
     assert reloaded["random_init"] is True  # saved untrained weights stay marked untrained
+    with pytest.warns(DeprecationWarning, match="codec_facts"):
+        assert codec.provenance() == facts  # deprecated spelling, same facts
+    with pytest.warns(DeprecationWarning, match="load_codec"):
+        assert type(codeclab.AudioCodec.from_pretrained(tmp_path / "saved")).__name__ == "NeuralCodec"
 
 
 @pytest.mark.parametrize(
@@ -236,7 +242,7 @@ def test_save_pretrained_round_trip(name, tmp_path):
     codeclab.save_pretrained(codec, tmp_path / "saved")
     again = type(codec).from_pretrained(tmp_path / "saved")
     assert torch.equal(again.encode(x, n_q=min(2, codec.num_codebooks)).codes, before)
-    assert again.provenance()["weights_sha256"] == codec.provenance()["weights_sha256"]
+    assert codec_facts(again)["weights_sha256"] == codec_facts(codec)["weights_sha256"]
     assert again.random_init is True and again.name == name
     assert isinstance(codec, torch.nn.Module)
 
@@ -254,7 +260,7 @@ def test_a_saved_peer_with_a_damaged_weights_file_is_refused(tmp_path):
     weights.write_bytes(bytes(blob))
     from codeclab.codecs.neural import NeuralCodec
 
-    with pytest.raises(TypeError, match=f"holds a {type(codec).__name__}, not a NeuralCodec"):
+    with pytest.raises(TypeError, match="holds a peer codec, not a NeuralCodec"):
         NeuralCodec.from_pretrained(tmp_path / "saved")
 
 

@@ -1,74 +1,24 @@
-"""How a token store or a .clab file names the codec that made it, and reopens exactly that codec.
+"""What a codec is, in digests: how a token store, a .clab file or a report records the codec that made
+it, and how the codes are reopened with exactly that codec.
 
-A `CodecSpec` says how to load the codec (registry name, saved directory, random init and seed, weights
-location); `fingerprint` adds sha256 digests of its config and of its weights' tensors, so a store
-refuses to mix codes from different weights and `detokenize` refuses to decode with the wrong codec.
+A `CodecRef` (`catalog.ref`) says how to load the codec (registry name, saved directory, random init and
+seed, weights location); `fingerprint` adds sha256 digests of its config and of its weights' tensors, so
+a store refuses to mix codes from different weights and `detokenize` refuses to decode with the wrong
+codec (`open_recorded_codec`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from codeclab.catalog.ref import CodecRef
+from codeclab.catalog.registry import entries
 from codeclab.codecs.base import AudioCodec
-
-
-@dataclass
-class CodecSpec:
-    """name: a registry name or a directory written by save_pretrained; weights: pretrained weights for a
-    registry name; random_init / seed: build an untrained codec."""
-
-    name: str
-    weights: str | None = None
-    random_init: bool = False
-    seed: int = 0
-
-    def load(self, device: str | torch.device = "cpu") -> AudioCodec:
-        from codeclab.codecs.loading import load_codec
-
-        if Path(self.name).is_dir():
-            return load_codec(self.name, device=device)
-        options: dict[str, Any] = {}
-        if self.random_init and self.seed:
-            options["seed"] = self.seed
-        return load_codec(
-            self.name, weights=self.weights, random_init=self.random_init, device=device, **options
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if Path(self.name).is_dir():
-            data["name"] = str(Path(self.name).resolve())
-        if self.weights is not None and Path(self.weights).exists():
-            data["weights"] = str(Path(self.weights).resolve())
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CodecSpec:
-        """The spec a store or .clab file recorded; fields of the wrong type raise ValueError."""
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
-            raise ValueError(f"a codec record needs a 'name' string, got {data!r}")
-        weights, random_init, seed = data.get("weights"), data.get("random_init", False), data.get("seed", 0)
-        if weights is not None and not isinstance(weights, str):
-            raise ValueError(f"the codec record's 'weights' must be a string, got {weights!r}")
-        if not isinstance(random_init, bool):
-            raise ValueError(f"the codec record's 'random_init' must be true or false, got {random_init!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"the codec record's 'seed' must be an integer, got {seed!r}")
-        return cls(name=data["name"], weights=weights, random_init=random_init, seed=seed)
-
-
-# Buffers added after weight directories were first written, and why leaving them at their initial value
-# loads old weights exactly as they ran: the one explicit list of keys an older directory may lack.
-ADDED_BUFFERS: dict[str, str] = {
-    "latent_mean": "RVQ centring: zero offset = the uncentred quantizer the weights were trained with",
-    "mean_initted": "RVQ centring: set by the first training step",
-}
+from codeclab.codecs.pretrained import ADDED_BUFFERS
 
 
 def weights_sha256(codec: AudioCodec) -> str | None:
@@ -98,10 +48,21 @@ def config_sha256(codec: AudioCodec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def fingerprint(codec: AudioCodec, spec: CodecSpec) -> dict[str, Any]:
+def codec_facts(codec: AudioCodec) -> dict[str, Any]:
+    """What a report or store records about a codec: name, sha256 of its config and of its tensors
+    (independent of how the weights were stored), and whether it is random-init."""
+    return {
+        "name": codec.name,
+        "config_sha256": config_sha256(codec),
+        "weights_sha256": weights_sha256(codec),
+        "random_init": bool(codec.random_init),
+    }
+
+
+def fingerprint(codec: AudioCodec, spec: CodecRef) -> dict[str, Any]:
     """What stores and .clab headers record about the codec that made them: how to load it (`spec`) and
-    the digests of `codec.provenance()`, the one place codec digests are made (reports record the same)."""
-    facts = codec.provenance()
+    the digests of `codec_facts`, the one place codec digests are made (reports record the same)."""
+    facts = codec_facts(codec)
     return {
         **spec.to_dict(),
         "codec": facts["name"],
@@ -110,19 +71,17 @@ def fingerprint(codec: AudioCodec, spec: CodecSpec) -> dict[str, Any]:
     }
 
 
-def _has_tensors(spec: CodecSpec) -> bool:
+def _has_tensors(spec: CodecRef) -> bool:
     """True when `spec` names a registered token codec (codeclab preset or peer), which has weights."""
-    from codeclab.codecs.registry import entries
-
     entry = entries().get(spec.name)
     return entry is not None and entry.family in ("codeclab", "peer")
 
 
 def open_recorded_codec(
-    record: dict[str, Any], override: CodecSpec | None = None, device: str | torch.device = "cpu"
+    record: dict[str, Any], override: CodecRef | None = None, device: str | torch.device = "cpu"
 ) -> AudioCodec:
     """Reopen the codec a store or file recorded (or `override`), checking its weights' sha256."""
-    spec = override or CodecSpec.from_dict(record)
+    spec = override or CodecRef.from_dict(record)
     if override is None and record.get("weights_sha256") is None and _has_tensors(spec):
         # refused before the model is built (a peer takes seconds and hundreds of MB to build)
         raise ValueError(

@@ -8,7 +8,7 @@ import torch
 
 import codeclab
 from codeclab.audio.signals import synthetic_speech
-from codeclab.codecs.loading import load_roundtrip_codec
+from codeclab.catalog.loading import load_roundtrip_codec
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make sysdeps)"
@@ -79,7 +79,7 @@ def test_classic_codecs_have_no_tokens_and_check_arguments():
     opus = load_roundtrip_codec("opus")
     assert isinstance(opus, RoundTripCodec) and not isinstance(opus, AudioCodec)
     assert not hasattr(opus, "encode")
-    with pytest.raises(ValueError, match="round-trip codec .* load_roundtrip_codec\\('opus'\\)"):
+    with pytest.raises(ValueError, match="round-trip codec .* load_codec\\('opus', roundtrip=True\\)"):
         codeclab.load_codec("opus")  # load_codec returns token codecs only
     with pytest.raises(ValueError, match="is a token codec"):
         load_roundtrip_codec("codeclab-tiny")

@@ -10,8 +10,8 @@ import math
 
 from torch import Tensor
 
-from codeclab.codecs.peers.hf import TransformersCodec, require_transformers, smallest_setting
-from codeclab.codecs.registry import register_codec
+from codeclab.catalog.peers.hf import TransformersCodec, require_transformers, smallest_setting
+from codeclab.catalog.registry import register_codec
 
 TRANSFORMERS = "Hugging Face transformers (Apache-2.0)"
 

@@ -16,7 +16,6 @@ What the adapter adds to the transformers models:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +25,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from codeclab._files import atomic_write_json
 from codeclab._optional import install_hint
 from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, WeightsNeeded, check_audio
+from codeclab.codecs.pretrained import (
+    CONFIG_FILE,
+    PEER_FORMAT_VERSION,
+    checked_weights_file,
+    codec_meta,
+    read_config,
+)
 
 SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
@@ -147,10 +154,6 @@ class TransformersCodec(nn.Module, AudioCodec):
         """Write a codec directory `load_codec(directory)` reads back: the transformers model's own
         `save_pretrained` output (its config.json and model.safetensors) in `transformers/`, and a codeclab
         config.json naming the peer, whether it is random-init, and the sha256 of the weights file."""
-        from codeclab._files import atomic_write_bytes
-        from codeclab._version import __version__
-        from codeclab.codecs.pretrained import CONFIG_FILE, FORMAT, PEER_FORMAT_VERSION
-
         directory = Path(directory)
         model_dir = directory / SAVED_MODEL_DIR
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -158,22 +161,32 @@ class TransformersCodec(nn.Module, AudioCodec):
         self.model.save_pretrained(str(model_dir), safe_serialization=True, max_shard_size="1000GB")
         weights = model_dir / "model.safetensors"
         meta = {
-            "format": FORMAT,
+            **codec_meta(self.name, self.random_init),
             "format_version": PEER_FORMAT_VERSION,
-            "codeclab_version": __version__,
             "kind": "peer",
-            "name": self.name,
             "model_class": self.model_class,
             "weights_file": f"{SAVED_MODEL_DIR}/model.safetensors",
             "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
             # every other file of the transformers folder (its config.json above all) decides what the
             # weights mean: each is covered by a digest checked before the model is built
             "files_sha256": _folder_digests(model_dir, skip={"model.safetensors"}),
-            "random_init": bool(self.random_init),
             "weights_origin": self.weights,
         }
-        atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        atomic_write_json(directory / CONFIG_FILE, meta)
         return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> TransformersCodec:
+        """Rebuild a peer written by `save_pretrained` (its files' sha256 checked first); a directory
+        holding another kind of codec raises TypeError."""
+        directory = Path(directory)
+        meta = read_config(directory)
+        if meta.get("kind") != "peer":
+            raise TypeError(f"{directory} holds a {meta.get('kind', 'neural')} codec, not a {cls.__name__}")
+        codec = load_saved_peer(directory, meta, device=device)
+        if not isinstance(codec, cls):
+            raise TypeError(f"{directory} holds a {type(codec).__name__}, not a {cls.__name__}")
+        return codec
 
     def describe(self) -> dict:
         info = super().describe()
@@ -256,8 +269,7 @@ def load_saved_peer(
 ) -> TransformersCodec:
     """Rebuild a peer written by `TransformersCodec.save_pretrained` (meta: its checked config.json),
     verifying the weights' sha256 first."""
-    from codeclab.codecs.pretrained import CONFIG_FILE
-    from codeclab.codecs.registry import get_entry
+    from codeclab.catalog.registry import get_entry
 
     config_path = directory / CONFIG_FILE
     name = meta.get("name")
@@ -285,15 +297,10 @@ def load_saved_peer(
                 f"{model_dir / changed[0]}: differs from what {config_path} recorded (edited, added or "
                 "removed since the codec was saved)"
             )
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: weights file missing")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if digest != meta.get("weights_sha256"):
-        raise ValueError(
-            f"{weights}: sha256 mismatch (config.json expects {meta.get('weights_sha256')}, the file has "
-            f"{digest}); the weights are corrupt or do not belong to this config"
-        )
+    expected_file = f"{SAVED_MODEL_DIR}/model.safetensors"  # what transformers loads from the folder
+    if meta.get("weights_file", expected_file) != expected_file:
+        raise ValueError(f"{config_path}: a saved peer's weights_file is {expected_file!r}")
+    checked_weights_file(directory, {**meta, "weights_file": expected_file}, subfolder=SAVED_MODEL_DIR)
     codec = entry.factory(weights=str(directory / SAVED_MODEL_DIR), device=device)
     codec.random_init = meta.get("random_init") is True
     codec.weights = None if codec.random_init else str(directory)

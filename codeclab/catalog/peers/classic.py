@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from codeclab.catalog.registry import register_codec
 from codeclab.codecs.base import RoundTrip, RoundTripCodec, check_audio
-from codeclab.codecs.registry import register_codec
 
 
 class ClassicCodecError(RuntimeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeclab.codecs.ref import CodecRef, split_ref
+from codeclab.catalog.ref import CodecRef, split_ref
 from codeclab.teachers import split_spec
 
 

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from codeclab.codecs.base import AudioCodec, RoundTripCodec
 
 INT_OPTIONS = ("seed", "bitrate", "mode", "sample_rate")
 TEXT_OPTIONS = ("weights", "device")
@@ -142,22 +147,54 @@ class CodecRef:
             )
         return self.n_q[0]
 
-    def spec(self):  # -> CodecSpec
-        """How stores and .clab files record this codec (`codeclab.codecs.spec.CodecSpec`)."""
-        from codeclab.codecs.spec import CodecSpec
+    def spec(self) -> CodecRef:
+        """What stores and .clab files record of this codec (name, weights, random_init, seed): this
+        reference without its n_q and options."""
+        return replace(self, n_q=None, options={})
 
-        return CodecSpec(self.name, self.weights, self.random_init, self.seed)
-
-    def load(self):  # -> AudioCodec | RoundTripCodec
-        """The codec, token or classic (benchmarks compare both)."""
-        from codeclab.codecs.loading import load_benchmark_codec
+    def load(
+        self, device: str | torch.device | None = None, roundtrip: bool = False
+    ) -> AudioCodec | RoundTripCodec:
+        """The codec this names (`load_codec`). roundtrip: also accept a round-trip codec (Opus, Codec 2:
+        benchmarks compare both kinds); otherwise one of those raises ValueError."""
+        from codeclab.catalog.loading import load_codec
 
         options = dict(self.options)
-        if self.weights is not None:
-            options["weights"] = self.weights
+        if device is not None:
+            options["device"] = device
         if self.random_init and self.seed:
             options["seed"] = self.seed
-        return load_benchmark_codec(self.name, random_init=self.random_init, **options)
+        return load_codec(
+            self.name, weights=self.weights, random_init=self.random_init, roundtrip=roundtrip, **options
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record stores and .clab headers keep: name, weights, random_init, seed (paths absolute)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "weights": self.weights,
+            "random_init": self.random_init,
+            "seed": self.seed,
+        }
+        if Path(self.name).is_dir():
+            data["name"] = str(Path(self.name).resolve())
+        if self.weights is not None and Path(self.weights).exists():
+            data["weights"] = str(Path(self.weights).resolve())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecRef:
+        """The reference a store or .clab file recorded; fields of the wrong type raise ValueError."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+            raise ValueError(f"a codec record needs a 'name' string, got {data!r}")
+        weights, random_init, seed = data.get("weights"), data.get("random_init", False), data.get("seed", 0)
+        if weights is not None and not isinstance(weights, str):
+            raise ValueError(f"the codec record's 'weights' must be a string, got {weights!r}")
+        if not isinstance(random_init, bool):
+            raise ValueError(f"the codec record's 'random_init' must be true or false, got {random_init!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"the codec record's 'seed' must be an integer, got {seed!r}")
+        return cls(name=data["name"], weights=weights, random_init=random_init, seed=seed)
 
     def series(self) -> str:
         """The curve this codec belongs to in a plot: the name and the options that change the codec,
@@ -166,3 +203,8 @@ class CodecRef:
         if self.weights is not None:
             kept.insert(0, f"weights={self.weights}")
         return self.name + (":" + ",".join(kept) if kept else "")
+
+
+# `CodecSpec` (how stores named a codec) and `CodecRef` (how commands parsed one) were one idea in two
+# types; `CodecRef` is now both. The old name stays for one release (CHANGELOG, Unreleased).
+CodecSpec = CodecRef

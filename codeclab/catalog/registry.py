@@ -15,9 +15,9 @@ from codeclab.codecs.base import AudioCodec
 
 # Modules whose import registers codecs, loaded lazily the first time the registry is read.
 _PROVIDERS = [
-    "codeclab.codecs.presets",
-    "codeclab.codecs.peers.transformers_codecs",
-    "codeclab.codecs.peers.classic",
+    "codeclab.catalog.presets",
+    "codeclab.catalog.peers.transformers_codecs",
+    "codeclab.catalog.peers.classic",
 ]
 
 

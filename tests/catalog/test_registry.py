@@ -72,8 +72,8 @@ def test_random_init_is_identical_for_any_thread_count():
     k-means must not see the thread count's float rounding."""
     import torch
 
-    from codeclab.codecs.loading import load_codec
-    from codeclab.codecs.spec import weights_sha256
+    from codeclab.catalog.fingerprint import weights_sha256
+    from codeclab.catalog.loading import load_codec
 
     threads = torch.get_num_threads()
     digests = []

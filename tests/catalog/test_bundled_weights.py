@@ -13,7 +13,7 @@ import codeclab
 from codeclab._files import sha256_file
 from codeclab.audio.io import load_audio
 from codeclab.audio.signals import synthetic_speech
-from codeclab.codecs.presets import bundled_weights
+from codeclab.catalog.presets import bundled_weights
 
 NAME = "codeclab-16k-speech"
 # Carlo is a held-out speaker: no training step of the bundled weights read his voice.
@@ -31,7 +31,7 @@ def codec():
 
 def test_bundled_weights_load_with_no_flags_and_their_sha256_is_checked(codec):
     directory = bundled_weights(NAME)
-    assert directory is not None, "codeclab/codecs/weights/codeclab-16k-speech is missing"
+    assert directory is not None, "codeclab/catalog/weights/codeclab-16k-speech is missing"
     meta = json.loads((directory / "config.json").read_text())
     assert codec.weights_sha256 == meta["weights_sha256"] == sha256_file(directory / "model.safetensors")
     assert not codec.random_init

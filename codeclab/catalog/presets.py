@@ -3,7 +3,7 @@
 Design rule: tokenizing a corpus runs only the encoder, so encoders are light (16-24 base filters, one
 residual unit per stage) and capacity sits in the decoder.
 
-Weights: a preset with a directory under `codeclab/codecs/weights/<name>/` (safetensors + config.json with
+Weights: a preset with a directory under `codeclab/catalog/weights/<name>/` (safetensors + config.json with
 its sha256) loads it by default; `random_init=True` builds an untrained one; `weights=DIR` loads weights
 you trained. Each preset has a version (PRESET_VERSIONS), bumped when its architecture changes, so that
 weights made for another version are refused with a message saying so.
@@ -18,13 +18,15 @@ from pathlib import Path
 
 import torch
 
+from codeclab.catalog.registry import register_codec
+from codeclab.codecs.base import WeightsNeeded
 from codeclab.codecs.modules.bottleneck import BottleneckConfig
 from codeclab.codecs.modules.istft import ISTFTDecoderConfig
 from codeclab.codecs.modules.pitch import PitchConfig
 from codeclab.codecs.modules.seanet import SEANetConfig
 from codeclab.codecs.modules.source_filter import SourceFilterDecoderConfig
 from codeclab.codecs.neural import CodecConfig, NeuralCodec
-from codeclab.codecs.registry import register_codec
+from codeclab.codecs.pretrained import read_config
 from codeclab.quantizers import FSQConfig, RVQConfig, SplitConfig
 
 CODE_LICENCE = "Apache-2.0"
@@ -209,16 +211,12 @@ def build_preset(
     """A preset codec: loaded from `weights` (a directory written by save_pretrained), or randomly
     initialised when `random_init` is asked for: seeded (two builds with one seed are identical), with
     codebooks k-means-calibrated on a fixed synthetic signal."""
-    from codeclab.codecs.pretrained import load_pretrained
-
     if weights is None and not random_init:
         weights = bundled_weights(name)
     if weights is not None:
-        from codeclab.codecs.pretrained import read_config
-
         meta = read_config(weights)
         saved_version, current = meta.get("preset_version", 1), preset_version(name)
-        codec = load_pretrained(weights, device=device)
+        codec = NeuralCodec.from_pretrained(weights, device=device)
         saved = codec.config.to_dict()
         saved.pop("semantic", None)  # a distilled codec is still its preset (the head is training-only)
         if saved != make_config().to_dict():  # the architecture decides; the version names the change
@@ -235,8 +233,6 @@ def build_preset(
         codec.name = name
         return codec
     if not random_init:
-        from codeclab.codecs.base import WeightsNeeded
-
         raise WeightsNeeded(
             f"codec {name!r} has no bundled weights: pass weights=DIR (a directory written by "
             "save_pretrained, e.g. from `codeclab train`) or random_init=True for an untrained codec",
@@ -328,8 +324,6 @@ def bundle_weights(source: str | Path, name: str, storage_dtype: torch.dtype | N
     preset `name`'s bundled weights, stored as `storage_dtype`, training-only buffers kept and a
     distillation head dropped (recorded as `distilled` in config.json). Checks that the weights are the
     preset's architecture first. Returns the bundled directory."""
-    from codeclab.codecs.pretrained import load_pretrained, read_config, save_pretrained
-
     codec = build_preset(name, _config_of(name), weights=str(source))
     meta = read_config(source)
     extra = {k: meta[k] for k in ("trained_steps",) if k in meta}
@@ -345,12 +339,12 @@ def bundle_weights(source: str | Path, name: str, storage_dtype: torch.dtype | N
         codec.config = replace(codec.config, semantic=None)
         codec.semantic_head = None
     target = BUNDLED_WEIGHTS / name
-    save_pretrained(codec, target, extra=extra, storage_dtype=storage_dtype)
-    load_pretrained(target)  # the bundled copy loads and its sha256 checks
+    codec.save_pretrained(target, extra=extra, storage_dtype=storage_dtype)
+    NeuralCodec.from_pretrained(target)  # the bundled copy loads and its sha256 checks
     return target
 
 
 def _config_of(name: str) -> Callable[[], CodecConfig]:
-    from codeclab.codecs.registry import get_entry
+    from codeclab.catalog.registry import get_entry
 
     return get_entry(name).extra["config"]
