@@ -382,6 +382,6 @@ def _speed_codec(spec: str, random_init: bool, device: str):
     try:
         choice = CodecChoice.parse(spec, random_init)
         choice.options["device"] = device
-        return choice.load()
+        return choice.load(roundtrip=True)
     except (ValueError, ImportError) as err:
         fail(f"{spec}: {err}")

@@ -25,6 +25,7 @@ import hashlib
 import math
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -246,20 +247,16 @@ def baseline_rows(store_path: str | Path, cfg: LMBenchConfig, n_q: int | None = 
     return rows
 
 
-def evaluate_store(
+def _token_setup(
+    store: TokenStore,
     store_path: str | Path,
     pattern: str,
     cfg: LMBenchConfig,
-    n_q: int | None = None,
-    bpe: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train and score the benchmark's transformer on a store's first `n_q` codebooks (default: all) in
-    `pattern`, or on its acoustic-BPE ids (`bpe`: a `codeclab export bpe` directory; pattern is then the
-    BPE's, sequences hold the same number of tokens as flatten's, and the output head spans the BPE
-    vocabulary)."""
-    began = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    store = TokenStore(store_path)
+    n_q: int | None,
+    bpe: str | Path | None,
+) -> tuple[AudioVocab | AudioBPE, int, str, int, tuple[int, int], int]:
+    """(tokens, n_q, pattern label, streams, output heads (count, size), sequence length) of a run on
+    the store's codes or on its BPE ids."""
     tokens: AudioVocab | AudioBPE
     if bpe is not None:
         tokens = AudioBPE.load(bpe)
@@ -276,6 +273,56 @@ def evaluate_store(
         streams = 1 if pattern == "flatten" else n_q
         heads = (n_q, tokens.codebook_size)
         length = cfg.context_frames * (n_q if pattern == "flatten" else 1)
+    return tokens, n_q, pattern, streams, heads, length
+
+
+def _held_out_nll(
+    model: nn.Module,
+    sequences: Iterator[Any],
+    tokens: AudioVocab | AudioBPE,
+    streams: int,
+    heads: int,
+    cfg: LMBenchConfig,
+) -> tuple[Tensor, Tensor, int]:
+    """Summed negative log-likelihood (nats) and token counts per head over the held-out sequences, and
+    the codes the scored tokens stand for (BPE: a token stands for several)."""
+    total = torch.zeros(heads, dtype=torch.float64)
+    count = torch.zeros(heads, dtype=torch.float64)
+    codes_scored = 0
+    evaluated = 0
+    with torch.no_grad():
+        for seq in sequences:
+            if evaluated >= cfg.max_eval_sequences:
+                break
+            ids, mask = _stack([seq], streams)
+            if isinstance(tokens, AudioBPE):
+                nll, targets = _bpe_nll(model, ids, mask, tokens)
+                q = torch.zeros_like(targets)
+                codes_scored += tokens.codes_per_token(targets.tolist())
+            else:
+                nll, q = _codebook_nll(model, ids, mask, tokens)
+                codes_scored += nll.numel()
+            total.index_add_(0, q, nll.double())
+            count.index_add_(0, q, torch.ones_like(nll, dtype=torch.float64))
+            evaluated += 1
+    return total, count, codes_scored
+
+
+def evaluate_store(
+    store_path: str | Path,
+    pattern: str,
+    cfg: LMBenchConfig,
+    n_q: int | None = None,
+    bpe: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train and score the benchmark's transformer on a store's first `n_q` codebooks (default: all) in
+    `pattern`, or on its acoustic-BPE ids (`bpe`: a `codeclab export bpe` directory; pattern is then the
+    BPE's, sequences hold the same number of tokens as flatten's, and the output head spans the BPE
+    vocabulary)."""
+    began = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    store = TokenStore(store_path)
+    tokens, n_q, pattern, streams, heads, length = _token_setup(store, store_path, pattern, cfg, n_q, bpe)
     sequence_pattern = tokens.pattern if isinstance(tokens, AudioBPE) else pattern
     train_ids, held_ids = _split(store, cfg.held_out_percent)
     if not train_ids or not held_ids:
@@ -296,25 +343,14 @@ def evaluate_store(
             losses.append(_train_step(model, optimizer, schedule, next(batches), streams, tokens))
             advance()
     model.eval()
-    total = torch.zeros(heads[0], dtype=torch.float64)
-    count = torch.zeros(heads[0], dtype=torch.float64)
-    codes_scored = 0  # codes the scored tokens stand for (BPE: a token stands for several)
-    evaluated = 0
-    with torch.no_grad():
-        for seq in _sequences(store, tokens, held_ids, sequence_pattern, length, cfg.seed, False):
-            if evaluated >= cfg.max_eval_sequences:
-                break
-            ids, mask = _stack([seq], streams)
-            if isinstance(tokens, AudioBPE):
-                nll, targets = _bpe_nll(model, ids, mask, tokens)
-                q = torch.zeros_like(targets)
-                codes_scored += tokens.codes_per_token(targets.tolist())
-            else:
-                nll, q = _codebook_nll(model, ids, mask, tokens)
-                codes_scored += nll.numel()
-            total.index_add_(0, q, nll.double())
-            count.index_add_(0, q, torch.ones_like(nll, dtype=torch.float64))
-            evaluated += 1
+    total, count, codes_scored = _held_out_nll(
+        model,
+        _sequences(store, tokens, held_ids, sequence_pattern, length, cfg.seed, False),
+        tokens,
+        streams,
+        heads[0],
+        cfg,
+    )
     frame_rate = float(store.metadata["frame_rate"])
     bits = float(total.sum() / math.log(2))
     seconds = codes_scored / n_q / frame_rate

@@ -19,18 +19,46 @@ A metric whose optional package is missing is skipped with its reason (`metric_s
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import torch
 
-from codeclab.audio.io import resample
-from codeclab.eval.optional import available, require
+from codeclab.eval.metric_signal import SI_SDR_FLOOR, mel_distance, si_sdr, stft_distance
+from codeclab.eval.metric_speech import (
+    MetricFailed,
+    NotScorable,
+    dnsmos,
+    f0_metrics,
+    pesq_score,
+    speaker_similarity,
+    stoi_score,
+    transcribe,
+    word_error_rate,
+)
+from codeclab.eval.optional import available
+
+__all__ = [  # the metric functions live in metric_signal and metric_speech; these names stay here too
+    "SI_SDR_FLOOR",
+    "SPECS",
+    "DEFAULT_METRICS",
+    "REFERENCE_FREE",
+    "MetricFailed",
+    "NotScorable",
+    "codebook_statistics",
+    "compute",
+    "estimate_delay",
+    "expand",
+    "metric_status",
+    "mel_distance",
+    "pesq_score",
+    "si_sdr",
+    "stft_distance",
+    "stoi_score",
+    "transcribe",
+    "word_error_rate",
+]
 
 
 @dataclass(frozen=True)
@@ -44,240 +72,7 @@ class MetricSpec:
     worst: float | None = None  # the score of a failed item; None: the metric's value for a silent output
 
 
-SI_SDR_FLOOR = -100.0
 SILENT_RMS = 1e-5  # -100 dBFS: an output this quiet is silence
-
-
-def _at(x: np.ndarray, sr: int, rate: int | None) -> np.ndarray:
-    if rate is None or rate == sr:
-        return x.astype(np.float32)
-    return resample(x[None].astype(np.float32), sr, rate)[0]
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray, sr: int = 0) -> float:
-    """Scale-invariant SDR in dB, within [-100, 100] (100 for identical signals). Energy guard: an
-    estimate with no energy (silence, a constant) scores the floor, -100 dB, not the 100 dB that a
-    zero target and zero noise would give; NaN only for a reference without energy."""
-    ref = reference.astype(np.float64) - reference.mean()
-    est = estimate.astype(np.float64) - estimate.mean()
-    energy = np.dot(ref, ref)
-    if energy <= 0:
-        return math.nan
-    if np.dot(est, est) <= 1e-12 * energy:
-        return SI_SDR_FLOOR
-    target = np.dot(est, ref) / energy * ref
-    noise = est - target
-    noise_energy = np.dot(noise, noise)
-    if noise_energy <= 1e-20 * np.dot(target, target):
-        return 100.0
-    return float(
-        np.clip(10 * np.log10(max(np.dot(target, target), 1e-300) / noise_energy), SI_SDR_FLOOR, 100.0)
-    )
-
-
-def mel_distance(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
-    from codeclab.audio.spectral import mel_distance as _mel
-
-    return float(_mel(torch.from_numpy(reference).float(), torch.from_numpy(estimate).float(), sr))
-
-
-def stft_distance(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
-    from codeclab.train.losses import MultiResolutionSTFTLoss
-
-    loss = MultiResolutionSTFTLoss()
-    return float(
-        loss(torch.from_numpy(estimate).float()[None, None], torch.from_numpy(reference).float()[None, None])
-    )
-
-
-def pesq_score(reference: np.ndarray, estimate: np.ndarray, sr: int, mode: str) -> float:
-    """PESQ (P.862.2 wide-band or P.862 narrow-band). Fails (MetricFailed) when PESQ cannot process the
-    output (e.g. "No utterances detected"); NotScorable when it cannot process the reference either."""
-    pesq = require("pesq")
-    rate = 16000 if mode == "wb" else 8000
-    ref = _at(reference, sr, rate)
-    try:
-        return float(pesq.pesq(rate, ref, _at(estimate, sr, rate), mode))
-    except Exception as err:  # noqa: BLE001 (pesq raises its own error types and plain ones)
-        try:
-            pesq.pesq(rate, ref, ref, mode)
-        except Exception:  # noqa: BLE001
-            raise NotScorable(f"PESQ cannot process the reference ({str(err)[:80]})") from None
-        raise MetricFailed(f"PESQ cannot process the output ({str(err)[:80]})") from None
-
-
-def stoi_score(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
-    pystoi = require("pystoi")
-    return float(pystoi.stoi(_at(reference, sr, 16000), _at(estimate, sr, 16000), 16000, extended=False))
-
-
-@lru_cache(maxsize=1)
-def _voice_encoder():
-    return require("resemblyzer").VoiceEncoder("cpu", verbose=False)
-
-
-class NotScorable(Exception):
-    """The reference itself cannot be scored by a metric (the item is skipped for it, with this reason)."""
-
-
-class MetricFailed(Exception):
-    """The estimate cannot be scored by a metric (it gets the worst score, with this reason)."""
-
-
-MIN_SPEECH_SECONDS = 0.2  # of voice-active audio the speaker embedding needs
-
-
-def _speech_part(x: np.ndarray, sr: int) -> np.ndarray | None:
-    """resemblyzer's voice-activity trimmed audio at 16 kHz, or None when under MIN_SPEECH_SECONDS remain."""
-    resemblyzer = require("resemblyzer")
-    try:
-        speech = resemblyzer.preprocess_wav(_at(x, sr, 16000), 16000)
-    except Exception:  # noqa: BLE001 (its VAD fails on empty or all-silent input)
-        return None
-    return speech if len(speech) >= MIN_SPEECH_SECONDS * 16000 else None
-
-
-def speaker_similarity(reference: np.ndarray, estimate: np.ndarray, sr: int) -> float:
-    """Cosine of resemblyzer embeddings of the voice-active parts. A reference without speech is not
-    scorable (NotScorable); an estimate without speech fails (MetricFailed), never a default 1.0."""
-    encoder = _voice_encoder()
-    ref, est = _speech_part(reference, sr), _speech_part(estimate, sr)
-    if ref is None:
-        raise NotScorable("no speech found in the reference")
-    if est is None:
-        raise MetricFailed("no speech found in the output")
-    a, b = encoder.embed_utterance(ref), encoder.embed_utterance(est)
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-
-
-DNSMOS_KEYS = {
-    "dnsmos": "ovrl_mos",
-    "dnsmos_sig": "sig_mos",
-    "dnsmos_bak": "bak_mos",
-    "dnsmos_p808": "p808_mos",
-}
-
-
-def dnsmos(x: np.ndarray, sr: int) -> dict[str, float]:
-    """DNSMOS of x alone: {"dnsmos": P.835 OVRL, "dnsmos_sig": SIG, "dnsmos_bak": BAK, "dnsmos_p808": P.808}."""
-    require("onnxruntime")
-    speechmos = require("speechmos")
-    from speechmos import dnsmos as dns
-
-    del speechmos
-    audio = _at(x, sr, 16000)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 1.0:
-        audio = audio / peak
-    if audio.size < 16000 // 2:
-        raise MetricFailed("under 0.5 s of audio for DNSMOS")
-    scores = dns.run(audio, 16000)
-    return {name: float(scores[key]) for name, key in DNSMOS_KEYS.items()}
-
-
-def _weighted_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchcrepe's weighted-argmax decoding without its random dither (torchcrepe adds noise to trade
-    quantisation error, which makes two calls on one input disagree): logits [B, 360, T] -> (bins, Hz)."""
-    torchcrepe = require("torchcrepe")
-    bins = logits.argmax(dim=1)
-    index = torch.arange(logits.shape[1], device=logits.device)[None, :, None]
-    window = (index >= (bins - 4)[:, None]) & (index < (bins + 5)[:, None])
-    probs = torch.sigmoid(logits) * window
-    cents = torchcrepe.CENTS_PER_BIN * index + 1997.3794084376191
-    cents = (cents * probs).sum(dim=1) / probs.sum(dim=1)
-    return bins, torchcrepe.convert.cents_to_frequency(cents)
-
-
-def _f0(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    torchcrepe = require("torchcrepe")
-    audio = torch.from_numpy(_at(x, sr, 16000))[None]
-    f0, periodicity = torchcrepe.predict(
-        audio,
-        16000,
-        160,
-        50.0,
-        1100.0,
-        "tiny",
-        decoder=_weighted_argmax,
-        return_periodicity=True,
-        batch_size=1024,
-        device="cpu",
-    )
-    return f0[0].numpy(), periodicity[0].numpy()
-
-
-MIN_VOICED_FRAMES = 10  # 100 ms of voiced frames (10 ms hop)
-GROSS_PITCH_ERROR = 0.2  # relative deviation that makes a pitch error gross (the usual 20 %)
-
-
-def f0_metrics(reference: np.ndarray, estimate: np.ndarray, sr: int) -> dict[str, float]:
-    """Pitch metrics from torchcrepe (10 ms frames, voiced where periodicity > 0.5), over the reference's
-    frames (the estimate is already at its length):
-    f0_vde (voicing decision error: frames whose voicing differs), f0_gpe (gross pitch error: frames
-    voiced in both whose F0 is off by over 20 %), f0_ffe (F0 frame error: frames with either error),
-    and over frames voiced in both: f0_rmse_cents and f0_corr (Pearson of log F0).
-    A reference with under MIN_VOICED_FRAMES voiced frames is not scorable; fewer frames voiced in both
-    fail the RMSE and correlation (as noise does) while VDE and FFE still count the voicing errors."""
-    f_ref, p_ref = _f0(reference, sr)
-    f_est, p_est = _f0(estimate, sr)
-    n = min(len(f_ref), len(f_est))
-    v_ref, v_est = p_ref[:n] > 0.5, p_est[:n] > 0.5
-    if int(v_ref.sum()) < MIN_VOICED_FRAMES:
-        raise NotScorable(f"{int(v_ref.sum())} voiced frames in the reference (F0 needs {MIN_VOICED_FRAMES})")
-    both = v_ref & v_est
-    ratio = f_est[:n][both] / np.maximum(f_ref[:n][both], 1e-6)
-    gross = np.abs(ratio - 1) > GROSS_PITCH_ERROR
-    out = {
-        "f0_vde": float((v_ref != v_est).mean()),
-        "f0_gpe": float(gross.mean()) if both.any() else 1.0,
-        "f0_ffe": float(((v_ref != v_est).sum() + gross.sum()) / n),
-    }
-    if int(both.sum()) < MIN_VOICED_FRAMES:
-        out["failed"] = (
-            f"{int(both.sum())} frames voiced in both (RMSE and correlation need {MIN_VOICED_FRAMES})"
-        )
-        return out
-    a, b = np.log2(f_ref[:n][both]), np.log2(f_est[:n][both])
-    out["f0_rmse_cents"] = float(np.sqrt(np.mean((1200 * (a - b)) ** 2)))
-    out["f0_corr"] = 1.0 if np.allclose(a, b) else float(np.corrcoef(a, b)[0, 1])
-    return out
-
-
-def normalise_text(text: str) -> str:
-    """English text as WER compares it: Whisper's English normaliser (whisper-normalizer), the convention
-    of ASR evaluation: lower case, no punctuation, numbers as digits ("twenty-one" -> "21"),
-    contractions expanded, British spellings made American."""
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return _english_normaliser(EnglishTextNormalizer)(text)
-
-
-@functools.cache
-def _english_normaliser(cls):
-    return cls()
-
-
-def word_error_rate(truth: str, hypothesis: str) -> float:
-    """Word error rate (jiwer) of `hypothesis` against `truth`, both normalised (`normalise_text`);
-    NaN when the truth has no words."""
-    jiwer = require("jiwer")
-    require("whisper_normalizer")
-    ref, hyp = normalise_text(truth), normalise_text(hypothesis)
-    if not re.search(r"\w", ref):  # no words to recognise (the normaliser can leave a lone ".")
-        return math.nan
-    return float(jiwer.wer(ref, hyp)) if re.search(r"\w", hyp) else 1.0
-
-
-def transcribe(x: np.ndarray, sr: int) -> str:
-    pocketsphinx = require("pocketsphinx")
-    audio = _at(x, sr, 16000)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
-    decoder = pocketsphinx.Decoder(samprate=16000, loglevel="FATAL")
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return hyp.hypstr if hyp is not None else ""
 
 
 SPECS: dict[str, MetricSpec] = {

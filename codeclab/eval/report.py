@@ -147,6 +147,65 @@ def _bitrate_ticks(values: list[float]) -> list[float]:
     return sorted(ticks)
 
 
+def finite(row: dict[str, Any], metric: str) -> bool:
+    """True when `row` holds a finite float score for `metric`."""
+    return isinstance(row.get(metric), float) and not math.isnan(row[metric])
+
+
+def _draw_metric(
+    target: Any,
+    rows: list[dict[str, Any]],
+    originals: list[dict[str, Any]],
+    group: str,
+    groups: list[str],
+    metric: str,
+    x: str,
+    xlabel: str,
+    ylabel: str,
+    ticks: list[float],
+    log_x: bool,
+) -> None:
+    """One metric's curves on the matplotlib axes `target`: a line per group, failed points ringed in
+    red, the original audio's score as a dashed line."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    for g in groups:
+        points = sorted(
+            (r[x], r[metric], r.get(f"{metric}_failed", 0))
+            for r in rows
+            if r[group] == g and finite(r, metric)
+        )
+        if not points:
+            continue
+        target.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=g)
+        for px, py, failed in points:
+            if failed:
+                target.scatter(
+                    [px], [py], s=140, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5
+                )
+                target.annotate(
+                    f"{failed} failed",
+                    (px, py),
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    fontsize=7,
+                    color="red",
+                )
+    for original in originals:
+        if finite(original, metric):
+            target.axhline(original[metric], linestyle="--", color="0.4", label=f"{original[group]} audio")
+    target.set_xlabel(xlabel)
+    target.set_ylabel(ylabel, fontsize=8)
+    if log_x:
+        target.set_xscale("log")
+    if ticks and log_x:
+        target.xaxis.set_major_locator(FixedLocator(ticks))
+        target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        target.xaxis.set_minor_locator(NullLocator())
+        target.tick_params(axis="x", labelsize=7, labelrotation=45)
+    target.grid(True, alpha=0.3)
+
+
 def plot_curves(
     rows: list[dict[str, Any]],
     metrics: list[str],
@@ -166,7 +225,6 @@ def plot_curves(
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     better = higher_is_better or {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,9 +232,6 @@ def plot_curves(
     originals = [r for r in rows if r.get("reference")]  # the original audio's row: a dashed line
     rows = [r for r in rows if not r.get("reference")]
     groups = sorted({r[group] for r in rows})
-
-    def finite(r: dict[str, Any], metric: str) -> bool:
-        return isinstance(r.get(metric), float) and not math.isnan(r[metric])
 
     shown = [m for m in metrics if any(finite(r, m) for r in rows)]
     xs = [r[x] for r in rows if isinstance(r.get(x), float | int) and r[x] > 0]
@@ -190,43 +245,9 @@ def plot_curves(
         ylabel = textwrap.fill(labels.get(metric, metric), 42) + (f"\n({direction})" if direction else "")
         missing = [g for g in groups if not any(r[group] == g and finite(r, metric) for r in rows)]
         for target in (ax, axes[i // cols][i % cols]):
-            for g in groups:
-                points = sorted(
-                    (r[x], r[metric], r.get(f"{metric}_failed", 0))
-                    for r in rows
-                    if r[group] == g and finite(r, metric)
-                )
-                if not points:
-                    continue
-                target.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=g)
-                for px, py, failed in points:
-                    if failed:
-                        target.scatter(
-                            [px], [py], s=140, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5
-                        )
-                        target.annotate(
-                            f"{failed} failed",
-                            (px, py),
-                            textcoords="offset points",
-                            xytext=(6, 6),
-                            fontsize=7,
-                            color="red",
-                        )
-            for original in originals:
-                if finite(original, metric):
-                    target.axhline(
-                        original[metric], linestyle="--", color="0.4", label=f"{original[group]} audio"
-                    )
-            target.set_xlabel(labels.get(x, x))
-            target.set_ylabel(ylabel, fontsize=8)
-            if log_x:
-                target.set_xscale("log")
-            if ticks and log_x:
-                target.xaxis.set_major_locator(FixedLocator(ticks))
-                target.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-                target.xaxis.set_minor_locator(NullLocator())
-                target.tick_params(axis="x", labelsize=7, labelrotation=45)
-            target.grid(True, alpha=0.3)
+            _draw_metric(
+                target, rows, originals, group, groups, metric, x, labels.get(x, x), ylabel, ticks, log_x
+            )
         ax.legend(fontsize=7, loc="best")
         title = metric
         if missing:

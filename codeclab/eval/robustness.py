@@ -174,98 +174,96 @@ def opus_output(
     return audio, concealed, len(stream.packets)
 
 
-def run_robustness(
-    codecs: list[str],
-    data: list[str],
-    out: str | Path,
-    losses: list[float],
-    bers: list[float],
-    metrics: list[str] | None = None,
-    eval_rate: int = 16000,
-    max_items: int | None = None,
-    seed: int = 0,
-    command: list[str] | None = None,
-    log=print,
-) -> dict[str, Any]:
-    """Score every codec on every item under every condition; write results.json/.csv/.md and one plot
-    per metric and kind (quality against the loss rate; against the bit error rate, log axis) under `out`."""
+@dataclass
+class _Subject:
+    """One codec of the loss benchmark: a token codec (`codec`, its .clab writer and n_q) or opus
+    (`codec` None, its bitrate)."""
+
+    label: str
+    codec: Any = None
+    write: Any = None
+    n_q: int | None = None
+    bitrate: int = 6000
+
+
+def _subject(spec: str, fingerprints: dict[str, Any]) -> _Subject:
     from codeclab.codecs.base import RoundTripCodec
     from codeclab.eval.recon import clab_writer, codec_fingerprint
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = metrics or ["stoi", "mel_distance"]
-    status = M.metric_status(names)
-    missing = {m: r for m, r in status.items() if r}
-    if missing:
-        raise ValueError(f"metrics not available: {missing}")
-    items = discover(data)[: max_items or None]
-    if not items:
-        raise ValueError(f"no audio items in {data}")
-    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
-    rows: list[dict[str, Any]] = []
-    fingerprints: dict[str, Any] = {}
-    for spec in codecs:
-        choice = CodecRef.parse(spec)
-        if choice.name == "opus":
-            bitrate = int(choice.options.get("bitrate", 6000))
-            codec, label = None, f"opus {bitrate / 1000:g} kbps (libopus PLC)"
-            fingerprints[spec] = {"name": "opus", "bitrate": bitrate, "library": "libopus via opuslib"}
+    choice = CodecRef.parse(spec)
+    if choice.name == "opus":
+        bitrate = int(choice.options.get("bitrate", 6000))
+        fingerprints[spec] = {"name": "opus", "bitrate": bitrate, "library": "libopus via opuslib"}
+        return _Subject(f"opus {bitrate / 1000:g} kbps (libopus PLC)", bitrate=bitrate)
+    codec = choice.load(roundtrip=True)
+    if isinstance(codec, RoundTripCodec):
+        raise ValueError(f"{spec}: only token codecs and opus are supported by the loss benchmark")
+    fingerprints[spec] = codec_fingerprint(codec)
+    write, coding = clab_writer(codec, choice, with_bytes=True)
+    label = f"{spec} ({coding} coded" + (", random init)" if codec.random_init else ")")
+    return _Subject(label, codec, write, choice.single_n_q() if choice.n_q else None)
+
+
+def _encode_once(subject: _Subject, items: list) -> dict[str, Any]:
+    """Each item encoded once; every condition damages and decodes that same stream."""
+    encoded: dict[str, Any] = {}
+    codec = subject.codec
+    for it in items:
+        if codec is None:
+            audio = load_audio(it.path, 16000, 1, it.start, it.end)[0]
+            encoded[it.id] = opus_encode(audio, 16000, subject.bitrate)
         else:
-            codec = choice.load()
-            if isinstance(codec, RoundTripCodec):
-                raise ValueError(f"{spec}: only token codecs and opus are supported by the loss benchmark")
-            fingerprints[spec] = codec_fingerprint(codec)
-            n_q = choice.single_n_q() if choice.n_q else None
-            write, coding = clab_writer(codec, choice, with_bytes=True)
-            label = f"{spec} ({coding} coded" + (", random init)" if codec.random_init else ")")
-        # each item is encoded once; every condition damages and decodes that same stream
-        encoded: dict[str, Any] = {}
-        for it in items:
-            if codec is None:
-                encoded[it.id] = opus_encode(
-                    load_audio(it.path, 16000, 1, it.start, it.end)[0], 16000, bitrate
-                )
-            else:
-                x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
-                codes = codec.encode(x[None], n_q=n_q).items()[0].cpu().numpy()
-                encoded[it.id] = (write(codes, x.shape[-1]), x.shape[-1], codes.shape[1])
-        for condition in conditions(losses, bers):
-            rng = np.random.default_rng(seed)
-            scores: dict[str, list[float]] = {m: [] for m in M.expand(names)}
-            concealed = total = 0
-            for it in items:
-                if codec is None:
-                    audio, c = opus_decode(encoded[it.id], condition, rng)
-                    f, rate = len(encoded[it.id].packets), 16000
-                else:
-                    blob, length, f = encoded[it.id]
-                    audio, c = token_codec_output(codec, blob, length, condition, rng)
-                    audio, rate = audio.mean(axis=0), codec.sample_rate
-                concealed, total = concealed + c, total + f
-                estimate = resample(np.asarray(audio, np.float32)[None], rate, eval_rate)[0]
-                scored = M.compute(
-                    references[it.id], estimate, eval_rate, names, max_delay=int(ALIGN_MS * eval_rate / 1000)
-                )
-                for name, value in scored.items():
-                    if name in scores:
-                        scores[name].append(value)
-            row = {
-                "codec": label,
-                "condition": condition.label,
-                "kind": condition.kind,
-                "rate": condition.rate,
-                "items": len(items),
-                "concealed_percent": 100 * concealed / max(total, 1),
-            }
-            row.update({m: float(np.nanmean(v)) if v else math.nan for m, v in scores.items()})
-            rows.append(row)
-            log(f"{label}, {condition.label}: " + ", ".join(f"{m} {row[m]:.3f}" for m in scores))
-    report = {
-        "results": rows,
-        "provenance": provenance(command, codecs=fingerprints, data={"inputs": data, "items": len(items)}),
+            x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
+            codes = codec.encode(x[None], n_q=subject.n_q).items()[0].cpu().numpy()
+            encoded[it.id] = (subject.write(codes, x.shape[-1]), x.shape[-1], codes.shape[1])
+    return encoded
+
+
+def _score_condition(
+    subject: _Subject,
+    condition: Condition,
+    items: list,
+    encoded: dict[str, Any],
+    references: dict[str, np.ndarray],
+    names: list[str],
+    eval_rate: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The row of one codec under one condition: mean scores over the items, frames concealed."""
+    rng = np.random.default_rng(seed)
+    scores: dict[str, list[float]] = {m: [] for m in M.expand(names)}
+    concealed = total = 0
+    for it in items:
+        if subject.codec is None:
+            audio, c = opus_decode(encoded[it.id], condition, rng)
+            f, rate = len(encoded[it.id].packets), 16000
+        else:
+            blob, length, f = encoded[it.id]
+            audio, c = token_codec_output(subject.codec, blob, length, condition, rng)
+            audio, rate = audio.mean(axis=0), subject.codec.sample_rate
+        concealed, total = concealed + c, total + f
+        estimate = resample(np.asarray(audio, np.float32)[None], rate, eval_rate)[0]
+        scored = M.compute(
+            references[it.id], estimate, eval_rate, names, max_delay=int(ALIGN_MS * eval_rate / 1000)
+        )
+        for name, value in scored.items():
+            if name in scores:
+                scores[name].append(value)
+    row = {
+        "codec": subject.label,
+        "condition": condition.label,
+        "kind": condition.kind,
+        "rate": condition.rate,
+        "items": len(items),
+        "concealed_percent": 100 * concealed / max(total, 1),
     }
-    write_json(report, out / "results.json")
+    row.update({m: float(np.nanmean(v)) if v else math.nan for m, v in scores.items()})
+    return row
+
+
+def _write_results(out: Path, report: dict[str, Any], names: list[str], eval_rate: int) -> None:
+    """results.json, the table and a plot per metric and kind (loss: linear axis; ber: log axis)."""
+    rows = report["results"]
     shown = list(M.expand(names))
     notes = [
         "Each row: the mean over the items of the output scored against the original at "
@@ -288,12 +286,53 @@ def run_robustness(
         else:
             points = [r for r in rows if r["kind"] == "ber"]
         labels = {x: xlabel, **{m: M.SPECS[m].description for m in shown}}
-        plots += [
-            str(p)
-            for p in plot_curves(
-                points, shown, x, "codec", out / "plots" / kind, labels, better, kind == "ber"
-            )
-        ]
+        curves = plot_curves(points, shown, x, "codec", out / "plots" / kind, labels, better, kind == "ber")
+        plots += [str(p) for p in curves]
     report["plots"] = plots
     write_json(report, out / "results.json")
+
+
+def run_robustness(
+    codecs: list[str],
+    data: list[str],
+    out: str | Path,
+    losses: list[float],
+    bers: list[float],
+    metrics: list[str] | None = None,
+    eval_rate: int = 16000,
+    max_items: int | None = None,
+    seed: int = 0,
+    command: list[str] | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Score every codec on every item under every condition; write results.json/.csv/.md and one plot
+    per metric and kind (quality against the loss rate; against the bit error rate, log axis) under `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = metrics or ["stoi", "mel_distance"]
+    missing = {m: r for m, r in M.metric_status(names).items() if r}
+    if missing:
+        raise ValueError(f"metrics not available: {missing}")
+    items = discover(data)[: max_items or None]
+    if not items:
+        raise ValueError(f"no audio items in {data}")
+    references = {it.id: load_audio(it.path, eval_rate, 1, it.start, it.end)[0] for it in items}
+    rows: list[dict[str, Any]] = []
+    fingerprints: dict[str, Any] = {}
+    for spec in codecs:
+        subject = _subject(spec, fingerprints)
+        encoded = _encode_once(subject, items)
+        for condition in conditions(losses, bers):
+            row = _score_condition(subject, condition, items, encoded, references, names, eval_rate, seed)
+            rows.append(row)
+            log(
+                f"{subject.label}, {condition.label}: "
+                + ", ".join(f"{m} {row[m]:.3f}" for m in M.expand(names))
+            )
+    report = {
+        "results": rows,
+        "provenance": provenance(command, codecs=fingerprints, data={"inputs": data, "items": len(items)}),
+    }
+    write_json(report, out / "results.json")
+    _write_results(out, report, names, eval_rate)
     return report

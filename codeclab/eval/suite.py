@@ -64,7 +64,7 @@ def run_suite(
     speeds: dict[str, dict[str, Any]] = {}
     for text in codecs:
         ref = CodecRef.parse(text, random_init)
-        codec = ref.load()
+        codec = ref.load(roundtrip=True)
         if isinstance(codec, RoundTripCodec):
             continue  # no tokens: recon only
         store = out / "tokens" / _slug(ref.series())

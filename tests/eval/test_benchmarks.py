@@ -64,7 +64,7 @@ def test_codec_choice_loads_a_codec_directory(tiny_codec, tmp_path):
     save_pretrained(tiny_codec, tmp_path / "codec")
     choice = CodecChoice.parse(str(tmp_path / "codec"), random_init_default=True)
     assert not choice.random_init  # a directory has its weights
-    loaded = choice.load()
+    loaded = choice.load(roundtrip=True)
     assert loaded.config == tiny_codec.config and loaded.weights_sha256 is not None
 
 
