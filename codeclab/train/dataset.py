@@ -174,3 +174,26 @@ class TrainingBatches(torch.utils.data.IterableDataset):
         while step < end:
             yield self.batch(step)
             step += workers
+
+
+def batch_loader(
+    train_set: AudioDataset,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    rank: int,
+    steps: int,
+    num_workers: int,
+) -> torch.utils.data.DataLoader:
+    """The loader of this rank's training batches from `start_step` on (`TrainingBatches`)."""
+    batches = TrainingBatches(train_set, batch_size, seed, start_step, rank, steps)
+    return torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        num_workers=num_workers,
+        prefetch_factor=2 if num_workers else None,
+        persistent_workers=False,
+        # its own generator: creating the iterator must not draw from the global RNG, which a resumed run
+        # restores from the checkpoint (batches themselves depend only on seed, step and rank)
+        generator=torch.Generator().manual_seed(seed),
+    )

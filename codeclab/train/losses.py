@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -113,3 +115,37 @@ def feature_matching_loss(real_features: list[list[Tensor]], fake_features: list
             total = term if total is None else total + term
             count += 1
     return total / max(count, 1)
+
+
+def loss_weights(cfg: Any) -> dict[str, float]:
+    """The weight of each named generator loss (a `TrainConfig`'s `*_weight` fields)."""
+    return {
+        "mel": cfg.mel_weight,
+        "stft": cfg.stft_weight,
+        "phase": cfg.phase_weight,
+        "waveform": cfg.waveform_weight,
+        "adv": cfg.adv_weight,
+        "fm": cfg.fm_weight,
+    }
+
+
+class SpectralLosses:
+    """The non-adversarial reconstruction losses a step uses, by name: mel always; STFT from
+    `stft_start` (when weighted); phase and waveform L1 when weighted. `cfg`: a `TrainConfig`."""
+
+    def __init__(self, cfg: Any, sample_rate: int) -> None:
+        self.cfg = cfg
+        self.mel = MultiScaleMelLoss(sample_rate)
+        self.stft = MultiResolutionSTFTLoss() if cfg.stft_weight > 0 else None
+        self.phase = PhaseLoss() if cfg.phase_weight > 0 else None
+
+    def __call__(self, recon: Tensor, wav: Tensor, step: int) -> dict[str, Tensor]:
+        """Losses of recon against wav [B, C, T] at `step`."""
+        losses: dict[str, Tensor] = {"mel": self.mel(recon, wav)}
+        if self.stft is not None and step >= self.cfg.stft_start:
+            losses["stft"] = self.stft(recon, wav)
+        if self.phase is not None:
+            losses["phase"] = self.phase(recon, wav)
+        if self.cfg.waveform_weight > 0:
+            losses["waveform"] = waveform_l1(recon, wav)
+        return losses
