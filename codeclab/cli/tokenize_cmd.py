@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from codeclab.cli.common import codec_from_options, console, device_or_fail, fail, setup_logging
+from codeclab.tokens.store_layout import StoreLayout
 
 DEFAULT_CODEC = "codeclab-16k-speech"
 
@@ -209,7 +210,7 @@ def _print_report(report) -> None:
         )
     if report.failed or report.failed_before:
         console.print(
-            f"[yellow]{report.failed + report.failed_before} file(s) failed: see {escape(str(report.store / 'errors.jsonl'))}[/]",
+            f"[yellow]{report.failed + report.failed_before} file(s) failed: see {escape(str(StoreLayout(report.store).errors))}[/]",
             markup=True,
         )
     if not report.merged:

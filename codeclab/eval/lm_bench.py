@@ -26,106 +26,22 @@ import math
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codeclab._progress import progress_task
+from codeclab.eval.lm_model import LMBenchConfig, StreamLM, bpe_nll, codebook_nll
 from codeclab.eval.ngram import ngram_baselines
 from codeclab.eval.report import provenance, write_json, write_table
 from codeclab.tokens.bpe import AudioBPE
 from codeclab.tokens.lm_dataset import PackedTokenDataset, TokenDataset
-from codeclab.tokens.store import TokenStore, index_path
+from codeclab.tokens.store import StoreLayout, TokenStore, part_files
 from codeclab.tokens.vocab import AudioVocab
-
-
-@dataclass
-class LMBenchConfig:
-    dim: int = 128
-    layers: int = 2
-    heads: int = 4
-    context_frames: int = 64  # frames per training sequence (x Q tokens for flatten)
-    steps: int = 400
-    batch_size: int = 16
-    lr: float = 2e-3
-    seed: int = 0
-    held_out_percent: int = 10
-    max_eval_sequences: int = 256
-
-
-class CodebookHeads(nn.Module):
-    """One K-way output head per codebook: hidden h [N, D] and codebooks q [N] -> logits [N, K], each row
-    from its own codebook's head (Q x fewer output FLOPs than a head over the whole vocabulary)."""
-
-    def __init__(self, num_codebooks: int, codebook_size: int, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(num_codebooks, codebook_size, dim) * dim**-0.5)
-        self.bias = nn.Parameter(torch.zeros(num_codebooks, codebook_size))
-
-    def forward(self, h: Tensor, q: Tensor) -> Tensor:
-        out = h.new_zeros(h.shape[0], self.weight.shape[1])
-        for c in q.unique().tolist():
-            rows = (q == c).nonzero(as_tuple=True)[0]
-            out = out.index_put((rows,), F.linear(h[rows], self.weight[c], self.bias[c]))
-        return out
-
-
-class StreamLM(nn.Module):
-    """Causal transformer over S parallel streams of tokens: ids [B, S, L] -> hidden [B, L, D]; `heads`
-    turn a hidden state into the K logits of the codebook its next token belongs to."""
-
-    def __init__(
-        self, vocab_size: int, heads: tuple[int, int], streams: int, length: int, cfg: LMBenchConfig
-    ) -> None:
-        """heads: (groups, size) of the output heads: (Q, K) for codes, (1, vocabulary) for BPE ids."""
-        super().__init__()
-        self.embed = nn.ModuleList(nn.Embedding(vocab_size, cfg.dim) for _ in range(streams))
-        self.position = nn.Embedding(length, cfg.dim)
-        layer = nn.TransformerEncoderLayer(
-            cfg.dim, cfg.heads, 4 * cfg.dim, dropout=0.0, batch_first=True, norm_first=True
-        )
-        self.body = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.dim)
-        self.heads = CodebookHeads(heads[0], heads[1], cfg.dim)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        length = ids.shape[-1]
-        x = sum(embed(ids[:, s]) for s, embed in enumerate(self.embed)) + self.position(
-            torch.arange(length, device=ids.device)
-        )
-        mask = nn.Transformer.generate_square_subsequent_mask(length, device=ids.device)
-        return self.norm(self.body(x, mask=mask, is_causal=True))
-
-
-def _codebook_nll(model: StreamLM, ids: Tensor, mask: Tensor, vocab: AudioVocab) -> tuple[Tensor, Tensor]:
-    """Per-token NLL (nats) of each next token over the K codes of its codebook; targets that are not
-    codes (padding, delay pads) are excluded. ids [B, S, L], mask [B, L] -> (nll [M], codebook [M])."""
-    h = model(ids[..., :-1])  # [B, L-1, D]
-    targets = ids[..., 1:].masked_fill(~mask[:, None, 1:], vocab.pad_id)  # [B, S, L-1]
-    hidden = h[:, None].expand(-1, targets.shape[1], -1, -1).reshape(-1, h.shape[-1])
-    targets = targets.reshape(-1)
-    keep = vocab.is_audio(targets)
-    hidden, targets = hidden[keep], targets[keep]
-    q = vocab.codebook_of(targets)
-    logits = model.heads(hidden, q)
-    nll = F.cross_entropy(logits, targets - vocab.audio_offset - q * vocab.codebook_size, reduction="none")
-    return nll, q
-
-
-def _bpe_nll(model: StreamLM, ids: Tensor, mask: Tensor, bpe: AudioBPE) -> tuple[Tensor, Tensor]:
-    """Per-token NLL (nats) of each next BPE id over the whole BPE vocabulary; padding and special targets
-    are excluded. ids [B, 1, L], mask [B, L] -> (nll [M], target ids [M])."""
-    h = model(ids[..., :-1])[mask[:, 1:]]
-    targets = ids[:, 0, 1:][mask[:, 1:]]
-    keep = targets >= bpe.first_audio_id
-    h, targets = h[keep], targets[keep]
-    logits = model.heads(h, torch.zeros_like(targets))
-    return F.cross_entropy(logits, targets, reduction="none"), targets
 
 
 def held_out_ids(ids: list[str], percent: int) -> set[str]:
@@ -184,8 +100,8 @@ def _stack(batch: list[dict], streams: int) -> tuple[Tensor, Tensor]:
 
 def store_fingerprint(store: TokenStore) -> str:
     digest = hashlib.sha256()
-    index = index_path(store.path)
-    files = [index] if index.is_file() else sorted((store.path / "data").glob("part-*.parquet"))
+    index = StoreLayout(store.path).index
+    files = [index] if index.is_file() else part_files(store.path)
     for path in files:
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -195,9 +111,9 @@ def _train_step(model, optimizer, schedule, batch: list[dict], streams: int, voc
     """One optimiser step on `batch`; returns its loss (nats per token)."""
     ids, mask = _stack(batch, streams)
     nll, _ = (
-        _bpe_nll(model, ids, mask, vocab)
+        bpe_nll(model, ids, mask, vocab)
         if isinstance(vocab, AudioBPE)
-        else _codebook_nll(model, ids, mask, vocab)
+        else codebook_nll(model, ids, mask, vocab)
     )
     loss = nll.mean()
     optimizer.zero_grad()
@@ -296,11 +212,11 @@ def _held_out_nll(
                 break
             ids, mask = _stack([seq], streams)
             if isinstance(tokens, AudioBPE):
-                nll, targets = _bpe_nll(model, ids, mask, tokens)
+                nll, targets = bpe_nll(model, ids, mask, tokens)
                 q = torch.zeros_like(targets)
                 codes_scored += tokens.codes_per_token(targets.tolist())
             else:
-                nll, q = _codebook_nll(model, ids, mask, tokens)
+                nll, q = codebook_nll(model, ids, mask, tokens)
                 codes_scored += nll.numel()
             total.index_add_(0, q, nll.double())
             count.index_add_(0, q, torch.ones_like(nll, dtype=torch.float64))

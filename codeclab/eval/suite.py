@@ -31,6 +31,7 @@ from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import run_recon, summary_cell
 from codeclab.eval.report import format_cell, provenance, write_json, write_table
 from codeclab.eval.speed import measure_speed
+from codeclab.tokens.store_layout import StoreLayout
 
 HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim", "dnsmos", "wer")
 MIN_HELD_OUT_ITEMS = 20  # an LM figure over fewer held-out items is flagged as meaningless
@@ -68,7 +69,7 @@ def run_suite(
         if isinstance(codec, RoundTripCodec):
             continue  # no tokens: recon only
         store = out / "tokens" / _slug(ref.series())
-        if not (store / "tokens.json").is_file():
+        if not StoreLayout(store).is_store():
             tokenize_corpus(TokenizeOptions(inputs=list(data), out=store, codec=ref.spec(), workers=0))
         stores[text] = str(store)
         speeds[text] = measure_speed(codec, seconds=5.0, batch=1, reps=2).to_dict()

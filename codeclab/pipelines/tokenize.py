@@ -11,7 +11,6 @@ Failures of single files are written to the store's error log and never stop the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import zlib
@@ -23,40 +22,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from codeclab._files import sha256_file
 from codeclab._launch import launch_place
 from codeclab._version import __version__
 from codeclab.audio.io import (
     CHANNEL_POLICY,
     AudioError,
-    audio_info,
-    load_audio,
-    read_audio,
-    resample,
-    stream_audio,
-    to_channels,
 )
 from codeclab.catalog.fingerprint import fingerprint
 from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.chunked import encode_stream
 from codeclab.corpora.manifest import AudioItem, discover
-from codeclab.corpora.members import MemberError
-from codeclab.tokens.store import (
-    ShardWriter,
-    StoreError,
-    TokenRecord,
-    check_store_target,
-    codes_dtype,
-    finished_ids,
-    finished_sources,
-    index_is_fresh,
-    merge,
-    shard_name,
-    shards_done,
-)
+from codeclab.pipelines.decode import DecodeDataset, decoded_batches, encode_long, length_buckets
+from codeclab.pipelines.store_plan import check_same_sources, plan_against_store, settle_store
+from codeclab.tokens.store import ShardWriter, TokenRecord, codes_dtype
 
 log = logging.getLogger("codeclab.tokenize")
+
+# moved to pipelines/decode.py and pipelines/store_plan.py; still importable from here
+__all__ = [
+    "DecodeDataset",
+    "TokenizeJob",
+    "TokenizeOptions",
+    "TokenizeReport",
+    "check_same_sources",
+    "encode_long",
+    "length_buckets",
+    "plan_shard",
+    "tokenize_corpus",
+]
 
 
 @dataclass
@@ -152,104 +145,8 @@ def plan_shard(inputs: list[str], shard: int, num_shards: int) -> list[AudioItem
     )
 
 
-class DecodeDataset(torch.utils.data.Dataset):
-    """Item i -> dict with `audio` [C, T] float32 at the codec's rate, or `error`, or `long` (to be
-    streamed by the main process). Never raises: every failure becomes an `error` entry."""
-
-    def __init__(self, items: list[AudioItem], sample_rate: int, channels: int, long_seconds: float) -> None:
-        self.items, self.sample_rate, self.channels, self.long_seconds = (
-            items,
-            sample_rate,
-            channels,
-            long_seconds,
-        )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.items[index]
-        start = time.perf_counter()
-        where = item.location
-        try:
-            data = None
-            if item.member is None:  # a file: its header says whether it is long, before it is read
-                info = audio_info(item.path)
-            else:  # audio inside a container is read whole
-                data = item.read_bytes()
-                info = audio_info(where, data)
-            seconds = (item.end if item.end is not None else info.duration) - (item.start or 0.0)
-            if seconds > self.long_seconds and item.member is None:
-                return {"index": index, "long": True}
-            data = item.read_bytes() if data is None else data
-            sha = hashlib.sha256(data).hexdigest()
-            x, sr = read_audio(where, item.start, item.end, data=data)
-            decoded = time.perf_counter()
-            x = resample(to_channels(x, self.channels, where), sr, self.sample_rate)
-            if x.shape[1] == 0:
-                raise AudioError(where, "zero-length audio after resampling")
-            return {
-                "index": index,
-                "audio": x,
-                "sha256": sha,
-                "sample_rate": sr,
-                "decode_s": decoded - start,
-                "resample_s": time.perf_counter() - decoded,
-            }
-        except MemberError as err:
-            return {"index": index, "error": str(err)}
-        except AudioError as err:
-            return {"index": index, "error": err.reason}
-        except Exception as err:  # an unexpected failure must not kill the worker or the run
-            return {"index": index, "error": f"unexpected {type(err).__name__}: {err}"}
-
-
 def _identity(x):
     return x
-
-
-def length_buckets(lengths: list[int], max_samples: int) -> list[list[int]]:
-    """Positions of `lengths` grouped into length-bucketed batches: sorted by length (ties in order), each
-    batch's padded size (count x longest) <= max_samples. The local engine and the Ray actors both batch so."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for position in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if current and (len(current) + 1) * lengths[position] > max_samples:
-            batches.append(current)
-            current = []
-        current.append(position)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _batches(pending: list[dict[str, Any]], max_samples: int) -> list[list[dict[str, Any]]]:
-    """Length-bucketed batches of decoded records (see `length_buckets`)."""
-    groups = length_buckets([rec["audio"].shape[1] for rec in pending], max_samples)
-    return [[pending[i] for i in group] for group in groups]
-
-
-def encode_long(
-    path: str, start: float | None, end: float | None, codec: AudioCodec, n_q: int, chunk_seconds: float
-) -> tuple[np.ndarray, float, str, int]:
-    """A file over the long-file limit -> (codes [n_q, F], seconds, sha256, source rate): streamed from disk
-    and encoded in chunks (bounded memory); a codec without a bounded encoder context is encoded whole.
-    Raises AudioError for an unusable file (others for encoding failures)."""
-    sha = sha256_file(path)
-    info = audio_info(path)
-    if codec.encoder_context() is not None:
-        encoded = encode_stream(
-            codec,
-            stream_audio(path, codec.sample_rate, codec.channels, start, end),
-            n_q=n_q,
-            chunk_seconds=chunk_seconds,
-        )
-    else:  # unknown context: whole pass (memory grows with the file)
-        log.warning("%s: %s has no bounded encoder context; encoding the long file whole", path, codec.name)
-        wav = torch.as_tensor(load_audio(path, codec.sample_rate, codec.channels, start, end))
-        encoded = codec.encode(wav[None].to(codec.device), n_q=n_q)
-    seconds = int(encoded.audio_lengths[0]) / codec.sample_rate
-    return encoded.items()[0].cpu().numpy(), seconds, sha, info.sample_rate
 
 
 class TokenizeJob:
@@ -285,23 +182,12 @@ class TokenizeJob:
         report = TokenizeReport(store=Path(opts.out), shard=(shard, num_shards))
         begin = time.perf_counter()
 
-        check_store_target(Path(opts.out))  # before any work: --out must be a store, or new, or empty
         items = plan_shard(opts.inputs, shard, num_shards)
         report.items = len(items)
         store = Path(opts.out)
-        has_store = (store / "tokens.json").is_file()
-        done, failed = finished_ids(store) if has_store else (set(), set())
-        finished = done | (set() if opts.retry_errors else failed)
-        if has_store and done:
-            check_same_sources(store, [it for it in items if it.id in done])
-        todo = [it for it in items if it.id not in finished]
-        report.skipped = len(items) - len(todo)
-        report.failed_before = 0 if opts.retry_errors else sum(1 for it in items if it.id in failed)
-        if has_store and todo and report.skipped and not opts.resume:
-            raise StoreError(
-                f"{store}: already holds {report.skipped} of this shard's {len(items)} items; pass --resume to "
-                "finish the rest, or choose a new --out"
-            )
+        plan = plan_against_store(store, items, shard, num_shards, opts.resume, opts.retry_errors)
+        todo = plan.todo
+        report.skipped, report.failed_before = plan.skipped, plan.failed_before
 
         self._total, self._begin = len(items), begin
         self.on_progress(report, self._total)  # the total is known before the codec loads
@@ -313,12 +199,9 @@ class TokenizeJob:
         batch_seconds = opts.batch_seconds or (1200.0 if device.startswith("cuda") else 60.0)
         max_samples = int(batch_seconds * codec.sample_rate)
 
-        done_marker = store / "done" / f"shard-{shard_name(shard, num_shards)}.json"
-        if not todo and done_marker.is_file():
+        if plan.finished:
             writer.close()
-            if shards_done(store, num_shards) and not index_is_fresh(store):
-                merge(store)  # the repair path: a run killed during the merge
-            report.merged = index_is_fresh(store)
+            report.merged = settle_store(store, num_shards, wrote=False)  # repairs a killed merge
             report.wall_seconds = time.perf_counter() - begin
             return report  # a finished shard: nothing to do, nothing rewritten
         try:
@@ -346,9 +229,7 @@ class TokenizeJob:
                 "codeclab_version": __version__,
             }
         )
-        if shards_done(store, num_shards):
-            merge(store)
-            report.merged = True
+        report.merged = settle_store(store, num_shards, wrote=True)
         report.wall_seconds = time.perf_counter() - begin
         self.on_progress(report, self._total)  # the bar ends on the summary's figures
         return report
@@ -433,7 +314,7 @@ class TokenizeJob:
         )
 
     def _encode_pending(self, pending, todo, codec, n_q, writer, report, max_samples) -> None:
-        for batch in _batches(pending, max_samples):
+        for batch in decoded_batches(pending, max_samples):
             start = time.perf_counter()
             try:
                 results = self._encode_batch(batch, codec, n_q)
@@ -504,52 +385,6 @@ class TokenizeJob:
         report.audio_seconds += seconds
         self._maybe_flush(writer, report)
         self.on_progress(report, self._total)
-
-
-def check_same_sources(store: Path, items: list[AudioItem], shown: int = 3) -> None:
-    """Raise StoreError when ids this run would skip as finished hold other audio in the store (another
-    file, or another segment of it): a run keyed by id alone would keep the other file's codes under
-    this run's ids and exit 0. A recorded path that resolves to the item's file is the same source; a
-    different path counts as the same source only when the file's sha256 matches the recorded one."""
-    recorded = finished_sources(store, {it.id for it in items})
-    clashes: list[str] = []
-    for item in items:
-        path, sha, start, end = recorded.get(item.id, (None, None, None, None))
-        if path is None:
-            continue
-        same_segment = (start, end) == (item.start, item.end)
-        if item.member is not None:  # audio inside a container: the same container and member
-            same_file = path == item.location or (
-                _same_path(path.split("::")[0], item.path) and path.endswith("::" + item.member.describe())
-            )
-        else:
-            same_file = _same_path(path, item.path) or (
-                Path(item.path).is_file() and sha == _sha256_or_none(item.path)
-            )
-        if not (same_file and same_segment):
-            clashes.append(f"{item.id} (stored from {path}, this run has {item.describe()})")
-    if clashes:
-        raise StoreError(
-            f"{store}: {len(clashes)} ids of this run already hold other audio in the store: "
-            + "; ".join(clashes[:shown])
-            + (" ..." if len(clashes) > shown else "")
-            + ". Choose another --out, or give the inputs distinct ids (a manifest with an id column, or "
-            "the common parent directory as the input)"
-        )
-
-
-def _same_path(a: str, b: str) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
-
-
-def _sha256_or_none(path: str) -> str | None:
-    try:
-        return sha256_file(path)
-    except OSError:
-        return None
 
 
 def tokenize_corpus(

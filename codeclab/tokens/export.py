@@ -22,7 +22,7 @@ import torch
 from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
 from codeclab._optional import install_hint
 from codeclab._progress import progress_iter
-from codeclab.tokens.store import TokenStore, card_header
+from codeclab.tokens.store import StoreLayout, TokenStore, card_header
 from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
 
@@ -65,7 +65,7 @@ def check_tokenizer_target(
         raise VocabError(
             f"{out}: is the base tokenizer's directory; the export would overwrite it (choose another --out)"
         )
-    if (out_dir / "tokens.json").is_file():
+    if StoreLayout(out_dir).is_store():
         raise VocabError(f"{out}: is a token store; write the tokenizer elsewhere")
     if store is not None:
         check_outside_store(store, out, VocabError)

@@ -87,6 +87,110 @@ COMPATIBLE_FIELDS = (
 PART_STATS = "codeclab.part_stats"  # the index's schema metadata: {part file: [size, mtime_ns]}
 
 
+@dataclass(frozen=True)
+class StoreLayout:
+    """Where each file of a store directory lives (the layout in this module's docstring): the one place
+    those paths are spelled. `StoreLayout(root)`; every path is under `root`."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "tokens.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def errors_dir(self) -> Path:
+        return self.root / "errors"
+
+    @property
+    def done_dir(self) -> Path:
+        return self.root / "done"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def index(self) -> Path:
+        """The index to read: `index.pq`, or an older store's `index.parquet` when only that exists."""
+        legacy = self.root / LEGACY_INDEX_FILE
+        return (
+            legacy if legacy.is_file() and not (self.root / INDEX_FILE).is_file() else self.root / INDEX_FILE
+        )
+
+    @property
+    def index_to_write(self) -> Path:
+        return self.root / INDEX_FILE
+
+    @property
+    def legacy_index(self) -> Path:
+        return self.root / LEGACY_INDEX_FILE
+
+    @property
+    def errors(self) -> Path:
+        """All failures, sorted by id (written by merge)."""
+        return self.root / "errors.jsonl"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / STATS_FILE
+
+    @property
+    def card(self) -> Path:
+        return self.root / CARD_FILE
+
+    def part(self, shard: int, num_shards: int, flush: int) -> Path:
+        return self.data_dir / f"part-{shard_name(shard, num_shards)}-{flush:06d}.parquet"
+
+    def error_log(self, shard: int, num_shards: int) -> Path:
+        return self.errors_dir / f"shard-{shard_name(shard, num_shards)}.jsonl"
+
+    def error_logs(self) -> list[Path]:
+        """Every shard's error log, sorted."""
+        return sorted(self.errors_dir.glob("shard-*.jsonl")) if self.errors_dir.is_dir() else []
+
+    def done_marker(self, shard: int, num_shards: int) -> Path:
+        return self.done_dir / f"shard-{shard_name(shard, num_shards)}.json"
+
+    def lock(self, shard: int, num_shards: int) -> Path:
+        return self.locks_dir / f"shard-{shard_name(shard, num_shards)}.lock"
+
+    def leftovers(self, shard: int, num_shards: int) -> list[Path]:
+        """Temporary files a killed writer of this shard left (parts, done markers, error logs)."""
+        name = shard_name(shard, num_shards)
+        return [
+            *self.data_dir.glob(f".part-{name}-*"),
+            *self.done_dir.glob(f".shard-{name}.json.*"),
+            *self.errors_dir.glob(f".shard-{name}.jsonl.*"),
+        ]
+
+    def is_store(self) -> bool:
+        """True when the directory holds a store's metadata (tokens.json)."""
+        return self.metadata.is_file()
+
+    def names(self) -> tuple[str, ...]:
+        """The top-level names a store may hold (nothing else is written into it)."""
+        return (
+            self.metadata.name,
+            self.data_dir.name,
+            self.errors_dir.name,
+            self.done_dir.name,
+            self.locks_dir.name,
+            INDEX_FILE,
+            LEGACY_INDEX_FILE,
+            self.errors.name,
+            STATS_FILE,
+            CARD_FILE,
+        )
+
+
 def codes_dtype(codebook_size: int) -> str:
     return "int16" if codebook_size <= 32768 else "int32"
 
@@ -182,14 +286,14 @@ def _read_errors(path: Path) -> list[dict[str, Any]]:
 
 
 def part_files(store: Path) -> list[Path]:
-    data = store / "data"
+    data = StoreLayout(store).data_dir
     return sorted(p for p in data.glob("part-*.parquet") if PART_RE.search(p.name)) if data.is_dir() else []
 
 
 def read_metadata(store: str | Path) -> dict[str, Any]:
-    path = Path(store) / "tokens.json"
+    path = StoreLayout(store).metadata
     if not path.is_file():
-        raise StoreError(f"{store}: not a token store (no tokens.json)")
+        raise StoreError(f"{store}: not a token store (no {path.name})")
     try:
         meta = read_json_file(path)
     except ValueError as err:
@@ -226,26 +330,13 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
         raise StoreError(f"{path}: codec must be an object with a 'name' string, got {codec!r}")
 
 
-STORE_ENTRIES = frozenset(
-    (
-        "tokens.json",
-        "data",
-        "errors",
-        "done",
-        "locks",
-        INDEX_FILE,
-        LEGACY_INDEX_FILE,
-        "errors.jsonl",
-        STATS_FILE,
-        CARD_FILE,
-    )
-)
+STORE_ENTRIES = frozenset(StoreLayout(Path(".")).names())
 
 
 def check_store_target(store: Path) -> None:
     """Refuse to write a store into a folder that holds other files: a folder without tokens.json must be
     empty, or hold only what a store's first writers make (another shard may have started it)."""
-    if not store.exists() or (store / "tokens.json").is_file():
+    if not store.exists() or StoreLayout(store).is_store():
         return
     if not store.is_dir():
         raise StoreError(f"{store}: exists and is not a directory; choose another --out")
@@ -261,9 +352,7 @@ def check_store_target(store: Path) -> None:
 
 def index_path(store: str | Path) -> Path:
     """The store's index file: `index.pq`, or an older store's `index.parquet` when only that exists."""
-    store = Path(store)
-    legacy = store / LEGACY_INDEX_FILE
-    return legacy if legacy.is_file() and not (store / INDEX_FILE).is_file() else store / INDEX_FILE
+    return StoreLayout(store).index
 
 
 def index_is_fresh(store: str | Path) -> bool:
@@ -322,7 +411,7 @@ def shard_status(store: str | Path) -> tuple[int, set[int]]:
     """(number of shards, the shards marked done) from the store's done markers; (0, set()) if none.
     A store resumed with another shard count (finished items are known per item, so a run may be
     resharded) has markers of several counts: the count of the most recent marker is the run's."""
-    done_dir = Path(store) / "done"
+    done_dir = StoreLayout(store).done_dir
     by_count: dict[int, set[int]] = {}
     newest: dict[int, float] = {}
     for marker in done_dir.glob("shard-*-of-*.json") if done_dir.is_dir() else []:
@@ -354,5 +443,5 @@ def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
 
 
 def shards_done(store: str | Path, num_shards: int) -> bool:
-    done_dir = Path(store) / "done"
-    return all((done_dir / f"shard-{shard_name(i, num_shards)}.json").is_file() for i in range(num_shards))
+    layout = StoreLayout(store)
+    return all(layout.done_marker(i, num_shards).is_file() for i in range(num_shards))

@@ -10,15 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from codeclab._files import atomic_write, atomic_write_text, is_temp_file, sha256_file
+from codeclab._files import atomic_write, atomic_write_json, atomic_write_text, is_temp_file, sha256_file
 from codeclab.tokens.store_card import dataset_card
 from codeclab.tokens.store_layout import (
-    CARD_FILE,
-    INDEX_FILE,
-    LEGACY_INDEX_FILE,
     PART_CHECKSUMS,
     PART_STATS,
-    STATS_FILE,
+    StoreLayout,
     _read_errors,
     check_parts_present,
     part_columns,
@@ -34,7 +31,8 @@ def _sweep_merge_leftovers(store: Path) -> None:
     """Remove the temporary files (index, errors, stats, card) of merges killed mid-write: those older
     than STALE_TEMP_SECONDS (a merge running now, in another process, writes fresh ones)."""
     now = time.time()
-    for name in (INDEX_FILE, "errors.jsonl", STATS_FILE, CARD_FILE):
+    layout = StoreLayout(store)
+    for name in (layout.index_to_write.name, layout.errors.name, layout.stats.name, layout.card.name):
         for stale in store.glob(f".{name}.*"):
             try:
                 old = now - stale.stat().st_mtime > STALE_TEMP_SECONDS
@@ -52,7 +50,7 @@ def _previous_index(store: Path):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    index = store / INDEX_FILE
+    index = StoreLayout(store).index_to_write
     if not index.is_file():
         return None
     try:
@@ -151,26 +149,22 @@ def merge(store: str | Path) -> dict[str, int]:
     duplicates = len(order) - len(kept)
     counts = _code_counts_of(parts, index, n_q, k)
     errors: dict[str, dict[str, Any]] = {}
-    errors_dir = store / "errors"
-    logged = (
-        [row for log in sorted(errors_dir.glob("shard-*.jsonl")) for row in _read_errors(log)]
-        if errors_dir.is_dir()
-        else []
-    )
+    layout = StoreLayout(store)
+    logged = [row for log in layout.error_logs() for row in _read_errors(log)]
     if logged:
         done = pc.is_in(pa.array([row["id"] for row in logged], pa.string()), value_set=index.column("id"))
         for row, tokenized in zip(logged, done.to_pylist()):
             if not tokenized:
                 errors[row["id"]] = row
     lines = "".join(json.dumps(errors[key], ensure_ascii=False) + "\n" for key in sorted(errors))
-    atomic_write_text(store / "errors.jsonl", lines)
+    atomic_write_text(layout.errors, lines)
     stats = {"items": index.num_rows, **code_statistics(counts, float(meta["frame_rate"]))}
-    atomic_write_text(store / STATS_FILE, json.dumps(stats, indent=1) + "\n")
+    atomic_write_json(layout.stats, stats, indent=1)
     with_meta = all("meta" in pq.read_schema(part).names for part in parts)
-    atomic_write_text(store / CARD_FILE, dataset_card(meta, index.num_rows, with_meta))
+    atomic_write_text(layout.card, dataset_card(meta, index.num_rows, with_meta))
     # the index last: its presence (covering every part) is what marks the merge finished
-    atomic_write(store / INDEX_FILE, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
-    (store / LEGACY_INDEX_FILE).unlink(missing_ok=True)  # an older store's index, now replaced
+    atomic_write(layout.index_to_write, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))
+    layout.legacy_index.unlink(missing_ok=True)  # an older store's index, now replaced
     return {"items": index.num_rows, "errors": len(errors), "duplicates": duplicates}
 
 

@@ -15,6 +15,7 @@ from codeclab.tokens.store_index import StoreIndex
 from codeclab.tokens.store_layout import (
     PART_CHECKSUMS,
     RECORD_COLUMNS,
+    StoreLayout,
     TokenRecord,
     _check_column_types,
     _read_errors,
@@ -213,11 +214,11 @@ class TokenStore:
 
     def errors(self) -> list[dict[str, Any]]:
         """Failed items (from errors.jsonl, or the shard logs before a merge)."""
-        merged = self.path / "errors.jsonl"
-        if merged.is_file() and index_path(self.path).is_file():
-            return _read_errors(merged)
+        layout = StoreLayout(self.path)
+        if layout.errors.is_file() and layout.index.is_file():
+            return _read_errors(layout.errors)
         rows: dict[str, dict[str, Any]] = {}
-        for log in sorted((self.path / "errors").glob("shard-*.jsonl")):
+        for log in layout.error_logs():
             for row in _read_errors(log):
                 if row.get("id") not in self._index:
                     rows[row["id"]] = row

@@ -20,6 +20,7 @@ from codeclab.tokens.store_layout import (
     PART_COUNTS,
     PART_RE,
     PART_ROWS,
+    StoreLayout,
     TokenRecord,
     _json_seconds,
     _read_errors,
@@ -28,7 +29,6 @@ from codeclab.tokens.store_layout import (
     part_columns,
     part_files,
     read_metadata,
-    shard_name,
 )
 from codeclab.tokens.store_stats import code_counts, sparse_counts
 
@@ -42,24 +42,25 @@ class ShardWriter:
         if not 0 <= shard < num_shards:
             raise StoreError(f"shard {shard} is outside 0..{num_shards - 1}")
         self.store = Path(store)
+        self.layout = StoreLayout(self.store)
         self.shard, self.num_shards = shard, num_shards
         self.metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
         self.dtype = self.metadata["codes_dtype"]
         check_store_target(self.store)
-        for sub in ("data", "errors", "done", "locks"):
-            (self.store / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (
+            self.layout.data_dir,
+            self.layout.errors_dir,
+            self.layout.done_dir,
+            self.layout.locks_dir,
+        ):
+            sub.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_shard(self.store, shard, num_shards)
         # temporary files of this shard left by a killed run (no other run writes them: we hold its lock)
-        name = shard_name(shard, num_shards)
-        for stale in [
-            *(self.store / "data").glob(f".part-{name}-*"),
-            *(self.store / "done").glob(f".shard-{name}.json.*"),
-            *(self.store / "errors").glob(f".shard-{name}.jsonl.*"),
-        ]:
+        for stale in self.layout.leftovers(shard, num_shards):
             if is_temp_file(stale.name):
                 stale.unlink(missing_ok=True)
         self._check_or_write_metadata()
-        self.errors_path = self.store / "errors" / f"shard-{shard_name(shard, num_shards)}.jsonl"
+        self.errors_path = self.layout.error_log(shard, num_shards)
         self._rows: list[dict[str, Any]] = []
         self._seq = 1 + max(
             (
@@ -74,7 +75,7 @@ class ShardWriter:
         self.last_flush = time.monotonic()
 
     def _check_or_write_metadata(self) -> None:
-        path = self.store / "tokens.json"
+        path = self.layout.metadata
         if path.is_file():
             existing = read_metadata(self.store)
             for key in COMPATIBLE_FIELDS:
@@ -152,7 +153,7 @@ class ShardWriter:
             {PART_ROWS: str(len(rows)), PART_COUNTS: json.dumps(sparse_counts(counts), separators=(",", ":"))}
         )
         table = pa.table(columns, schema=schema)
-        path = self.store / "data" / f"part-{shard_name(self.shard, self.num_shards)}-{self._seq:06d}.parquet"
+        path = self.layout.part(self.shard, self.num_shards, self._seq)
         atomic_write(
             path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
         )
@@ -163,7 +164,7 @@ class ShardWriter:
     def finish(self, summary: dict[str, Any]) -> None:
         """Flush, mark this shard done and release its lock."""
         self.flush()
-        done = self.store / "done" / f"shard-{shard_name(self.shard, self.num_shards)}.json"
+        done = self.layout.done_marker(self.shard, self.num_shards)
         atomic_write_text(done, json.dumps(summary, indent=2) + "\n")
         self.close()
 
@@ -184,7 +185,7 @@ def _lock_shard(store: Path, shard: int, num_shards: int):
     """An exclusive lock on one shard of a store, so two runs never write the same part names."""
     import fcntl
 
-    path = store / "locks" / f"shard-{shard_name(shard, num_shards)}.lock"
+    path = StoreLayout(store).lock(shard, num_shards)
     handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -205,10 +206,8 @@ def finished_ids(store: str | Path) -> tuple[set[str], set[str]]:
         for part in part_files(store):
             done.update(part_columns(part, ["id"])["id"])
     failed: set[str] = set()
-    errors_dir = store / "errors"
-    if errors_dir.is_dir():
-        for log in sorted(errors_dir.glob("shard-*.jsonl")):
-            failed.update(row["id"] for row in _read_errors(log) if "id" in row)
+    for log in StoreLayout(store).error_logs():
+        failed.update(row["id"] for row in _read_errors(log) if "id" in row)
     return done, failed - done
 
 

@@ -293,6 +293,7 @@ def test_merge_refuses_a_store_with_unfinished_shards(mixed_corpus, tmp_path, ca
 _KILL_DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
+import codeclab.pipelines.store_plan as plan
 import codeclab.pipelines.tokenize as tok
 import codeclab.tokens.store_merge as store
 import pyarrow.parquet as pq
@@ -310,7 +311,7 @@ if stage == "mid-part":  # half of the third part file written, not yet renamed
         return real(table, where, **kw)
     pq.write_table = write_table
 elif stage == "before-merge":  # every done marker written, the merge not started
-    tok.merge = lambda s: die()
+    plan.merge = lambda s: die()
 elif stage in ("mid-errors", "mid-index"):  # the merge killed while writing errors.jsonl / the index
     name = "errors.jsonl" if stage == "mid-errors" else "index.pq"
     real_text, real_write = store.atomic_write_text, store.atomic_write
