@@ -281,7 +281,7 @@ def train_bpe(
             f"vocab_size {vocab_size} asks for {vocab_size - least} merges; at most {MAX_MERGES} are allowed "
             f"(vocab_size up to {least + MAX_MERGES})"
         )
-    from codeclab.tokens.export import check_tokenizer_target
+    from codeclab.tokens.hf_tokenizer import check_tokenizer_target
 
     try:
         check_tokenizer_target(out, INFO_FILE, base, store_dir)
@@ -327,7 +327,7 @@ def train_bpe(
 
 
 def _load_base(base: str | Path):
-    from codeclab.tokens.export import load_base_tokenizer
+    from codeclab.tokens.hf_tokenizer import load_base_tokenizer
 
     try:
         return load_base_tokenizer(base)
@@ -338,7 +338,7 @@ def _load_base(base: str | Path):
 def _merge_with_text(bpe: AudioBPE, text_tokenizer: Any, base: str | Path) -> AudioBPE:
     """`bpe` placed after `text_tokenizer`'s ids: the tokenizer extended with one added token per audio
     id (checked to land on base_size + id), and the roles policy of `codeclab export hf-tokenizer`."""
-    from codeclab.tokens.export import append_audio_tokens, base_roles, fill_in_roles
+    from codeclab.tokens.hf_tokenizer import append_audio_tokens, base_roles, fill_in_roles
 
     base_size = len(text_tokenizer)
     merged = AudioBPE(bpe.tokenizer, bpe.n_q, bpe.codebook_size, bpe.pattern, dict(bpe.info), base_size)

@@ -25,7 +25,7 @@ import numpy as np
 from codeclab._files import atomic_write_text
 from codeclab._optional import optional_import
 from codeclab._progress import progress_iter
-from codeclab.tokens.export import check_outside_store
+from codeclab.tokens.hf_tokenizer import check_outside_store
 from codeclab.tokens.store import StoreError, TokenRecord, TokenStore
 
 SUPERVISION_FIELDS = ("speaker", "language", "gender")

@@ -1,9 +1,7 @@
-"""Exports for LLM tooling: a Hugging Face tokenizer extended with audio tokens, and Parquet datasets.
+"""Exports for LLM tooling: Parquet datasets, and (from `tokens.hf_tokenizer`, re-exported here) a Hugging
+Face tokenizer extended with audio tokens.
 
-`export_hf_tokenizer` appends the vocabulary's special and audio tokens to a local Hugging Face tokenizer.
-Their ids are exactly `AudioVocab`'s layout with base_size = len(base tokenizer), which is verified before
-anything is saved, so `AutoTokenizer.from_pretrained(out)` encodes interleaved text and audio into the ids
-an `AudioVocab` computes. `export_parquet` writes a store as `data/train-XXXXX-of-YYYYY.parquet` (the
+`export_parquet` writes a store as `data/train-XXXXX-of-YYYYY.parquet` (the
 Hugging Face datasets layout; with a `split` in the items' metadata, one set of files per split,
 `data/SPLIT-XXXXX-of-YYYYY.parquet`, and the card names them) that
 `datasets.load_dataset("parquet", data_files=...)` or `datasets.load_dataset(out)` reads. The items'
@@ -17,178 +15,37 @@ import os
 import re
 from pathlib import Path
 
-import torch
-
 from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
-from codeclab._optional import install_hint
 from codeclab._progress import progress_iter
-from codeclab.tokens.store import StoreLayout, TokenStore, card_header
+from codeclab.tokens.hf_tokenizer import (
+    append_audio_tokens,
+    audio_text,
+    base_roles,
+    check_outside_store,
+    check_tokenizer_target,
+    export_hf_tokenizer,
+    fill_in_roles,
+    load_base_tokenizer,
+    require_module,
+    vocab_on_base,
+)
+from codeclab.tokens.store import TokenStore, card_header
 from codeclab.tokens.vocab import PATTERNS, AudioVocab, VocabError
 
-
-def _require(module: str, extra: str = "llm"):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(f"this export needs {module}: {install_hint(extra)}") from err
-
-
-def load_base_tokenizer(base: str | Path):
-    """A local Hugging Face tokenizer directory (errors name it; a missing directory is refused before
-    transformers could take its name for a hub id and retry the network)."""
-    if not Path(base).is_dir():
-        raise VocabError(f"{base}: no such directory (the base is a local Hugging Face tokenizer directory)")
-    transformers = _require("transformers")
-    try:
-        return transformers.AutoTokenizer.from_pretrained(str(base))
-    except (OSError, ValueError) as err:
-        raise VocabError(f"{base}: cannot load a tokenizer there ({str(err).splitlines()[0][:160]})") from err
-
-
-def check_outside_store(store: str | Path, out: str | Path, error: type[Exception]) -> None:
-    """Raise `error` when the export directory `out` is the store, sits inside it, or holds it."""
-    store_dir, out_dir = Path(store).resolve(), Path(out).resolve()
-    if out_dir == store_dir or store_dir in out_dir.parents or out_dir in store_dir.parents:
-        raise error(f"{out}: the export directory must be outside the store {store} (and not hold it)")
-
-
-def check_tokenizer_target(
-    out: str | Path, marker: str, base: str | Path | None = None, store: str | Path | None = None
-) -> None:
-    """Refuse a tokenizer export directory that would overwrite what the export did not write: the base
-    tokenizer itself, a token store (or a folder inside or around `store`), or a non-empty folder that
-    holds no `marker` file of an earlier export of this kind (whose files it may then replace)."""
-    out_dir = Path(out).resolve()
-    if base is not None and Path(base).resolve() == out_dir:
-        raise VocabError(
-            f"{out}: is the base tokenizer's directory; the export would overwrite it (choose another --out)"
-        )
-    if StoreLayout(out_dir).is_store():
-        raise VocabError(f"{out}: is a token store; write the tokenizer elsewhere")
-    if store is not None:
-        check_outside_store(store, out, VocabError)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VocabError(f"{out}: exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
-        raise VocabError(
-            f"{out}: holds files this export did not write (no {marker} of an earlier export); choose an "
-            "empty or new --out"
-        )
-
-
-def base_roles(tok) -> dict[str, int]:
-    """The base tokenizer's own pad / bos / eos ids (those it has): they keep their roles (vocab.py)."""
-    roles = {}
-    for role in ("pad", "bos", "eos"):
-        token_id = getattr(tok, f"{role}_token_id", None)
-        if getattr(tok, f"{role}_token", None) is not None and isinstance(token_id, int):
-            roles[role] = token_id
-    return roles
-
-
-def vocab_on_base(
-    base: str | Path, num_codebooks: int, codebook_size: int, metadata: dict | None = None
-) -> AudioVocab:
-    """The audio vocabulary placed after the tokenizer in `base`: base_size = len(tokenizer), and the
-    base's own pad / bos / eos as roles. `export hf-tokenizer` and `export parquet --base` both use it."""
-    tok = load_base_tokenizer(base)
-    return AudioVocab(num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok))
-
-
-def append_audio_tokens(
-    tok, strings: list[str], num_specials: int, base: str | Path, error=VocabError
-) -> None:
-    """Add `strings` to the tokenizer `tok` (loaded from `base`) right after its own ids: the first
-    `num_specials` as special tokens, the rest as plain added tokens, none normalised. Raises `error` when
-    the tokenizer already has such a name or the new ids are not contiguous after its vocabulary."""
-    tokenizers = _require("tokenizers")
-    base_size = len(tok)
-    clash = [s for s in strings if s in tok.get_vocab()]
-    if clash:
-        raise error(f"{base}: the tokenizer already has tokens named like audio tokens (e.g. {clash[0]!r})")
-    added = tokenizers.AddedToken
-    tok.add_tokens(
-        [added(s, special=True, normalized=False, single_word=False) for s in strings[:num_specials]],
-        special_tokens=True,
-    )
-    tok.add_tokens(
-        [added(s, special=False, normalized=False, single_word=False) for s in strings[num_specials:]]
-    )
-    if tok.convert_tokens_to_ids(strings) != list(range(base_size, base_size + len(strings))):
-        raise error(f"{base}: the added audio tokens did not get contiguous ids after the base vocabulary")
-
-
-def fill_in_roles(tok, roles: dict[str, int], audio_tokens: dict[str, str]) -> None:
-    """The bos / eos / pad policy (vocab.py, docs/llm.md): the base tokenizer's own tokens keep their
-    roles (`roles`); the audio specials (`audio_tokens`: role -> string, e.g. <|pad|>) fill in only those
-    it lacks, so `tok(batch, padding=True)` always works."""
-    for role, token in audio_tokens.items():
-        if role not in roles:
-            setattr(tok, f"{role}_token", token)
-
-
-def export_hf_tokenizer(
-    base: str | Path,
-    out: str | Path,
-    num_codebooks: int | None = None,
-    codebook_size: int | None = None,
-    metadata: dict | None = None,
-    vocab: AudioVocab | None = None,
-) -> AudioVocab:
-    """Extend the tokenizer in `base` with audio tokens; save it and `audio_vocab.json` to `out`.
-
-    The audio vocabulary is either sized here (num_codebooks, codebook_size) or given (`vocab`, e.g. the
-    audio_vocab.json a parquet export wrote): then it must have been built on this base (same base_size),
-    so that ids already exported mean the same tokens."""
-    _require("tokenizers")  # the install hint before the base is loaded
-    check_tokenizer_target(out, "audio_vocab.json", base)
-    tok = load_base_tokenizer(base)
-    if vocab is not None:
-        if vocab.base_size != len(tok):
-            raise VocabError(
-                f"the vocabulary was built on a base of {vocab.base_size} ids; the tokenizer in {base} has "
-                f"{len(tok)}: ids exported with it would name other tokens here"
-            )
-        vocab = AudioVocab(
-            vocab.num_codebooks,
-            vocab.codebook_size,
-            len(tok),
-            vocab.token_format,
-            vocab.special_format,
-            dict(vocab.metadata),
-            roles=base_roles(tok),
-        )
-    else:
-        if num_codebooks is None or codebook_size is None:
-            raise VocabError("give num_codebooks and codebook_size, or a vocabulary")
-        vocab = AudioVocab(
-            num_codebooks, codebook_size, len(tok), metadata=metadata or {}, roles=base_roles(tok)
-        )
-    strings = vocab.token_strings()
-    append_audio_tokens(tok, strings, vocab.num_specials, base)
-    fill_in_roles(
-        tok, vocab.roles, {r: strings[vocab.special(r) - vocab.base_size] for r in ("pad", "bos", "eos")}
-    )
-    for role in ("pad", "bos", "eos"):
-        if getattr(tok, f"{role}_token_id") != vocab.role(role):
-            raise VocabError(f"{base}: the tokenizer's {role} id disagrees with the vocabulary's")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(out))
-    vocab.save(out / "audio_vocab.json")
-    return vocab
-
-
-def audio_text(vocab: AudioVocab, tokens: torch.Tensor) -> str:
-    """The token strings of audio / special ids (e.g. vocab.to_ids(codes, markers=True)) as one string that
-    the exported tokenizer maps back to exactly those ids."""
-    strings = vocab.token_strings()
-    ids = torch.as_tensor(tokens).reshape(-1).tolist()
-    if any(i < vocab.base_size or i >= vocab.size for i in ids):
-        raise VocabError("audio_text takes special and audio ids only")
-    return "".join(strings[i - vocab.base_size] for i in ids)
+__all__ = [  # the tokenizer export lives in tokens/hf_tokenizer.py; its names stay importable from here
+    "ExportError",
+    "append_audio_tokens",
+    "audio_text",
+    "base_roles",
+    "check_outside_store",
+    "check_pairing",
+    "check_tokenizer_target",
+    "export_hf_tokenizer",
+    "export_parquet",
+    "fill_in_roles",
+    "load_base_tokenizer",
+    "vocab_on_base",
+]
 
 
 PARQUET_NAME = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.parquet$")  # SPLIT-XXXXX-of-YYYYY
@@ -263,87 +120,48 @@ def check_vocab_fits(vocab: AudioVocab, tokens: TokenStore, n_q: int) -> AudioVo
     return vocab
 
 
-def export_parquet(
-    store: str | Path,
-    out: str | Path,
-    rows_per_file: int = 10_000,
-    vocab: AudioVocab | None = None,
-    pattern: str | None = None,
-    n_q: int | None = None,
-    overwrite: bool = False,
-    base: str | Path | None = None,
-    audio_only: bool = False,
-    framing: bool = False,
-    text: str | None = None,
-    tokenizer=None,
-) -> list[Path]:
-    """Write the store's items (sorted by id) as Parquet files under out/data/. Columns: id, codes
-    ([n_q][frames], in the store's own int16 / int32), num_frames, duration, text, path, sha256, and
-    input_ids (int32) when a pattern is given.
+def _input_ids_dataset(
+    tokens: TokenStore,
+    n_q: int,
+    vocab: AudioVocab | None,
+    pattern: str | None,
+    base: str | Path | None,
+    audio_only: bool,
+    framing: bool,
+    text: str | None,
+    tokenizer,
+):
+    """(vocabulary, the dataset that makes each row's input_ids) for a pattern; (vocab, None) without one.
+    Every choice is checked here, before anything is written."""
+    if pattern is None:
+        return vocab, None
+    if pattern not in PATTERNS:
+        raise ExportError(f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
+    if sum((vocab is not None, base is not None, audio_only)) != 1:
+        raise ExportError(NO_VOCABULARY)
+    meta_vocab = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
+    text_tokenizer = tokenizer
+    if base is not None:
+        vocab = vocab_on_base(base, n_q, tokens.codebook_size, meta_vocab)
+        text_tokenizer = tokenizer or (load_base_tokenizer(base) if text else None)  # its text ids
+    vocab = check_vocab_fits(vocab or AudioVocab.for_store(tokens, n_q=n_q), tokens, n_q)
+    if tokenizer is not None:  # the tokenizer the ids are for: it must read them as this vocabulary
+        check_pairing(tokenizer, vocab)
+    return vocab, _framed_dataset(tokens, vocab, pattern, n_q, framing, text, text_tokenizer)
 
-    The ids follow one vocabulary, chosen explicitly: `vocab` (e.g. `AudioVocab.load("tok-audio")`, the
-    one an exported tokenizer wrote; `tokenizer`, when given, is checked to map its tokens to those ids),
-    or the one built on the tokenizer in `base` (as `export_hf_tokenizer` builds it), or with
-    `audio_only=True` codeclab's own (ids from 0, `AudioVocab.for_store`, for a model of audio alone).
-    A pattern with none of them is refused: ids read with another tokenizer would name other codes.
-    `framing=True` gives `input_ids` the sequence `TokenDataset` builds (bos, audio_start, codes,
-    audio_end, eos); `text="before"|"after"` also puts the item's text there, tokenized by `tokenizer`
-    (or the base's). Every argument is checked before anything is written. The new files are written
-    beside the old ones under temporary names and renamed into
-    place at the end, so a failed export leaves an earlier one whole; with overwrite=True only that
-    earlier export's own Parquet files are removed."""
-    pa = _require("pyarrow", "llm")
+
+def _stage_files(
+    tokens, jobs, ids, meta_columns, data: Path, code_type, n_q: int, pattern, dataset, label: str
+):
+    """Write each job's rows to a temporary file beside its final name; [(temporary, final)]. A failure
+    removes what was staged (an earlier export stays whole)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tokens = TokenStore(store)
-    if rows_per_file < 1:
-        raise ExportError(f"rows_per_file must be at least 1, got {rows_per_file}")
-    n_q = tokens.n_q if n_q is None else n_q
-    if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= tokens.n_q:
-        raise ExportError(
-            f"{store}: the store has {tokens.n_q} codebooks; n_q must be 1..{tokens.n_q}, got {n_q!r}"
-        )
-    if vocab is not None and base is not None:
-        raise ExportError("give a vocabulary or a base tokenizer, not both (the vocabulary names its base)")
-    if pattern is None and (vocab is not None or base is not None or audio_only or framing or text):
-        raise ExportError(
-            "a vocabulary, base tokenizer, --audio-only, --framing or --text sets input_ids: give --pattern too"
-        )
-    dataset = None
-    if pattern is not None:
-        if pattern not in PATTERNS:
-            raise ExportError(f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
-        if sum((vocab is not None, base is not None, audio_only)) != 1:
-            raise ExportError(NO_VOCABULARY)
-        meta_vocab = {"codec": tokens.metadata["codec"], "frame_rate": tokens.metadata["frame_rate"]}
-        text_tokenizer = tokenizer
-        if base is not None:
-            vocab = vocab_on_base(base, n_q, tokens.codebook_size, meta_vocab)
-            text_tokenizer = tokenizer or (load_base_tokenizer(base) if text else None)  # its text ids
-        vocab = check_vocab_fits(vocab or AudioVocab.for_store(tokens, n_q=n_q), tokens, n_q)
-        if tokenizer is not None:  # the tokenizer the ids are for: it must read them as this vocabulary
-            check_pairing(tokenizer, vocab)
-        dataset = _framed_dataset(tokens, vocab, pattern, n_q, framing, text, text_tokenizer)
-    code_type = pa.int16() if tokens.metadata.get("codes_dtype", "int16") == "int16" else pa.int32()
-    out = Path(out)
-    previous = _check_target(Path(store), out, overwrite)
-    data = out / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    metas = tokens.item_meta()
-    meta_columns = meta_arrays(metas, tokens.ids())
-    by_split: dict[str, list[str]] = {}
-    for item_id in tokens.ids():
-        by_split.setdefault(split_name(metas.get(item_id, {}).get("split")), []).append(item_id)
-    ids = tokens.ids()
-    jobs = [
-        (split, f, -(-len(members) // rows_per_file), members[f * rows_per_file : (f + 1) * rows_per_file])
-        for split, members in sorted(by_split.items())
-        for f in range(-(-len(members) // rows_per_file))
-    ] or [("train", 0, 1, [])]
     position = {item_id: n for n, item_id in enumerate(ids)}
     staged: list[tuple[Path, Path]] = []
     try:
-        for split, f, files, chunk_ids in progress_iter(jobs, f"export {out.name}", len(jobs), "files"):
+        for split, f, files, chunk_ids in progress_iter(jobs, f"export {label}", len(jobs), "files"):
             chunk = [tokens[i] for i in chunk_ids]
             columns = {
                 "id": [r.id for r in chunk],
@@ -373,6 +191,75 @@ def export_parquet(
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         raise
+    return staged
+
+
+def export_parquet(
+    store: str | Path,
+    out: str | Path,
+    rows_per_file: int = 10_000,
+    vocab: AudioVocab | None = None,
+    pattern: str | None = None,
+    n_q: int | None = None,
+    overwrite: bool = False,
+    base: str | Path | None = None,
+    audio_only: bool = False,
+    framing: bool = False,
+    text: str | None = None,
+    tokenizer=None,
+) -> list[Path]:
+    """Write the store's items (sorted by id) as Parquet files under out/data/. Columns: id, codes
+    ([n_q][frames], in the store's own int16 / int32), num_frames, duration, text, path, sha256, and
+    input_ids (int32) when a pattern is given.
+
+    The ids follow one vocabulary, chosen explicitly: `vocab` (e.g. `AudioVocab.load("tok-audio")`, the
+    one an exported tokenizer wrote; `tokenizer`, when given, is checked to map its tokens to those ids),
+    or the one built on the tokenizer in `base` (as `export_hf_tokenizer` builds it), or with
+    `audio_only=True` codeclab's own (ids from 0, `AudioVocab.for_store`, for a model of audio alone).
+    A pattern with none of them is refused: ids read with another tokenizer would name other codes.
+    `framing=True` gives `input_ids` the sequence `TokenDataset` builds (bos, audio_start, codes,
+    audio_end, eos); `text="before"|"after"` also puts the item's text there, tokenized by `tokenizer`
+    (or the base's). Every argument is checked before anything is written. The new files are written
+    beside the old ones under temporary names and renamed into
+    place at the end, so a failed export leaves an earlier one whole; with overwrite=True only that
+    earlier export's own Parquet files are removed."""
+    pa = require_module("pyarrow", "llm")
+    import pyarrow.parquet as pq
+
+    tokens = TokenStore(store)
+    if rows_per_file < 1:
+        raise ExportError(f"rows_per_file must be at least 1, got {rows_per_file}")
+    n_q = tokens.n_q if n_q is None else n_q
+    if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= tokens.n_q:
+        raise ExportError(
+            f"{store}: the store has {tokens.n_q} codebooks; n_q must be 1..{tokens.n_q}, got {n_q!r}"
+        )
+    if vocab is not None and base is not None:
+        raise ExportError("give a vocabulary or a base tokenizer, not both (the vocabulary names its base)")
+    if pattern is None and (vocab is not None or base is not None or audio_only or framing or text):
+        raise ExportError(
+            "a vocabulary, base tokenizer, --audio-only, --framing or --text sets input_ids: give --pattern too"
+        )
+    vocab, dataset = _input_ids_dataset(
+        tokens, n_q, vocab, pattern, base, audio_only, framing, text, tokenizer
+    )
+    code_type = pa.int16() if tokens.metadata.get("codes_dtype", "int16") == "int16" else pa.int32()
+    out = Path(out)
+    previous = _check_target(Path(store), out, overwrite)
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    metas = tokens.item_meta()
+    meta_columns = meta_arrays(metas, tokens.ids())
+    by_split: dict[str, list[str]] = {}
+    for item_id in tokens.ids():
+        by_split.setdefault(split_name(metas.get(item_id, {}).get("split")), []).append(item_id)
+    ids = tokens.ids()
+    jobs = [
+        (split, f, -(-len(members) // rows_per_file), members[f * rows_per_file : (f + 1) * rows_per_file])
+        for split, members in sorted(by_split.items())
+        for f in range(-(-len(members) // rows_per_file))
+    ] or [("train", 0, 1, [])]
+    staged = _stage_files(tokens, jobs, ids, meta_columns, data, code_type, n_q, pattern, dataset, out.name)
     new_names = {path for _, path in staged}
     for old in previous:
         if old not in new_names:
