@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codeclab._files import atomic_write_json, atomic_write_text
 from codeclab._optional import install_hint
 from codeclab._progress import progress_task
 
@@ -274,7 +275,7 @@ class Builder:
                     continue
                 sf.write(str(path), aligned.audio, aligned.sample_rate, subtype="PCM_16")
                 sidecar = path.with_name(path.name + ".phones.json")
-                sidecar.write_text(json.dumps(aligned.to_json()) + "\n")
+                atomic_write_json(sidecar, aligned.to_json(), indent=None)
                 extra["phones"] = sidecar.relative_to(self.out).as_posix()
             else:
                 cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), text]
@@ -487,7 +488,7 @@ def build_demo_corpus(
             rows.append(row)
             by_source[name] = by_source.get(name, 0) + 1
     rows.sort(key=lambda r: r["id"])
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     summary = {
         "items": len(rows),
         "seconds": round(sum(r["duration"] for r in rows), 1),
@@ -495,5 +496,5 @@ def build_demo_corpus(
         "skipped": builder.skipped,
         "validation": sum(r["split"] == "validation" for r in rows),
     }
-    (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out / "corpus.json", summary)
     return summary

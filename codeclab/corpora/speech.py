@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from codeclab._files import atomic_write_json, atomic_write_text
 from codeclab._progress import progress_task
 
 log = logging.getLogger("codeclab.corpora")
@@ -229,7 +230,7 @@ def build_speech_corpus(
         ("heldout.jsonl", heldout_rows),
         ("heldout-eval.jsonl", eval_rows),
     ):
-        (out / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def seconds(rows: list[dict]) -> float:
         return round(sum(r["duration"] for r in rows), 1)
@@ -247,7 +248,7 @@ def build_speech_corpus(
         "failed": failed,
         "too_short": too_short,
     }
-    (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out / "corpus.json", summary)
     return summary
 
 

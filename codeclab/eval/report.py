@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codeclab._files import sha256_file
+from codeclab._files import atomic_write_json, atomic_write_text, sha256_file
 from codeclab._version import __version__
 from codeclab.codecs.base import RoundTripCodec
 from codeclab.corpora.manifest import AudioItem
@@ -116,7 +116,7 @@ def write_table(
 
 def write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
     """One JSON object per line (NaN and inf written as null)."""
-    path.write_text("".join(json.dumps(_clean(row)) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json.dumps(_clean(row)) + "\n" for row in rows))
 
 
 def _clean(v):
@@ -131,7 +131,7 @@ def _clean(v):
 
 def write_json(data: dict[str, Any], path: Path) -> None:
     """`data` as indented JSON (NaN and inf written as null)."""
-    path.write_text(json.dumps(_clean(data), indent=2) + "\n")
+    atomic_write_json(path, _clean(data))
 
 
 def _bitrate_ticks(values: list[float]) -> list[float]:

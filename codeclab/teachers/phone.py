@@ -14,7 +14,6 @@ Files: `teacher.json` (format, config, phone inventory, validation accuracy, sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 from codeclab.audio.io import AudioError, load_audio
 from codeclab.audio.loudness import normalise_loudness
 from codeclab.audio.spectral import log_mel
+from codeclab.codecs.pretrained import WEIGHTS_FILE, checked_weights_file, load_state_into, write_weights_dir
 from codeclab.corpora.phonemes import frame_labels, read_sidecar
 from codeclab.teachers.base import Teacher
 
@@ -36,7 +36,6 @@ log = logging.getLogger("codeclab.teachers")
 
 FORMAT = "codeclab-phone-teacher"
 CONFIG_FILE = "teacher.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -110,47 +109,34 @@ class PhoneTeacher(Teacher):
 
     @classmethod
     def load(cls, directory: str | Path) -> PhoneTeacher:
-        from safetensors.torch import load
-
+        """A teacher written by `save`: teacher.json checked, the weights' sha256 checked, and the weights
+        file confined to the directory (codecs/pretrained.py, shared with codecs and peers)."""
         directory = Path(directory)
         meta_path = directory / CONFIG_FILE
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{meta_path}: not a phone teacher ({err})") from err
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
-        blob = (directory / WEIGHTS_FILE).read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
-            raise ValueError(
-                f"{directory / WEIGHTS_FILE}: sha256 does not match {meta_path} (corrupt or replaced)"
-            )
-        config = PhoneTeacherConfig(**meta["config"])
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"{meta_path}: format {found!r} is not {FORMAT!r}")
+        path, blob = checked_weights_file(directory, meta, config_file=CONFIG_FILE)
+        try:
+            config = PhoneTeacherConfig(**meta["config"])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{meta_path}: bad teacher config ({err})") from None
         net = PhoneNet(config)
-        net.load_state_dict(load(blob))
+        load_state_into(net, blob, path)
         teacher = cls(net, config, str(directory), info=meta)
         teacher._fingerprint = meta["weights_sha256"]
         return teacher
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        from safetensors.torch import save
-
-        from codeclab._files import atomic_write_bytes
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        blob = save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
-        atomic_write_bytes(directory / WEIGHTS_FILE, blob)
-        meta = {
-            "format": FORMAT,
-            "config": asdict(self.config),
-            "weights_sha256": hashlib.sha256(blob).hexdigest(),
-        }
-        meta.update(extra or {})
-        atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
-        self._fingerprint = meta["weights_sha256"]
-        self.info = meta
-        return directory
+        meta = {"format": FORMAT, "config": asdict(self.config), **(extra or {})}
+        digest = write_weights_dir(directory, self.net.state_dict(), meta, config_file=CONFIG_FILE)
+        self._fingerprint = digest
+        self.info = {**meta, "weights_file": WEIGHTS_FILE, "weights_sha256": digest}
+        return Path(directory)
 
     def fingerprint(self) -> str:
         fp = getattr(self, "_fingerprint", None)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from codeclab._checks import check_codes
+from codeclab._files import atomic_write_json
 
 BASE = 0xF0000
 MAX_SYMBOLS = 0xFFFFD - BASE + 1
@@ -240,6 +241,24 @@ class AudioBPE:
         )
 
 
+def check_vocab_size(vocab_size: int, n_q: int, k: int) -> None:
+    """BPEError unless `vocab_size` holds the specials and every code, with at most MAX_MERGES merges,
+    and the n_q x k codes fit the characters BPE maps them to."""
+    symbols = n_q * k
+    if symbols > MAX_SYMBOLS:
+        raise BPEError(f"{n_q} x {k} audio tokens exceed the {MAX_SYMBOLS} characters BPE can map them to")
+    least = symbols + len(SPECIALS)
+    if vocab_size < least:
+        raise BPEError(
+            f"vocab_size must be at least {least} ({len(SPECIALS)} specials + {n_q} x {k} codes), got {vocab_size}"
+        )
+    if vocab_size > least + MAX_MERGES:
+        raise BPEError(
+            f"vocab_size {vocab_size} asks for {vocab_size - least} merges; at most {MAX_MERGES} are allowed "
+            f"(vocab_size up to {least + MAX_MERGES})"
+        )
+
+
 def train_bpe(
     store_dir: str | Path,
     vocab_size: int,
@@ -269,18 +288,7 @@ def train_bpe(
         raise BPEError(f"{store_dir}: n_q must be 1..{store.n_q}, got {n_q}")
     k = store.codebook_size
     symbols = n_q * k
-    if symbols > MAX_SYMBOLS:
-        raise BPEError(f"{n_q} x {k} audio tokens exceed the {MAX_SYMBOLS} characters BPE can map them to")
-    least = symbols + len(SPECIALS)
-    if vocab_size < least:
-        raise BPEError(
-            f"vocab_size must be at least {least} ({len(SPECIALS)} specials + {n_q} x {k} codes), got {vocab_size}"
-        )
-    if vocab_size > least + MAX_MERGES:
-        raise BPEError(
-            f"vocab_size {vocab_size} asks for {vocab_size - least} merges; at most {MAX_MERGES} are allowed "
-            f"(vocab_size up to {least + MAX_MERGES})"
-        )
+    check_vocab_size(vocab_size, n_q, k)
     from codeclab.tokens.hf_tokenizer import check_tokenizer_target
 
     try:
@@ -322,7 +330,7 @@ def train_bpe(
         bpe = _merge_with_text(bpe, text_tokenizer, base)
         fast.save_pretrained(str(out / AUDIO_SUBDIR))
         bpe.merged.save_pretrained(str(out))
-    (out / INFO_FILE).write_text(json.dumps(bpe.info, indent=2) + "\n")
+    atomic_write_json(out / INFO_FILE, bpe.info)
     return bpe
 
 

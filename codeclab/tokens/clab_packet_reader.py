@@ -266,6 +266,17 @@ def _final_count(
     return total, audio_length
 
 
+def _skip_to_next_sync(buf: _Buffer, what: str, damaged: Callable[[str], None]) -> bool:
+    """Past a packet that does not check, to the next sync word; False when none is left."""
+    skip = buf.find_sync(1)
+    damaged(f"{what}; skipped {skip or 'all remaining'} bytes")
+    if skip is None:
+        buf.advance(len(buf.data) - buf.pos)
+        return False
+    buf.advance(skip)
+    return True
+
+
 def iter_packets(
     stream: BinaryIO,
     where: str = "<stream>",
@@ -307,13 +318,8 @@ def iter_packets(
     while buf.fill(1):
         found = _packet_at(buf, header)
         if isinstance(found, str):
-            at = buf.tell
-            skip = buf.find_sync(1)
-            damaged(f"packet {sequence} (byte {at}): {found}; skipped {skip or 'all remaining'} bytes")
-            if skip is None:
-                buf.advance(len(buf.data) - buf.pos)
+            if not _skip_to_next_sync(buf, f"packet {sequence} (byte {buf.tell}): {found}", damaged):
                 break
-            buf.advance(skip)
             continue
         gap = (found.sequence - sequence) & 0xFFFF
         if gap > MAX_GAP_PACKETS and not _confirmed_jump(buf, header, found):

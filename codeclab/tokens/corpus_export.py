@@ -16,13 +16,12 @@ Both refuse an `out` that holds files (nothing is overwritten) and write the sto
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from codeclab._files import atomic_write_text
+from codeclab._files import atomic_write_json
 from codeclab._optional import optional_import
 from codeclab._progress import progress_iter
 from codeclab.tokens.hf_tokenizer import check_outside_store
@@ -148,4 +147,4 @@ def _cut(lhotse, record: TokenRecord, codes):
 
 def _write_summary(out: Path, tokens: TokenStore, kind: str, items: int, extra: dict[str, Any]) -> None:
     meta = {**tokens.metadata, "export": kind, "items": items, "store": str(tokens.path), **extra}
-    atomic_write_text(out / "codeclab_tokens.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(out / "codeclab_tokens.json", meta)

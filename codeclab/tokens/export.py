@@ -15,7 +15,13 @@ import os
 import re
 from pathlib import Path
 
-from codeclab._files import atomic_write_text, default_file_mode, is_temp_file, temp_path_for
+from codeclab._files import (
+    atomic_write_json,
+    atomic_write_text,
+    default_file_mode,
+    is_temp_file,
+    temp_path_for,
+)
 from codeclab._progress import progress_iter
 from codeclab.tokens.hf_tokenizer import (
     append_audio_tokens,
@@ -118,6 +124,21 @@ def check_vocab_fits(vocab: AudioVocab, tokens: TokenStore, n_q: int) -> AudioVo
             f"the vocabulary was made for codec {named!r}; {tokens.path} holds codes of {stored!r}"
         )
     return vocab
+
+
+def file_jobs(
+    ids: list[str], metas: dict[str, dict], rows_per_file: int
+) -> list[tuple[str, int, int, list[str]]]:
+    """(split, file number, files in the split, ids) of each Parquet file: the ids grouped by their
+    metadata's split (train when none), `rows_per_file` per file; one empty train file for no items."""
+    by_split: dict[str, list[str]] = {}
+    for item_id in ids:
+        by_split.setdefault(split_name(metas.get(item_id, {}).get("split")), []).append(item_id)
+    return [
+        (split, f, -(-len(members) // rows_per_file), members[f * rows_per_file : (f + 1) * rows_per_file])
+        for split, members in sorted(by_split.items())
+        for f in range(-(-len(members) // rows_per_file))
+    ] or [("train", 0, 1, [])]
 
 
 def _input_ids_dataset(
@@ -250,15 +271,8 @@ def export_parquet(
     data.mkdir(parents=True, exist_ok=True)
     metas = tokens.item_meta()
     meta_columns = meta_arrays(metas, tokens.ids())
-    by_split: dict[str, list[str]] = {}
-    for item_id in tokens.ids():
-        by_split.setdefault(split_name(metas.get(item_id, {}).get("split")), []).append(item_id)
     ids = tokens.ids()
-    jobs = [
-        (split, f, -(-len(members) // rows_per_file), members[f * rows_per_file : (f + 1) * rows_per_file])
-        for split, members in sorted(by_split.items())
-        for f in range(-(-len(members) // rows_per_file))
-    ] or [("train", 0, 1, [])]
+    jobs = file_jobs(ids, metas, rows_per_file)
     staged = _stage_files(tokens, jobs, ids, meta_columns, data, code_type, n_q, pattern, dataset, out.name)
     new_names = {path for _, path in staged}
     for old in previous:
@@ -270,7 +284,7 @@ def export_parquet(
     written = [path for _, path in staged]
     meta = dict(tokens.metadata)
     meta["n_q"] = n_q
-    atomic_write_text(out / "codeclab_tokens.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(out / "codeclab_tokens.json", meta)
     if vocab is not None:
         vocab.save(out / "audio_vocab.json")
     splits = sorted({split for split, *_ in jobs})

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from codeclab._files import atomic_write, atomic_write_text, is_temp_file
+from codeclab._files import atomic_write, atomic_write_json, atomic_write_text, is_temp_file
 from codeclab.tokens.store_errors import StoreError
 from codeclab.tokens.store_layout import (
     COMPATIBLE_FIELDS,
@@ -165,7 +165,7 @@ class ShardWriter:
         """Flush, mark this shard done and release its lock."""
         self.flush()
         done = self.layout.done_marker(self.shard, self.num_shards)
-        atomic_write_text(done, json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(done, summary)
         self.close()
 
     def close(self) -> None:

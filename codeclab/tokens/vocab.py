@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codeclab._files import atomic_write_json
+
 PATTERNS = ("flatten", "coarse_first", "parallel", "delay")
 FLAT_PATTERNS = ("flatten", "coarse_first")
 BASE_SPECIALS = ("pad", "bos", "eos", "audio_start", "audio_end")
@@ -287,7 +289,7 @@ class AudioVocab:
         return vocab
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> AudioVocab:

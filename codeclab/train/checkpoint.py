@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab._files import atomic_write_text, default_dir_mode
+from codeclab._files import atomic_write_json, default_dir_mode
 
 TENSOR = "__tensor__"
 TUPLE = "__tuple__"
@@ -113,7 +113,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(root / "latest.json", json.dumps({"step": step, "path": target.name}) + "\n")
+    atomic_write_json(root / "latest.json", {"step": step, "path": target.name}, indent=None)
     for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target

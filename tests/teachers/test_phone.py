@@ -46,7 +46,12 @@ def test_save_load_round_trip_and_corruption_is_caught(phone_teacher, tmp_path):
     weights = bytearray((out / "model.safetensors").read_bytes())
     weights[-1] ^= 0xFF
     (bad / "model.safetensors").write_bytes(bytes(weights))
-    with pytest.raises(ValueError, match="sha256 does not match"):
+    with pytest.raises(ValueError, match="model.safetensors: sha256 mismatch"):
+        load_teacher(str(bad))
+    # the weights file teacher.json names stays inside the teacher's directory (the codecs' rule)
+    meta = json.loads((out / "teacher.json").read_text())
+    (bad / "teacher.json").write_text(json.dumps({**meta, "weights_file": "../elsewhere.safetensors"}))
+    with pytest.raises(ValueError, match="weights_file must be a file name inside"):
         load_teacher(str(bad))
 
 
