@@ -75,6 +75,32 @@ def list_command(
     console.print(table)
 
 
+def _neural_rows(table: Table, codec) -> None:
+    """A codeclab codec's own rows: hop, streaming latency, parameter counts, distillation."""
+    counts = codec.parameter_counts()
+    table.add_row("hop length", f"{codec.hop_length} samples")
+    latency = codec.latency
+    table.add_row(
+        "latency (streaming)",
+        f"encode {latency.encode_ms:g} ms (one frame), decode {latency.decode_ms:g} ms (lookahead), "
+        f"round trip {latency.roundtrip_ms:g} ms; docs/streaming.md"
+        if latency is not None
+        else "none: not causal, encodes and decodes whole files",
+    )
+    table.add_row(
+        "parameters",
+        ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())
+        + f" (total {sum(counts.values()) / 1e6:.2f} M)",
+    )
+    semantic = codec.config.semantic
+    if semantic is not None:
+        table.add_row(
+            "distilled",
+            f"{semantic.loss} loss (weight {semantic.weight:g}) from {semantic.teacher} into "
+            f"{semantic.codebooks} codebook(s)",
+        )
+
+
 def info_command(
     name: str = typer.Argument(..., help="Codec name or a directory written by save_pretrained."),
 ) -> None:
@@ -132,28 +158,7 @@ def info_command(
     if facts.get("causal") is not None:
         table.add_row("causal", "yes" if facts["causal"] else "no")
     if isinstance(codec, NeuralCodec):
-        counts = codec.parameter_counts()
-        table.add_row("hop length", f"{codec.hop_length} samples")
-        latency = codec.latency
-        table.add_row(
-            "latency (streaming)",
-            f"encode {latency.encode_ms:g} ms (one frame), decode {latency.decode_ms:g} ms (lookahead), "
-            f"round trip {latency.roundtrip_ms:g} ms; docs/streaming.md"
-            if latency is not None
-            else "none: not causal, encodes and decodes whole files",
-        )
-        table.add_row(
-            "parameters",
-            ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in counts.items())
-            + f" (total {sum(counts.values()) / 1e6:.2f} M)",
-        )
-        semantic = codec.config.semantic
-        if semantic is not None:
-            table.add_row(
-                "distilled",
-                f"{semantic.loss} loss (weight {semantic.weight:g}) from {semantic.teacher} into "
-                f"{semantic.codebooks} codebook(s)",
-            )
+        _neural_rows(table, codec)
     if codec is not None and codec.entropy_record is not None:
         table.add_row("entropy coding", entropy_summary(codec.entropy_record))
     if not Path(name).is_dir():

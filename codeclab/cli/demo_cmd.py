@@ -46,7 +46,6 @@ def demo_command(
     clips: int = typer.Option(12, help="Clips in the generated corpus."),
 ) -> None:
     """Encode/decode a real speech clip, write a .clab file and tokenize a generated corpus."""
-    import shutil
 
     import torch
 
@@ -54,9 +53,6 @@ def demo_command(
     from codeclab.audio.signals import synthetic_speech
     from codeclab.catalog.ref import CodecRef
     from codeclab.catalog.registry import entries
-    from codeclab.pipelines.clab_files import encode_file
-    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
-    from codeclab.tokens.store import TokenStore
 
     registered = entries().get(codec_name)
     random_init = registered is not None and registered.family == "codeclab" and registered.weights is None
@@ -99,7 +95,14 @@ def demo_command(
     console.print(f"bitrate: {rates}")
     console.print(f"encode: {seconds / encode_s:.1f}x real time on {torch.get_num_threads()} CPU threads")
 
-    # 2. a .clab bitstream
+    _bitstream_step(out, spec, codec)
+    _tokenize_step(out, spec, clips)
+
+
+def _bitstream_step(out: Path, spec, codec) -> None:
+    """2. a .clab bitstream of the clip, with its size against the nominal bitrate."""
+    from codeclab.pipelines.clab_files import encode_file
+
     written = encode_file(out / "input.wav", out / "input.clab", spec)
     console.print(
         f"\n[bold]2. bitstream[/] {escape(str(out / 'input.clab'))}: {written.size} bytes for {written.seconds:.1f} s with "
@@ -109,7 +112,14 @@ def demo_command(
         markup=True,
     )
 
-    # 3. tokenize a corpus
+
+def _tokenize_step(out: Path, spec, clips: int) -> None:
+    """3. a generated corpus tokenized into a store, one item read back."""
+    import shutil
+
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.tokens.store import TokenStore
+
     corpus, store = out / "corpus", out / "tokens"
     shutil.rmtree(store, ignore_errors=True)
     audio_s = _write_corpus(corpus, clips)

@@ -31,77 +31,84 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+INPUTS_ARGUMENT = typer.Argument(
+    None,
+    help="Directories, globs, manifests (.jsonl/.csv/.tsv, gzipped or not), lhotse manifests or Shar "
+    "directories, WebDataset tar shards (brace patterns too), Hugging Face datasets (save_to_disk or "
+    ".parquet), or audio files.",
+)
+OUT_OPTION = typer.Option(..., "--out", help="Token store directory.")
+CODEC_OPTION = typer.Option(
+    DEFAULT_CODEC,
+    "--codec",
+    help="NAME[@WEIGHTS][:N][,key=value] or a saved directory (docs/codecs.md#naming-a-codec).",
+)
+WEIGHTS_OPTION = typer.Option(None, "--weights", help="Pretrained weights for a registry codec.")
+RANDOM_INIT_OPTION = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec.")
+SEED_OPTION = typer.Option(0, "--seed", help="Seed of --random-init.")
+N_Q_OPTION = typer.Option(None, "--n-q", help="Codebooks to keep (default: all).")
+DEVICE_OPTION = typer.Option("cpu", "--device", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK).")
+BATCH_SECONDS_OPTION = typer.Option(
+    None, "--batch-seconds", help="Padded audio per batch (default 60 on CPU, 1200 on CUDA)."
+)
+WORKERS_OPTION = typer.Option(1, "--workers", help="Decoding processes (0 decodes in the main process).")
+SHARD_OPTION = typer.Option(
+    None, "--shard", help="I/N: tokenize shard I of N (default from torchrun's RANK/WORLD_SIZE)."
+)
+RESUME_OPTION = typer.Option(False, "--resume", help="Continue an interrupted run, skipping finished items.")
+RETRY_ERRORS_OPTION = typer.Option(False, "--retry-errors", help="With --resume, try failed files again.")
+MERGE_ONLY_OPTION = typer.Option(False, "--merge", help="Only merge the shards of --out into one index.")
+LONG_SECONDS_OPTION = typer.Option(
+    600.0, "--long-seconds", help="Stream files longer than this (bounded memory)."
+)
+CHUNK_SECONDS_OPTION = typer.Option(120.0, "--chunk-seconds", help="Chunk size for streamed files.")
+FLUSH_ITEMS_OPTION = typer.Option(2000, "--flush-items", help="Rows per Parquet part file.")
+WORKER_TIMEOUT_OPTION = typer.Option(
+    900.0, "--worker-timeout", help="Seconds without a decoded item before the workers count as hung."
+)
+ENGINE_OPTION = typer.Option("local", "--engine", help="local (this process and its workers) or ray.")
+ADDRESS_OPTION = typer.Option(
+    None, "--address", help="With --engine ray: auto, ray://HOST:PORT, or none to start a local cluster."
+)
+ACTORS_OPTION = typer.Option(1, "--actors", help="With --engine ray: encoder actors (each loads the codec).")
+GPUS_PER_ACTOR_OPTION = typer.Option(
+    0.0, "--gpus-per-actor", help="With --engine ray: a fraction of a GPU per actor (0: CPU)."
+)
+
+
 def tokenize_command(
-    inputs: list[str] = typer.Argument(
-        None,
-        help="Directories, globs, manifests (.jsonl/.csv/.tsv, gzipped or not), lhotse manifests or Shar "
-        "directories, WebDataset tar shards (brace patterns too), Hugging Face datasets (save_to_disk or "
-        ".parquet), or audio files.",
-    ),
-    out: Path = typer.Option(..., "--out", help="Token store directory."),
-    codec: str = typer.Option(
-        DEFAULT_CODEC,
-        "--codec",
-        help="NAME[@WEIGHTS][:N][,key=value] or a saved directory (docs/codecs.md#naming-a-codec).",
-    ),
-    weights: str = typer.Option(None, "--weights", help="Pretrained weights for a registry codec."),
-    random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --random-init."),
-    n_q: int = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)."),
-    batch_seconds: float = typer.Option(
-        None, "--batch-seconds", help="Padded audio per batch (default 60 on CPU, 1200 on CUDA)."
-    ),
-    workers: int = typer.Option(1, "--workers", help="Decoding processes (0 decodes in the main process)."),
-    shard: str = typer.Option(
-        None, "--shard", help="I/N: tokenize shard I of N (default from torchrun's RANK/WORLD_SIZE)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue an interrupted run, skipping finished items."
-    ),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume, try failed files again."),
-    merge_only: bool = typer.Option(False, "--merge", help="Only merge the shards of --out into one index."),
-    long_seconds: float = typer.Option(
-        600.0, "--long-seconds", help="Stream files longer than this (bounded memory)."
-    ),
-    chunk_seconds: float = typer.Option(120.0, "--chunk-seconds", help="Chunk size for streamed files."),
-    flush_items: int = typer.Option(2000, "--flush-items", help="Rows per Parquet part file."),
-    worker_timeout: float = typer.Option(
-        900.0, "--worker-timeout", help="Seconds without a decoded item before the workers count as hung."
-    ),
-    engine: str = typer.Option("local", "--engine", help="local (this process and its workers) or ray."),
-    address: str = typer.Option(
-        None, "--address", help="With --engine ray: auto, ray://HOST:PORT, or none to start a local cluster."
-    ),
-    actors: int = typer.Option(
-        1, "--actors", help="With --engine ray: encoder actors (each loads the codec)."
-    ),
-    gpus_per_actor: float = typer.Option(
-        0.0, "--gpus-per-actor", help="With --engine ray: a fraction of a GPU per actor (0: CPU)."
-    ),
+    inputs: list[str] = INPUTS_ARGUMENT,
+    out: Path = OUT_OPTION,
+    codec: str = CODEC_OPTION,
+    weights: str = WEIGHTS_OPTION,
+    random_init: bool = RANDOM_INIT_OPTION,
+    seed: int = SEED_OPTION,
+    n_q: int = N_Q_OPTION,
+    device: str = DEVICE_OPTION,
+    batch_seconds: float = BATCH_SECONDS_OPTION,
+    workers: int = WORKERS_OPTION,
+    shard: str = SHARD_OPTION,
+    resume: bool = RESUME_OPTION,
+    retry_errors: bool = RETRY_ERRORS_OPTION,
+    merge_only: bool = MERGE_ONLY_OPTION,
+    long_seconds: float = LONG_SECONDS_OPTION,
+    chunk_seconds: float = CHUNK_SECONDS_OPTION,
+    flush_items: int = FLUSH_ITEMS_OPTION,
+    worker_timeout: float = WORKER_TIMEOUT_OPTION,
+    engine: str = ENGINE_OPTION,
+    address: str = ADDRESS_OPTION,
+    actors: int = ACTORS_OPTION,
+    gpus_per_actor: float = GPUS_PER_ACTOR_OPTION,
 ) -> None:
     """Tokenize audio files into a token store (Parquet shards + tokens.json + errors.jsonl)."""
     from codeclab.corpora.manifest import ManifestError
-    from codeclab.pipelines.tokenize import TokenizeOptions, WorkerError, tokenize_corpus
-    from codeclab.tokens.store import StoreError, merge, shard_status
+    from codeclab.pipelines.tokenize import TokenizeOptions, WorkerError
+    from codeclab.tokens.store import StoreError
 
     setup_logging()
     device = device_or_fail(device)
     if merge_only:
-        try:
-            num_shards, done = shard_status(out)
-            if num_shards == 0 or len(done) < num_shards:
-                missing = sorted(set(range(num_shards)) - done)
-                fail(
-                    f"{out}: {len(done)} of {num_shards or '?'} shards are finished"
-                    + (f" (missing: {', '.join(map(str, missing))})" if missing else "")
-                    + "; run the missing shards (with --resume) before merging"
-                )
-            counts = merge(out)
-        except StoreError as err:
-            fail(err)
-        console.print(f"merged {out}: {counts['items']} items, {counts['errors']} errors")
-        raise typer.Exit(1 if counts["errors"] else 0)
+        _merge_only(out)
     if not inputs:
         fail("give at least one input (directory, glob, manifest or file), or --merge")
     spec, n_q = codec_from_options(codec, weights, random_init, seed, n_q)
@@ -124,6 +131,39 @@ def tokenize_command(
         )
     except ValueError as err:
         fail(err)
+    run = _engine(engine, address, actors, gpus_per_actor)
+    try:
+        report = _run_with_progress(options, run)
+    except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError, ImportError) as err:
+        fail(err)
+    _print_report(report)
+    raise typer.Exit(1 if report.failed or report.failed_before else 0)
+
+
+def _merge_only(out: Path) -> None:
+    """--merge: merge a store whose shards are all finished; exits 1 when it lists errors."""
+    from codeclab.tokens.store import StoreError, merge, shard_status
+
+    try:
+        num_shards, done = shard_status(out)
+        if num_shards == 0 or len(done) < num_shards:
+            missing = sorted(set(range(num_shards)) - done)
+            fail(
+                f"{out}: {len(done)} of {num_shards or '?'} shards are finished"
+                + (f" (missing: {', '.join(map(str, missing))})" if missing else "")
+                + "; run the missing shards (with --resume) before merging"
+            )
+        counts = merge(out)
+    except StoreError as err:
+        fail(err)
+    console.print(f"merged {out}: {counts['items']} items, {counts['errors']} errors")
+    raise typer.Exit(1 if counts["errors"] else 0)
+
+
+def _engine(engine: str, address: str | None, actors: int, gpus_per_actor: float):
+    """The function that runs the job: the local engine, or Ray with its actors."""
+    from codeclab.pipelines.tokenize import tokenize_corpus
+
     if engine not in ("local", "ray"):
         fail(f"--engine is local or ray, got {engine!r}")
     run = tokenize_corpus
@@ -137,12 +177,7 @@ def tokenize_command(
         def run(opts, update):
             return tokenize_with_ray(opts, ray_options, update)
 
-    try:
-        report = _run_with_progress(options, run)
-    except (ManifestError, StoreError, ValueError, FileNotFoundError, WorkerError, ImportError) as err:
-        fail(err)
-    _print_report(report)
-    raise typer.Exit(1 if report.failed or report.failed_before else 0)
+    return run
 
 
 PROGRESS_SECONDS = 30.0  # a non-interactive run logs a progress line at least this often

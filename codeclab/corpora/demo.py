@@ -22,6 +22,7 @@ a hash of the id). `make corpus` installs the Debian packages and music21.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import random
@@ -51,93 +52,16 @@ DEBIAN_PACKAGES = [
     "asterisk-core-sounds-en-wav",
 ]
 
-# Short sentences written for codeclab (CC0), spoken by the synthesisers.
-SENTENCES: dict[str, list[str]] = {
-    "en": [
-        "The morning train to the coast leaves at seven fifteen.",
-        "Please close the window before the rain comes in.",
-        "She counted the boats in the harbour: three, four, five.",
-        "A small orange cat slept on the warm stone wall.",
-        "We will meet again next Thursday after lunch.",
-        "The library opens late on Sundays and public holidays.",
-        "Turn left at the bakery, then walk straight for two minutes.",
-        "His old radio still played music from another decade.",
-        "Fresh bread, cheese and apples were waiting on the table.",
-        "The wind changed direction just before sunset.",
-        "Could you repeat the last number, please?",
-        "Every river in the valley was frozen that winter.",
-    ],
-    "fr": [
-        "Le train du matin part à sept heures quinze.",
-        "Fermez la fenêtre avant que la pluie arrive.",
-        "Un petit chat dormait sur le mur de pierre.",
-        "Nous nous retrouverons jeudi prochain après le déjeuner.",
-        "La bibliothèque ouvre tard le dimanche.",
-        "Le vent a changé de direction avant le coucher du soleil.",
-    ],
-    "de": [
-        "Der Zug zur Küste fährt um sieben Uhr fünfzehn ab.",
-        "Bitte schließ das Fenster, bevor der Regen kommt.",
-        "Eine kleine Katze schlief auf der warmen Mauer.",
-        "Wir treffen uns nächsten Donnerstag nach dem Mittagessen.",
-        "Die Bibliothek öffnet sonntags erst spät.",
-        "Kurz vor Sonnenuntergang drehte der Wind.",
-    ],
-    "es": [
-        "El tren de la mañana sale a las siete y cuarto.",
-        "Cierra la ventana antes de que llegue la lluvia.",
-        "Un gato pequeño dormía sobre el muro de piedra.",
-        "Nos veremos el próximo jueves después de comer.",
-        "La biblioteca abre tarde los domingos.",
-        "El viento cambió de dirección antes del atardecer.",
-    ],
-    "it": [
-        "Il treno del mattino parte alle sette e un quarto.",
-        "Chiudi la finestra prima che arrivi la pioggia.",
-        "Un piccolo gatto dormiva sul muro di pietra.",
-        "Ci vediamo giovedì prossimo dopo pranzo.",
-        "Il vento ha cambiato direzione prima del tramonto.",
-    ],
-    "pt": [
-        "O comboio da manhã parte às sete e um quarto.",
-        "Fecha a janela antes que chegue a chuva.",
-        "Um gato pequeno dormia no muro de pedra.",
-        "Encontramo-nos na próxima quinta-feira depois do almoço.",
-    ],
-    "nl": [
-        "De ochtendtrein naar de kust vertrekt om kwart over zeven.",
-        "Doe het raam dicht voordat de regen komt.",
-        "Een kleine kat sliep op de warme stenen muur.",
-        "We zien elkaar volgende donderdag na de lunch.",
-    ],
-    "sv": [
-        "Morgontåget till kusten går kvart över sju.",
-        "Stäng fönstret innan regnet kommer.",
-        "En liten katt sov på den varma stenmuren.",
-        "Vi ses nästa torsdag efter lunch.",
-    ],
-    "pl": [
-        "Poranny pociąg nad morze odjeżdża o siódmej piętnaście.",
-        "Zamknij okno, zanim zacznie padać.",
-        "Mały kot spał na ciepłym kamiennym murze.",
-        "Spotkamy się w przyszły czwartek po obiedzie.",
-    ],
-    "cs": [
-        "Ranní vlak k moři odjíždí v sedm patnáct.",
-        "Zavři okno, než začne pršet.",
-        "Malá kočka spala na teplé kamenné zdi.",
-    ],
-    "fi": [
-        "Aamujuna rannikolle lähtee varttia yli seitsemän.",
-        "Sulje ikkuna ennen kuin sade alkaa.",
-        "Pieni kissa nukkui lämpimällä kivimuurilla.",
-    ],
-    "tr": [
-        "Sahile giden sabah treni yediyi çeyrek geçe kalkar.",
-        "Yağmur başlamadan pencereyi kapat.",
-        "Küçük bir kedi sıcak taş duvarın üstünde uyuyordu.",
-    ],
-}
+SENTENCES_FILE = Path(__file__).resolve().parent.parent / "assets" / "demo_sentences.json"
+
+
+@functools.cache
+def sentences() -> dict[str, list[str]]:
+    """Short sentences written for codeclab (CC0), by language, spoken by the synthesisers
+    (codeclab/assets/demo_sentences.json)."""
+    return json.loads(SENTENCES_FILE.read_text(encoding="utf-8"))["sentences"]
+
+
 ESPEAK_VARIANTS = [
     "m1",
     "m2",
@@ -256,10 +180,10 @@ class Builder:
             self.skipped["espeak"] = "espeak-ng is not installed"
             return
         licence = f"espeak-ng ({package_licence('espeak-ng') if Path('/usr/share/doc/espeak-ng/copyright').is_file() else 'GPL-3+'}); {TTS_LICENCE}"
-        languages = list(SENTENCES)
+        languages = list(sentences())
         for i in range(count):  # round-robin over languages, so even a small corpus has all of them
             lang = languages[i % len(languages)]
-            text = SENTENCES[lang][(i // len(languages)) % len(SENTENCES[lang])]
+            text = sentences()[lang][(i // len(languages)) % len(sentences()[lang])]
             variant = self.rng.choice(ESPEAK_VARIANTS)
             rate, pitch = self.rng.randint(120, 220), self.rng.randint(25, 75)
             path = self._dir("espeak") / f"espeak_{i:04d}_{lang}.wav"
@@ -292,7 +216,7 @@ class Builder:
         licence = f"flite (CMU BSD-style; see /usr/share/doc/flite/copyright); {TTS_LICENCE}"
         for i in range(count):
             voice = FLITE_VOICES[i % len(FLITE_VOICES)]
-            text = SENTENCES["en"][(i * 5) % len(SENTENCES["en"])]
+            text = sentences()["en"][(i * 5) % len(sentences()["en"])]
             path = self._dir("flite") / f"flite_{i:04d}_{voice}.wav"
             proc = _run(["flite", "-voice", voice, "-t", text, "-o", str(path)])
             if proc.returncode != 0 or not path.is_file():
@@ -306,7 +230,7 @@ class Builder:
             return
         licence = f"festival + festvox-kallpc16k (free licences; see /usr/share/doc/festival/copyright); {TTS_LICENCE}"
         for i in range(count):
-            text = SENTENCES["en"][(i * 7 + 3) % len(SENTENCES["en"])]
+            text = sentences()["en"][(i * 7 + 3) % len(sentences()["en"])]
             path = self._dir("festival") / f"festival_{i:04d}.wav"
             with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
                 fh.write(text)

@@ -145,6 +145,48 @@ def _decode(src: Source, dest: Path) -> str | None:
     return None
 
 
+def _row(src: Source, dest: Path, out: Path, info, val_percent: int, licences: dict) -> dict:
+    """The manifest row of a decoded file: its id, split (heldout for the held-out speakers, else
+    validation for `val_percent` of ids by crc32, else train), source, speaker, language and licence."""
+    item_id = dest.relative_to(out / "audio").as_posix()
+    if src.speaker_id in HELDOUT:
+        split = "heldout"
+    else:
+        split = "validation" if zlib.crc32(item_id.encode()) % 100 < val_percent else "train"
+    return {
+        "id": item_id,
+        "path": dest.relative_to(out).as_posix(),
+        "duration": round(info.frames / info.samplerate, 4),
+        "sample_rate": info.samplerate,
+        "source": src.source,
+        "speaker": src.speaker_id,
+        "language": src.language,
+        "licence": _licence(src, licences),
+        "package": src.package,
+        "original": str(src.path),
+        "split": split,
+    }
+
+
+def _summary(train_rows: list[dict], heldout_rows: list[dict], eval_rows: list[dict], **rest) -> dict:
+    """corpus.json: items, seconds and speakers per split, and what was skipped or failed (`rest`)."""
+
+    def seconds(rows: list[dict]) -> float:
+        return round(sum(r["duration"] for r in rows), 1)
+
+    return {
+        "train_items": len(train_rows),
+        "train_seconds": seconds(train_rows),
+        "train_speakers": len({r["speaker"] for r in train_rows}),
+        "heldout_items": len(heldout_rows),
+        "heldout_seconds": seconds(heldout_rows),
+        "heldout_speakers": sorted({r["speaker"] for r in heldout_rows}),
+        "heldout_eval_items": len(eval_rows),
+        "heldout_eval_seconds": seconds(eval_rows),
+        **rest,
+    }
+
+
 def build_speech_corpus(
     out: str | Path,
     sources: list[str] | None = None,
@@ -204,25 +246,8 @@ def build_speech_corpus(
         if info.frames < SAMPLE_RATE // 10:  # under 100 ms: nothing to learn or score
             too_short.append(str(src.path))
             continue
-        item_id = dest.relative_to(out / "audio").as_posix()
-        heldout = src.speaker_id in HELDOUT
-        if heldout:
-            split = "heldout"
-        else:
-            split = "validation" if zlib.crc32(item_id.encode()) % 100 < val_percent else "train"
-        row = {
-            "id": item_id,
-            "path": dest.relative_to(out).as_posix(),
-            "duration": round(info.frames / info.samplerate, 4),
-            "sample_rate": info.samplerate,
-            "source": src.source,
-            "speaker": src.speaker_id,
-            "language": src.language,
-            "licence": _licence(src, licences),
-            "package": src.package,
-            "original": str(src.path),
-            "split": split,
-        }
+        row = _row(src, dest, out, info, val_percent, licences)
+        heldout = row["split"] == "heldout"
         (heldout_rows if heldout else train_rows).append(row)
     eval_rows = heldout_subset(out, heldout_rows, eval_per_speaker)
     for name, rows in (
@@ -232,22 +257,9 @@ def build_speech_corpus(
     ):
         atomic_write_text(out / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
-    def seconds(rows: list[dict]) -> float:
-        return round(sum(r["duration"] for r in rows), 1)
-
-    summary = {
-        "train_items": len(train_rows),
-        "train_seconds": seconds(train_rows),
-        "train_speakers": len({r["speaker"] for r in train_rows}),
-        "heldout_items": len(heldout_rows),
-        "heldout_seconds": seconds(heldout_rows),
-        "heldout_speakers": sorted({r["speaker"] for r in heldout_rows}),
-        "heldout_eval_items": len(eval_rows),
-        "heldout_eval_seconds": seconds(eval_rows),
-        "skipped": skipped,
-        "failed": failed,
-        "too_short": too_short,
-    }
+    summary = _summary(
+        train_rows, heldout_rows, eval_rows, skipped=skipped, failed=failed, too_short=too_short
+    )
     atomic_write_json(out / "corpus.json", summary)
     return summary
 
