@@ -109,6 +109,17 @@ def check_n_q(n_q: Any, available: int) -> int:
     return int(n_q)
 
 
+def codes_out_of_range(codes: Any, codebook_size: int) -> tuple[int, int] | None:
+    """(lowest, highest) code when some code of `codes` (a numpy array or torch tensor of any shape) lies
+    outside [0, codebook_size); None when every code lies inside, or there are none. The one range
+    check of codes: every reader, writer and model of codes asks it."""
+    size = codes.numel() if hasattr(codes, "numel") else codes.size
+    if not size:
+        return None
+    low, high = int(codes.min()), int(codes.max())
+    return None if low >= 0 and high < codebook_size else (low, high)
+
+
 def check_codes(
     codes: Any,
     codebook_size: int,
@@ -130,8 +141,9 @@ def check_codes(
         rows_ok, expected = codes.ndim == 2, "[n_q, frames]"
     if not rows_ok:
         raise error(f"codes must have shape {expected}, got {codes.shape}")
-    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= codebook_size):
-        raise error(f"codes must lie in [0, {codebook_size})")
+    outside = codes_out_of_range(codes, codebook_size)
+    if outside is not None:
+        raise error(f"codes must lie in [0, {codebook_size}), got values from {outside[0]} to {outside[1]}")
     return codes
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from codeclab._checks import check_n_q
+from codeclab._checks import check_n_q, codes_out_of_range
 
 if TYPE_CHECKING:
     from codeclab.codecs.streaming import CodecStream, Latency
@@ -242,9 +242,11 @@ class AudioCodec(ABC):
         encoded = as_encoded(encoded)
         if encoded.n_q > self.num_codebooks:
             raise ValueError(f"codes have {encoded.n_q} codebooks; {self.name} has {self.num_codebooks}")
-        low, high = int(encoded.codes.min()), int(encoded.codes.max())
-        if low < 0 or high >= self.codebook_size:
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values from {low} to {high}")
+        outside = codes_out_of_range(encoded.codes, self.codebook_size)
+        if outside is not None:
+            raise ValueError(
+                f"codes must lie in [0, {self.codebook_size}), got values from {outside[0]} to {outside[1]}"
+            )
         if encoded.audio_lengths is not None:
             room = (encoded.lengths.to(encoded.audio_lengths.device) + 1) * self.hop_length
             if bool((encoded.audio_lengths > room).any()):

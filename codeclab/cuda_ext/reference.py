@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from codeclab._checks import check_n_q
+from codeclab._checks import check_n_q, codes_out_of_range
 
 U32 = 2.0**-24
 BLOCK_ROWS = 8192
@@ -197,7 +197,7 @@ def check_codes(codes: Tensor, codebooks: Tensor) -> None:
     if n_q > codebooks.shape[0]:
         raise ValueError(f"codes have {n_q} stages but there are only {codebooks.shape[0]} codebooks")
     k = codebooks.shape[1]
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= k):
+    if codes_out_of_range(codes, k) is not None:
         raise ValueError(f"codes must lie in [0, {k})")
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from codeclab._checks import check_n_q
+from codeclab._checks import check_n_q, codes_out_of_range
 
 
 class QuantizerConfig:
@@ -111,10 +111,10 @@ class Quantizer(nn.Module, ABC):
             raise ValueError(
                 f"codes have {codes.shape[1]} codebooks; this quantizer has {self.num_quantizers}"
             )
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+        outside = codes_out_of_range(codes, self.codebook_size)
+        if outside is not None:
             raise ValueError(
-                f"codes must lie in [0, {self.codebook_size}), got values in "
-                f"[{int(codes.min())}, {int(codes.max())}]"
+                f"codes must lie in [0, {self.codebook_size}), got values in [{outside[0]}, {outside[1]}]"
             )
 
 

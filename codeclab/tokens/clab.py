@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from codeclab._checks import check_codes
+from codeclab._checks import check_codes, codes_out_of_range
 from codeclab._files import read_up_to
 from codeclab.tokens.clab_format import (
     CRC,
@@ -139,7 +139,7 @@ def from_bytes(
     if len(payload) != expected:
         raise ClabFormatError(f"{where}: payload has {len(payload)} bytes, the header implies {expected}")
     codes = unpack_codes(payload, n_q, frames, bits)
-    if codes.size and codes.max() >= k:
+    if codes_out_of_range(codes, k) is not None:
         raise ClabFormatError(f"{where}: codes exceed the codebook size {k}")
     return ClabFile(header, codes)
 
@@ -272,7 +272,7 @@ def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str,
                 raise ClabFormatError(f"{where}: bytes after the end packet")
             return
         codes = unpack_codes(body, n_q, count, bits)
-        if codes.max() >= k:
+        if codes_out_of_range(codes, k) is not None:
             raise ClabFormatError(f"{where}: packet {packet} has codes beyond the codebook size {k}")
         frames += count
         packet += 1

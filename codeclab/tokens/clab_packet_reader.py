@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from codeclab._checks import codes_out_of_range
 from codeclab._files import read_up_to
 from codeclab.tokens.clab_format import (
     CRC,
@@ -201,7 +202,7 @@ def _decode_payload(packet: _Packet, header: dict[str, Any], model: EntropyModel
             # what the writer wrote (garbage, an empty or zero-filled payload, another file's packet of
             # fewer codebooks: each checks its CRC-16 when crafted, and each decodes to arbitrary codes)
             return "a range-coded payload that its codes do not re-encode to (crafted or spliced)"
-    if codes.size and codes.max() >= k:
+    if codes_out_of_range(codes, k) is not None:
         return f"codes beyond the codebook size {k}"
     return codes
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from codeclab._checks import codes_out_of_range
 from codeclab.tokens.store_errors import StoreError
 
 SCALAR_COLUMNS = ("id", "path", "sha256", "start", "end", "duration", "sample_rate", "num_frames", "text")
@@ -79,11 +80,10 @@ class DecodedPart:
             )
 
     def _check_range(self, frames: np.ndarray, n_q: int, codebook_size: int) -> None:
-        if not self.values.size:
+        outside = codes_out_of_range(self.values, codebook_size)
+        if outside is None:
             return
-        low, high = int(self.values.min()), int(self.values.max())
-        if low >= 0 and high < codebook_size:
-            return
+        low, high = outside
         bad = int(np.flatnonzero((self.values < 0) | (self.values >= codebook_size))[0])
         row = int(np.searchsorted(np.cumsum(n_q * frames), bad, side="right"))
         self._fail(row, f"codes outside [0, {codebook_size}) (from {low} to {high})")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from codeclab._checks import codes_out_of_range
 from codeclab._files import atomic_write, atomic_write_json, atomic_write_text, is_temp_file
 from codeclab.tokens.store_errors import StoreError
 from codeclab.tokens.store_layout import (
@@ -101,7 +102,7 @@ class ShardWriter:
         codes, n_q, k = np.asarray(record.codes), self.metadata["n_q"], self.metadata["codebook_size"]
         if codes.ndim != 2 or codes.shape[0] != n_q:
             raise StoreError(f"{record.id}: codes of shape {codes.shape}; this store holds [{n_q}, frames]")
-        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= k):
+        if codes_out_of_range(codes, k) is not None:
             raise StoreError(f"{record.id}: codes outside [0, {k})")
         self._rows.append(
             {

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codeclab._checks import codes_out_of_range
 from codeclab._files import atomic_write_json
 
 PATTERNS = ("flatten", "coarse_first", "parallel", "delay")
@@ -142,7 +143,7 @@ class AudioVocab:
             raise VocabError(
                 f"codes have {codes.shape[0]} codebooks; the vocabulary has {self.num_codebooks}"
             )
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+        if codes_out_of_range(codes, self.codebook_size) is not None:
             raise VocabError(f"codes must lie in [0, {self.codebook_size})")
         return codes.long()
 
@@ -243,7 +244,7 @@ class AudioVocab:
             tokens = torch.stack([tokens[q, q : q + frames] for q in range(n_q)])
         offsets = torch.tensor([self.offset(q) for q in range(n_q)])[:, None]
         codes = tokens - offsets
-        if tokens.numel() and (bool((codes < 0).any()) or bool((codes >= self.codebook_size).any())):
+        if codes_out_of_range(codes, self.codebook_size) is not None:
             raise VocabError(f"{pattern} stream q must hold codes of codebook q only")
         return codes
 
