@@ -426,20 +426,45 @@ def shard_status(store: str | Path) -> tuple[int, set[int]]:
     return count, by_count[count]
 
 
-def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
-    """Columns of one part file as Python lists; a part that cannot be read or decoded (corrupt bytes)
-    raises StoreError naming it."""
+def read_part(path: Path, columns: list[str] | None = None, dictionary: list[str] | None = None):
+    """A Parquet file of a store (a part or the index) as a pyarrow Table, its page checksums verified and
+    the record columns' types checked; `dictionary`: columns read dictionary-encoded, as stored. Any
+    failure raises StoreError naming the file. The one way a store's Parquet files are read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(part, columns=columns, page_checksum_verification=True)
-        _check_column_types(table, part, [c for c in columns if c in RECORD_COLUMNS])
-        return {name: table.column(name).to_pylist() for name in columns}
+        table = pq.read_table(
+            path,
+            columns=columns,
+            page_checksum_verification=True,
+            read_dictionary=dictionary,
+            use_threads=False,  # one thread: the decode buffers of many threads add to a reader's peak
+        )
+        table.column_names  # noqa: B018  (a corrupt footer can fail only when its names are decoded)
+        _check_column_types(table, path, [c for c in table.column_names if c in RECORD_COLUMNS])
+        return table
     except StoreError:
         raise
     except (OSError, pa.ArrowException, ValueError, KeyError) as err:
-        raise StoreError(f"{part}: cannot read this part of the store ({err})") from None
+        raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
+
+
+def part_schema(path: Path):
+    """The schema of a store's Parquet file (footer only); StoreError naming the file when unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
+
+
+def part_columns(part: Path, columns: list[str]) -> dict[str, list]:
+    """Columns of one part file as Python lists (`read_part`)."""
+    table = read_part(part, columns)
+    return {name: table.column(name).to_pylist() for name in columns}
 
 
 def shards_done(store: str | Path, num_shards: int) -> bool:

@@ -20,7 +20,9 @@ from codeclab.tokens.store_layout import (
     check_parts_present,
     part_columns,
     part_files,
+    part_schema,
     read_metadata,
+    read_part,
 )
 from codeclab.tokens.store_stats import _part_counts, code_statistics
 
@@ -48,13 +50,12 @@ def _previous_index(store: Path):
     grouped by part once, not filtered again for every part."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     index = StoreLayout(store).index_to_write
     if not index.is_file():
         return None
     try:
-        table = pq.read_table(index, page_checksum_verification=True)
+        table = read_part(index)
         metadata = table.schema.metadata or {}
         checksums = json.loads(metadata[PART_CHECKSUMS.encode()])
         stats = json.loads(metadata[PART_STATS.encode()])
@@ -160,7 +161,7 @@ def merge(store: str | Path) -> dict[str, int]:
     atomic_write_text(layout.errors, lines)
     stats = {"items": index.num_rows, **code_statistics(counts, float(meta["frame_rate"]))}
     atomic_write_json(layout.stats, stats, indent=1)
-    with_meta = all("meta" in pq.read_schema(part).names for part in parts)
+    with_meta = all("meta" in part_schema(part).names for part in parts)
     atomic_write_text(layout.card, dataset_card(meta, index.num_rows, with_meta))
     # the index last: its presence (covering every part) is what marks the merge finished
     atomic_write(layout.index_to_write, lambda tmp: pq.write_table(index, tmp, write_page_checksum=True))

@@ -24,7 +24,9 @@ from codeclab.tokens.store_layout import (
     index_path,
     part_columns,
     part_files,
+    part_schema,
     read_metadata,
+    read_part,
 )
 
 
@@ -50,23 +52,8 @@ class TokenStore:
         self._index = self._load_index()
 
     def _read(self, path: Path, columns: list[str] | None = None, dictionary: list[str] | None = None):
-        """A Parquet table of this store (`dictionary`: columns read dictionary-encoded, as stored); any
-        failure (including a page checksum) names the file."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(
-                path,
-                columns=columns,
-                page_checksum_verification=True,
-                read_dictionary=dictionary,
-                use_threads=False,  # one thread: the decode buffers of many threads add to a reader's peak
-            )
-            table.column_names  # noqa: B018  (a corrupt footer can fail only when its names are decoded)
-            return table
-        except (OSError, pa.ArrowException, ValueError) as err:
-            raise StoreError(f"{path}: cannot read this part of the store ({err})") from None
+        """A Parquet table of this store (`store_layout.read_part`)."""
+        return read_part(path, columns, dictionary)
 
     def _load_index(self) -> StoreIndex:
         index_file = index_path(self.path)
@@ -198,12 +185,10 @@ class TokenStore:
 
     def item_meta(self) -> dict[str, dict[str, Any]]:
         """id -> the item's metadata (speaker, split, ...), reading the meta column only."""
-        import pyarrow.parquet as pq
-
         found: dict[str, dict[str, Any]] = {}
         for file, rows in self.rows_by_part().items():
             path = self.path / file
-            if "meta" not in pq.read_schema(path).names:
+            if "meta" not in part_schema(path).names:
                 continue  # a part written before the meta column
             column = self._read(path, ["meta"]).column("meta").to_pylist()
             for row, item_id in rows:
@@ -226,11 +211,9 @@ class TokenStore:
 
     def total_duration(self) -> float:
         """Seconds of audio tokenized, from the duration column (codes are not read)."""
-        import pyarrow.parquet as pq
-
         total = 0.0
         for file, rows in self.rows_by_part().items():
             wanted = {row for row, _ in rows}
-            durations = pq.read_table(self.path / file, columns=["duration"]).column("duration").to_pylist()
+            durations = self._read(self.path / file, ["duration"]).column("duration").to_pylist()
             total += sum(d for row, d in enumerate(durations) if row in wanted)
         return total

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from codeclab.tokens.store_layout import PART_COUNTS, part_columns
+from codeclab.tokens.store_layout import PART_COUNTS, part_columns, part_schema
 
 
 def code_counts(items: Iterable[np.ndarray], n_q: int, k: int) -> np.ndarray:
@@ -28,9 +28,7 @@ def sparse_counts(counts: np.ndarray) -> list[list[list[int]]]:
 def _part_counts(part: Path, keep: list[int], total_rows: int, n_q: int, k: int) -> np.ndarray:
     """Code counts of the rows `keep` of a part: from its metadata when every row is kept, else (or for
     parts written before counts were recorded) from its codes."""
-    import pyarrow.parquet as pq
-
-    stored = (pq.read_schema(part).metadata or {}).get(PART_COUNTS.encode())
+    stored = (part_schema(part).metadata or {}).get(PART_COUNTS.encode())
     if stored is not None and len(keep) == total_rows:
         counts = np.zeros((n_q, k), dtype=np.int64)
         try:
