@@ -33,6 +33,7 @@ import numpy as np
 
 from codeclab._checks import check_codes
 from codeclab._files import atomic_write_json
+from codeclab.tokens.roles import SpecialRoles
 
 BASE = 0xF0000
 MAX_SYMBOLS = 0xFFFFD - BASE + 1
@@ -76,7 +77,7 @@ def text_to_codes(text: str, n_q: int, codebook_size: int, pattern: str = "flatt
 
 
 @dataclass
-class AudioBPE:
+class AudioBPE(SpecialRoles):
     """A trained acoustic BPE: the HF tokenizer of its audio ids and the layout it codes. With a text
     tokenizer merged in (`base_size` > 0), every audio id is shifted by `base_size`, `merged` is the
     combined tokenizer and `roles` the base's own pad / bos / eos ids (see `train_bpe`)."""
@@ -177,22 +178,6 @@ class AudioBPE:
 
     def special(self, name: str) -> int:
         return self.base_size + int(self.tokenizer.convert_tokens_to_ids(f"<|{name}|>"))
-
-    def role(self, name: str) -> int:
-        """The id that plays `name` (pad, bos, eos): the base tokenizer's own where it has one."""
-        return int(self.roles[name]) if name in self.roles else self.special(name)
-
-    @property
-    def pad_id(self) -> int:
-        return self.role("pad")
-
-    @property
-    def bos_id(self) -> int:
-        return self.role("bos")
-
-    @property
-    def eos_id(self) -> int:
-        return self.role("eos")
 
     def to_ids(
         self, codes, pattern: str = "flatten", markers: bool = False, bos: bool = False, eos: bool = False

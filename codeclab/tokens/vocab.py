@@ -35,6 +35,7 @@ from torch import Tensor
 
 from codeclab._checks import codes_out_of_range
 from codeclab._files import atomic_write_json
+from codeclab.tokens.roles import SpecialRoles
 
 PATTERNS = ("flatten", "coarse_first", "parallel", "delay")
 FLAT_PATTERNS = ("flatten", "coarse_first")
@@ -48,7 +49,7 @@ class VocabError(ValueError):
 
 
 @dataclass
-class AudioVocab:
+class AudioVocab(SpecialRoles):
     """num_codebooks Q and codebook_size K of the codes; base_size: ids taken by a base vocabulary."""
 
     num_codebooks: int
@@ -96,23 +97,6 @@ class AudioVocab:
         if name not in self._special_ids:
             raise KeyError(f"unknown special token {name!r}; known: {', '.join(self.special_names)}")
         return self._special_ids[name]
-
-    def role(self, name: str) -> int:
-        """The id that plays `name` ("pad", "bos", "eos"): the base tokenizer's where `roles` names one,
-        else the audio special."""
-        return int(self.roles[name]) if name in self.roles else self.special(name)
-
-    @property
-    def pad_id(self) -> int:
-        return self.role("pad")
-
-    @property
-    def bos_id(self) -> int:
-        return self.role("bos")
-
-    @property
-    def eos_id(self) -> int:
-        return self.role("eos")
 
     def offset(self, q: int) -> int:
         return self.audio_offset + q * self.codebook_size
