@@ -58,6 +58,7 @@ sysdeps:
 	else echo "note: install$$missing (apt-get) for the tests that need them; they skip otherwise"; fi
 
 test: sysdeps $(VENV)/.dev
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 corpus: sysdeps $(VENV)/.base

@@ -79,14 +79,18 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> None:
         raise
 
 
+def _discard(_: object) -> None:
+    """A writer's return value (bytes written) is not needed."""
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically."""
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    atomic_write(path, lambda tmp: _discard(tmp.write_bytes(data)))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: _discard(tmp.write_text(text, encoding="utf-8")))
 
 
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2, sort_keys: bool = False) -> None:

@@ -34,15 +34,23 @@ _reporter: ContextVar[Reporter | None] = ContextVar("codeclab_progress_reporter"
 
 
 @contextmanager
-def progress_task(label: str, total: int | None, unit: str = "items") -> Iterator[Callable[[int], None]]:
+def progress_task(label: str, total: int | None, unit: str = "items") -> Iterator[Callable[..., None]]:
     """A task of `total` steps (None when unknown); yields `advance(steps=1)`."""
     reporter = _reporter.get()
     if reporter is None:
-        yield lambda steps=1: None
+
+        def ignore(steps: int = 1) -> None:
+            return None
+
+        yield ignore
         return
     task = reporter.start(label, total, unit)
+
+    def advance(steps: int = 1) -> None:
+        reporter.advance(task, steps)
+
     try:
-        yield lambda steps=1: reporter.advance(task, steps)
+        yield advance
     finally:
         reporter.end(task)
 

@@ -43,8 +43,8 @@ def weights_sha256(codec: AudioCodec) -> str | None:
 
 
 def config_sha256(codec: AudioCodec) -> str:
-    config = getattr(codec, "config", None)
-    data = config.to_dict() if hasattr(config, "to_dict") else codec.describe()
+    to_dict = getattr(getattr(codec, "config", None), "to_dict", None)
+    data = to_dict() if callable(to_dict) else codec.describe()
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -203,7 +203,7 @@ def small_16k() -> CodecConfig:
 def build_preset(
     name: str,
     make_config: Callable[[], CodecConfig],
-    weights: str | None = None,
+    weights: str | Path | None = None,
     random_init: bool = False,
     device: str | torch.device = "cpu",
     seed: int = 0,

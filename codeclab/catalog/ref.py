@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     import torch
@@ -75,7 +75,8 @@ class CodecRef:
         name, weights, tail = split_ref(text)
         n_q: list[int] | None = None
         random_init: bool | None = None
-        seed, options = 0, {}
+        seed = 0
+        options: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in tail.split(","))):
             key, sep, value = part.partition("=")
             if not sep:
@@ -151,6 +152,16 @@ class CodecRef:
         """What stores and .clab files record of this codec (name, weights, random_init, seed): this
         reference without its n_q and options."""
         return replace(self, n_q=None, options={})
+
+    @overload
+    def load(
+        self, device: str | torch.device | None = None, roundtrip: Literal[False] = False
+    ) -> AudioCodec: ...
+
+    @overload
+    def load(
+        self, device: str | torch.device | None = None, roundtrip: bool = ...
+    ) -> AudioCodec | RoundTripCodec: ...
 
     def load(
         self, device: str | torch.device | None = None, roundtrip: bool = False

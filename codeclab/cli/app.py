@@ -129,7 +129,8 @@ def stray_switch_value(args: list[str]) -> str | None:
     command = typer.main.get_command(app)
     ctx = command.context_class(command)
     for i, arg in enumerate(args):
-        sub = command.get_command(ctx, arg) if hasattr(command, "list_commands") else None
+        lookup = getattr(command, "get_command", None)  # groups have it; a leaf command does not
+        sub = lookup(ctx, arg) if callable(lookup) else None
         if sub is not None:
             command = sub
             continue

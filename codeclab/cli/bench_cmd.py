@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -296,7 +297,7 @@ def speed_command(
         )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        report = {"provenance": provenance(_command(), codecs=fingerprints), "results": rows}
+        report: dict[str, Any] = {"provenance": provenance(_command(), codecs=fingerprints), "results": rows}
         write_json(report, out / "speed.json")
         write_table(
             rows,
@@ -348,7 +349,7 @@ def _stream_speed(
         )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        report = {
+        report: dict[str, Any] = {
             "provenance": provenance(_command(), codecs=fingerprints),
             "results": rows,
             "by_streams": by_streams,

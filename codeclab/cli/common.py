@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, NoReturn, overload
 
 import typer
 from rich.console import Console
@@ -26,13 +27,21 @@ EXIT_INPUT = 2  # a usage or input error (bad option, bad file, missing director
 EXIT_INTERNAL = 3  # a bug: an internal error, reported in one line (the traceback under --debug)
 
 
-def fail(message: str | BaseException, code: int = EXIT_INPUT) -> None:
+def fail(message: str | BaseException, code: int = EXIT_INPUT) -> NoReturn:
     """Print `message` (or an exception's message, in the command line's words where it has them:
     `cli_message`) as an error and exit with `code`."""
     if isinstance(message, BaseException):
         message = getattr(message, "cli_message", None) or str(message)
     err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True)
     raise typer.Exit(code)
+
+
+@overload
+def device_or_fail(device: str) -> str: ...
+
+
+@overload
+def device_or_fail(device: None) -> None: ...
 
 
 def device_or_fail(device: str | None) -> str | None:
@@ -70,7 +79,7 @@ class _BarReporter:
 
     def __init__(self, live: bool) -> None:
         self.live = live
-        self.progress = None
+        self.progress: Any = None  # a rich Progress once the first task starts
         self.started: dict[object, tuple[str, float, int | None, str]] = {}
 
     def start(self, label: str, total: int | None, unit: str) -> object:

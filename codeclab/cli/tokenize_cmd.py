@@ -166,18 +166,18 @@ def _engine(engine: str, address: str | None, actors: int, gpus_per_actor: float
 
     if engine not in ("local", "ray"):
         fail(f"--engine is local or ray, got {engine!r}")
-    run = tokenize_corpus
-    if engine == "ray":
-        if actors < 1 or gpus_per_actor < 0:
-            fail("--actors must be at least 1 and --gpus-per-actor at least 0")
-        from codeclab.pipelines.ray_engine import RayOptions, tokenize_with_ray
+    if engine == "local":
+        return tokenize_corpus
+    if actors < 1 or gpus_per_actor < 0:
+        fail("--actors must be at least 1 and --gpus-per-actor at least 0")
+    from codeclab.pipelines.ray_engine import RayOptions, tokenize_with_ray
 
-        ray_options = RayOptions(address=address, actors=actors, gpus_per_actor=gpus_per_actor)
+    ray_options = RayOptions(address=address, actors=actors, gpus_per_actor=gpus_per_actor)
 
-        def run(opts, update):
-            return tokenize_with_ray(opts, ray_options, update)
+    def run_on_ray(opts, update):
+        return tokenize_with_ray(opts, ray_options, update)
 
-    return run
+    return run_on_ray
 
 
 PROGRESS_SECONDS = 30.0  # a non-interactive run logs a progress line at least this often

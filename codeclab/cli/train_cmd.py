@@ -89,7 +89,7 @@ def train_command(
     resume: bool = RESUME_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     segment_seconds: float = SEGMENT_SECONDS_OPTION,
-    device: str = DEVICE_OPTION,
+    device: str | None = DEVICE_OPTION,
     stop_after: int = STOP_AFTER_OPTION,
     settings: list[str] = SETTINGS_OPTION,
     semantic: str = SEMANTIC_OPTION,
@@ -173,7 +173,7 @@ def _train(
     try:
         config = TrainConfig().with_overrides(overrides)
         codec_config, teacher = codec_config_to_train(entry.extra["config"](), recipe.codec, semantic)
-        if teacher is not None:
+        if teacher is not None and semantic is not None:
             console.print(
                 f"distilling {teacher.name} ({teacher.dim}-dim, {teacher.frame_rate:g} Hz) with {semantic.loss}"
             )

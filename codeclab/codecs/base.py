@@ -173,6 +173,7 @@ class AudioCodec(ABC):
 
     name: str = "codec"
     random_init: bool = False  # True for an untrained codec (load_codec(..., random_init=True))
+    weights_sha256: str | None = None  # sha256 of the weights file it was loaded from, when known
     entropy_record: dict | None = None  # config.json's "entropy_model" of the weights loaded, if any
     # gives that model (codecs/pretrained.attach_entropy_model): (codebook_size, num_codebooks, name) -> model
     entropy_source: Callable[[int, int, str], EntropyModel] | None = None

@@ -16,6 +16,7 @@ from codeclab.codecs.modules.seanet import SEANetConfig, SEANetDecoder
 from codeclab.codecs.modules.source_filter import SourceFilterDecoder, SourceFilterDecoderConfig
 from codeclab.codecs.semantic import SemanticConfig
 from codeclab.quantizers import QuantizerConfig, QuantizerOutput, RVQConfig, SplitConfig, quantizer_config
+from codeclab.quantizers.registry import config_params
 
 
 def quantizer_kind(config: QuantizerConfig) -> str:
@@ -128,7 +129,7 @@ class CodecConfig:
             "encoder": asdict(self.encoder),
             "decoder": asdict(self.decoder),
             "decoder_kind": decoder_kind(self.decoder),
-            "quantizer": {"kind": quantizer_kind(self.quantizer), "params": asdict(self.quantizer)},
+            "quantizer": {"kind": quantizer_kind(self.quantizer), "params": config_params(self.quantizer)},
         }
         if self.semantic is not None:
             data["semantic"] = asdict(self.semantic)

@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from codeclab._files import atomic_write_json, atomic_write_text
 from codeclab._optional import install_hint
@@ -373,7 +374,8 @@ def build_demo_corpus(
         ("music", builder.music, music),
         ("samples", builder.samples, samples),
     ]
-    rows, by_source = [], {}
+    rows: list[dict[str, Any]] = []
+    by_source: dict[str, Any] = {}
     for name, make, count in plan:
         if count <= 0:
             continue

@@ -30,6 +30,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from codeclab.corpora.items import (  # noqa: F401  (re-exported: the names' home before 0.5)
     ITEM_COLUMNS,
@@ -265,7 +266,7 @@ def write_manifest(items: list[AudioItem], path: str | Path) -> None:
     """Write items as a JSONL manifest."""
     with open(path, "w", encoding="utf-8") as fh:
         for it in items:
-            row = {"id": it.id, "path": it.path}
+            row: dict[str, Any] = {"id": it.id, "path": it.path}
             if it.start is not None:
                 row["start"] = it.start
             if it.end is not None:

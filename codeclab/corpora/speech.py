@@ -236,7 +236,10 @@ def build_speech_corpus(
             advance()
 
     licences: dict[str, tuple[list, str]] = {}
-    train_rows, heldout_rows, failed, too_short = [], [], {}, []
+    train_rows: list[dict] = []
+    heldout_rows: list[dict] = []
+    failed: dict[str, str] = {}
+    too_short: list[str] = []
     for (src, dest), reason in zip(todo, reasons):
         if reason is not None:
             log.warning("%s: %s", src.path, reason)

@@ -93,7 +93,7 @@ def listening_items(
         players = [Player("original", native.mean(axis=0), rate, original)]
         for measured in settings:
             codec = measured.codec
-            row = next((r for r in measured.items if r["item"] == it.id), {})
+            row: dict[str, Any] = next((r for r in measured.items if r["item"] == it.id), {})
             x = torch.as_tensor(load_audio(it.path, codec.sample_rate, codec.channels, it.start, it.end))
             try:
                 estimate = _mono(reconstruct(codec, x, measured.n_q)[0])

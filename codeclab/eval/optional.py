@@ -71,6 +71,6 @@ def _make_torchaudio_optional() -> types.ModuleType | None:
             f"torchaudio.{name} is not available here (torchaudio does not import with this torch)"
         )
 
-    stub.__getattr__ = _unusable  # type: ignore[attr-defined]
+    stub.__getattr__ = _unusable  # type: ignore[method-assign]
     sys.modules["torchaudio"] = stub
     return stub

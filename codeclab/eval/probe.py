@@ -242,7 +242,10 @@ def run_probe(
             f"{store}: {per}; all {row['all_codebooks_accuracy']:.3f}; majority {row['majority_baseline']:.3f}"
         )
     source = labels or str(manifest)
-    report = {"provenance": provenance(command, manifest=str(manifest), labels=source), "results": rows}
+    report: dict[str, Any] = {
+        "provenance": provenance(command, manifest=str(manifest), labels=source),
+        "results": rows,
+    }
     write_json(report, out / "probe.json")
     table = []
     for r in rows:

@@ -241,7 +241,12 @@ def plot_curves(
     fig_all, axes = plt.subplots(grid_rows, cols, figsize=(5.5 * cols, 4 * grid_rows), squeeze=False)
     for i, metric in enumerate(shown):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        direction = {True: "higher is better \u2191", False: "lower is better \u2193"}.get(better.get(metric))
+        better_up = better.get(metric)
+        direction = (
+            None
+            if better_up is None
+            else ("higher is better \u2191" if better_up else "lower is better \u2193")
+        )
         ylabel = textwrap.fill(labels.get(metric, metric), 42) + (f"\n({direction})" if direction else "")
         missing = [g for g in groups if not any(r[group] == g and finite(r, metric) for r in rows)]
         for target in (ax, axes[i // cols][i % cols]):

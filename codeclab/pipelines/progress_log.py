@@ -32,7 +32,7 @@ class ProgressLog:
     def __init__(self, emit: Callable[[str], None], interval: float = 30.0) -> None:
         self.emit, self.interval = emit, interval
         self.begin = time.monotonic()
-        self.state = (0, None, 0.0, 0)
+        self.state: tuple[int, int | None, float, int] = (0, None, 0.0, 0)
         self.updated = False  # nothing to say before the first update (a usage error prints no progress)
         self._lock = threading.Lock()
         self._stop = threading.Event()

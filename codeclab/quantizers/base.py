@@ -25,6 +25,7 @@ class QuantizerConfig:
     codebook_size: values each code takes (a field of VQ configs, the product of the levels for FSQ)."""
 
     kind: ClassVar[str] = ""
+    dim: int
     codebook_size: int
 
     @property

@@ -56,8 +56,8 @@ def quantizer_config(kind: str, params: dict[str, Any]):
 
 
 def build_quantizer(kind: str, params: dict[str, Any]) -> Quantizer:
-    _, quantizer_cls = QUANTIZERS.get(kind, (None, None))
-    config = quantizer_config(kind, params)
+    config = quantizer_config(kind, params)  # an unknown kind is refused here
+    _, quantizer_cls = QUANTIZERS[kind]
     return quantizer_cls(config)
 
 

@@ -59,6 +59,9 @@ class RVQConfig(VQConfig):
 class ResidualVQ(Quantizer):
     """z [B, D, T] -> codes [B, n_q, T] through `num_quantizers` residual stages."""
 
+    latent_mean: Tensor  # a registered buffer
+    mean_initted: Tensor  # a registered buffer
+
     def __init__(self, config: RVQConfig | None = None, **kwargs) -> None:
         super().__init__()
         config = config if config is not None else RVQConfig(**kwargs)

@@ -130,6 +130,13 @@ def stage_health(stages: list[VectorQuantizer]) -> dict[str, Tensor]:
 class VectorQuantizer(Quantizer):
     """A single codebook. As a `Quantizer` it maps [B, D, T] to codes [B, 1, T]."""
 
+    cluster_size: Tensor  # a registered buffer
+    initted: Tensor  # a registered buffer
+    rows_since_use: Tensor  # a registered buffer
+    recent_rows: Tensor  # a registered buffer
+    codebook: Tensor  # a registered buffer
+    embed_sum: Tensor  # a registered buffer
+
     def __init__(self, config: VQConfig | None = None, **kwargs) -> None:
         super().__init__()
         config = config if config is not None else VQConfig(**kwargs)

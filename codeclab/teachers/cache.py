@@ -67,8 +67,8 @@ class TeacherCache:
 
     def compute(self, path: str | Path) -> Tensor:
         """Run the teacher on the whole file (no cache) -> [T_t, D]."""
-        wav = load_audio(path, self.teacher.sample_rate, 1)
-        wav = torch.from_numpy(normalise_loudness(wav, self.target_db))[0]
+        audio = load_audio(path, self.teacher.sample_rate, 1)
+        wav = torch.from_numpy(normalise_loudness(audio, self.target_db))[0]
         return self.teacher.item_features(wav).float().contiguous()
 
     def get(self, path: str | Path) -> Tensor:

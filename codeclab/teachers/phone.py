@@ -62,6 +62,9 @@ class PhoneTeacherConfig:
 class PhoneNet(nn.Module):
     """log-mel [B, n_mels, T] -> phone logits [B, T, n_phones]."""
 
+    mel_mean: Tensor  # a registered buffer
+    mel_std: Tensor  # a registered buffer
+
     def __init__(self, config: PhoneTeacherConfig) -> None:
         super().__init__()
         c, k = config.channels, config.kernel

@@ -311,7 +311,7 @@ def train_bpe(
     bpe = AudioBPE(fast, n_q, k, pattern, info)
     if text_tokenizer is None:
         fast.save_pretrained(str(out))
-    else:
+    elif base is not None:
         bpe = _merge_with_text(bpe, text_tokenizer, base)
         fast.save_pretrained(str(out / AUDIO_SUBDIR))
         bpe.merged.save_pretrained(str(out))

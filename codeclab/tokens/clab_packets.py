@@ -152,7 +152,7 @@ class ClabPacketWriter:
         self._sequence = 0
         self._pending = np.zeros((n_q, 0), dtype=np.int64)
         full = {**header, "n_q": n_q, "bits": self.bits, "coding": coding, "packet_frames": packet_frames}
-        if coding == "range":
+        if coding == "range" and model is not None:
             full["entropy_model"] = model.sha256
         check_header({"frames": 1, "audio_length": 1, **full}, "the .clab header to write")
         self._send(packet_layout_prefix(full, PACKET_VERSION))

@@ -65,7 +65,7 @@ def export_webdataset(store: str | Path, out: str | Path, shard_size: int = 10_0
     _empty_target(out, Path(store))
     ids = tokens.ids()
     shards: list[Path] = []
-    sink = None
+    sink: Any = None  # the open webdataset.TarWriter
     try:
         for n, item_id in enumerate(progress_iter(ids, f"export {out.name}", len(ids), "items")):
             if n % shard_size == 0:

@@ -94,7 +94,8 @@ class EntropyModel:
         digest = hashlib.sha256(
             np.asarray(counts.shape, dtype="<i8").tobytes() + counts.astype("<i8").tobytes()
         )
-        for q in sorted(int(q) for q in (pairs or {})):
+        pairs = pairs or {}
+        for q in sorted(int(q) for q in pairs):
             p = np.asarray(pairs[q], dtype=np.int64).reshape(-1, 3)
             key = p[:, 0] * self.codebook_size + p[:, 1]
             order = np.argsort(key, kind="stable")

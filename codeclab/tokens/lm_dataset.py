@@ -328,7 +328,11 @@ class PackedTokenDataset(torch.utils.data.IterableDataset):
             yield self.dataset[index]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        length, pieces, masks, ids, spans = 0, [], [], [], []
+        length = 0
+        pieces: list[Any] = []
+        masks: list[Any] = []
+        ids: list[str] = []
+        spans: list[Any] = []
         offsets: list[int] = []  # each piece's first position inside its item (split items)
         for item in self._items():
             tokens = item["input_ids"]

@@ -94,8 +94,8 @@ class StoreLayout:
 
     root: Path
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
 
     @property
     def metadata(self) -> Path:

@@ -47,6 +47,8 @@ class PeriodDiscriminator(nn.Module):
 class STFTDiscriminator(nn.Module):
     """2-d convolutions over the complex STFT (real and imaginary parts as channels)."""
 
+    window: Tensor  # a registered buffer
+
     def __init__(self, n_fft: int, channels: int = 32, dilations: tuple[int, ...] = (1, 2, 4)) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, n_fft // 4

@@ -60,6 +60,8 @@ class PhaseLoss(nn.Module):
     the instantaneous frequency (along time), each weighted by the reference's normalised magnitude so
     that silent bins, whose phase is noise, do not count."""
 
+    window: Tensor  # a registered buffer
+
     def __init__(self, n_fft: int = 320, hop: int = 80) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop

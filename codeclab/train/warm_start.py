@@ -13,9 +13,9 @@ def warm_start(
     """Copy into `codec` every tensor of the codec saved in `directory` (save_pretrained; its sha256 is
     checked) that has the same name and shape and no name prefix in `skip`; the rest keep their initial values. Returns (tensors
     loaded, names left as initialised). Raises ValueError when nothing fits (the wrong directory)."""
-    from codeclab.catalog.loading import load_pretrained
+    from codeclab.codecs.neural import NeuralCodec
 
-    source = load_pretrained(directory).state_dict()
+    source = NeuralCodec.from_pretrained(directory).state_dict()
     own = codec.state_dict()
     fitting = {
         k: v

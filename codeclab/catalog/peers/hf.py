@@ -142,7 +142,7 @@ class TransformersCodec(nn.Module, AudioCodec):
         """The floating type the model computes in (float32 unless moved with `.to(dtype)`)."""
         return next(self.model.parameters()).dtype
 
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:  # type: ignore[override]
         """The transformers model's state dict (keys without a `model.` prefix, as `from_pretrained` has them)."""
         return self.model.state_dict(*args, **kwargs)
 
@@ -176,7 +176,9 @@ class TransformersCodec(nn.Module, AudioCodec):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> TransformersCodec:
+    def from_pretrained(  # type: ignore[override]  # a concrete class loads its own directory
+        cls, directory: str | Path, device: str | torch.device = "cpu"
+    ) -> TransformersCodec:
         """Rebuild a peer written by `save_pretrained` (its files' sha256 checked first); a directory
         holding another kind of codec raises TypeError."""
         directory = Path(directory)
@@ -302,6 +304,8 @@ def load_saved_peer(
         raise ValueError(f"{config_path}: a saved peer's weights_file is {expected_file!r}")
     checked_weights_file(directory, {**meta, "weights_file": expected_file}, subfolder=SAVED_MODEL_DIR)
     codec = entry.factory(weights=str(directory / SAVED_MODEL_DIR), device=device)
+    if not isinstance(codec, TransformersCodec):
+        raise TypeError(f"{config_path}: {name} is not a transformers peer")
     codec.random_init = meta.get("random_init") is True
     codec.weights = None if codec.random_init else str(directory)
     return codec

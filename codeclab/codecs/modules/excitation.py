@@ -46,6 +46,9 @@ class ExcitationState:
 class Excitation(nn.Module):
     """F0 per code frame [B, F] -> harmonic spectra [B, bins, F * sub_frames] and noise spectra."""
 
+    window: Tensor  # a registered buffer
+    noise_table: Tensor  # a registered buffer
+
     def __init__(self, sample_rate: int, frame_hop: int, hop: int, overlap: int) -> None:
         super().__init__()
         self.sample_rate, self.frame_hop, self.hop, self.overlap = sample_rate, frame_hop, hop, overlap

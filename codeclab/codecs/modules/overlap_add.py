@@ -20,6 +20,8 @@ class OverlapAdd(nn.Module):
     """Complex spectra [B, C, n_fft // 2 + 1, S] -> audio [B, C, S * hop] (hann synthesis window, n_fft =
     hop * overlap; unit spectra give unit audio)."""
 
+    window: Tensor  # a registered buffer
+
     def __init__(self, hop: int, overlap: int) -> None:
         super().__init__()
         self.hop, self.overlap, self.n_fft = hop, overlap, hop * overlap
