@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from codeclab.cli.common import codec_from_options, console, device_or_fail, fail, setup_logging
-from codeclab.tokens.store_layout import StoreLayout
+from codeclab.tokens.store_paths import StoreLayout
 
 DEFAULT_CODEC = "codeclab-16k-speech"
 

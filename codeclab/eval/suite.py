@@ -31,7 +31,7 @@ from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import run_recon, summary_cell
 from codeclab.eval.report import format_cell, provenance, write_json, write_table
 from codeclab.eval.speed import measure_speed
-from codeclab.tokens.store_layout import StoreLayout
+from codeclab.tokens.store_paths import StoreLayout
 
 HEADLINE = ("stoi", "pesq_wb", "mel_distance", "speaker_sim", "dnsmos", "wer")
 MIN_HELD_OUT_ITEMS = 20  # an LM figure over fewer held-out items is flagged as meaningless
