@@ -79,10 +79,15 @@ def load_directory(directory: str | Path, device: str | torch.device = "cpu") ->
     own `save_pretrained` (config.json kind "peer"), its weights' sha256 checked first."""
     directory = Path(directory)
     meta = read_config(directory)
-    if meta.get("kind") == "peer":
-        from codeclab.catalog.peers.hf import load_saved_peer
+    if meta.get("kind") == "peer":  # the peer's own loader (transformers peers: load_saved_peer)
+        name = meta.get("name")
+        entry = entries().get(name) if isinstance(name, str) else None
+        loader = None if entry is None else entry.extra.get("load_saved")
+        if loader is None:
+            from codeclab.catalog.peers.hf import load_saved_peer
 
-        return load_saved_peer(directory, meta, device=device)
+            loader = load_saved_peer
+        return loader(directory, meta, device=device)
     return NeuralCodec.from_pretrained(directory, device=device)
 
 

@@ -18,6 +18,7 @@ _PROVIDERS = [
     "codeclab.catalog.presets",
     "codeclab.catalog.peers.transformers_codecs",
     "codeclab.catalog.peers.classic",
+    "codeclab.catalog.peers.snac_codec",
 ]
 
 
