@@ -60,6 +60,7 @@ from codeclab.tokens.clab_format import (
     ClabFormatError,
     bits_per_code,
     check_header,
+    check_prefix,
     pack_codes,
     packet_layout_prefix,
     parse_header,
@@ -230,13 +231,7 @@ def iter_stream(stream: BinaryIO, where: str = "<stream>") -> Iterator[dict[str,
     codes [n_q, f] per packet; at the end packet, the header gains `frames` and `audio_length` and is
     checked whole. Every problem raises ClabFormatError naming `where` (and the packet)."""
     prefix = _read_exactly(stream, PREFIX.size, where, "the prefix")
-    magic, version, head_len = PREFIX.unpack(prefix)
-    if magic != MAGIC:
-        raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
-    if version != STREAM_VERSION:
-        raise ClabFormatError(f"{where}: .clab version {version} is not the packet layout ({STREAM_VERSION})")
-    if head_len > MAX_HEADER:
-        raise ClabFormatError(f"{where}: header length {head_len} exceeds {MAX_HEADER} bytes")
+    head_len = check_prefix(prefix, STREAM_VERSION, where)
     raw = _read_exactly(stream, head_len, where, "the header")
     (crc,) = CRC.unpack(_read_exactly(stream, CRC.size, where, "the header CRC"))
     if zlib.crc32(prefix + raw) != crc:

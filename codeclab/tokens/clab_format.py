@@ -154,3 +154,16 @@ def packet_layout_prefix(header: dict[str, Any], version: int) -> bytes:
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
     prefix = PREFIX.pack(MAGIC, version, len(head)) + head
     return prefix + CRC.pack(zlib.crc32(prefix))
+
+
+def check_prefix(prefix: bytes, version: int, where: str) -> int:
+    """The header length of a packet-layout file's prefix (magic, version, header length), after checking
+    the magic, that the version is `version` and that the header length is within MAX_HEADER."""
+    magic, found, head_len = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
+    if found != version:
+        raise ClabFormatError(f"{where}: .clab version {found} is not the packet layout ({version})")
+    if head_len > MAX_HEADER:
+        raise ClabFormatError(f"{where}: header length {head_len} exceeds {MAX_HEADER} bytes")
+    return head_len

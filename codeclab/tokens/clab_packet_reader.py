@@ -15,13 +15,12 @@ from codeclab._checks import codes_out_of_range
 from codeclab._files import read_up_to
 from codeclab.tokens.clab_format import (
     CRC,
-    MAGIC,
-    MAX_HEADER,
     PACKET_VERSION,
     PREFIX,
     ClabFile,
     ClabFormatError,
     check_header,
+    check_prefix,
     parse_header,
     unpack_codes,
 )
@@ -105,13 +104,7 @@ class _Packet:
 def _read_header(buf: _Buffer, where: str) -> dict[str, Any]:
     if not buf.fill(PREFIX.size):
         raise ClabFormatError(f"{where}: truncated .clab file (ended inside the prefix)")
-    magic, version, head_len = PREFIX.unpack(buf.peek(PREFIX.size))
-    if magic != MAGIC:
-        raise ClabFormatError(f"{where}: not a .clab file (magic {magic!r}, expected {MAGIC!r})")
-    if version != PACKET_VERSION:
-        raise ClabFormatError(f"{where}: .clab version {version} is not the packet layout ({PACKET_VERSION})")
-    if head_len > MAX_HEADER:
-        raise ClabFormatError(f"{where}: header length {head_len} exceeds {MAX_HEADER} bytes")
+    head_len = check_prefix(buf.peek(PREFIX.size), PACKET_VERSION, where)
     if not buf.fill(PREFIX.size + head_len + CRC.size):
         raise ClabFormatError(f"{where}: truncated .clab file (ended inside the header)")
     prefix = buf.peek(PREFIX.size + head_len)
