@@ -319,6 +319,19 @@ class AudioCodec(ABC):
         whole pass (`codeclab.codecs.chunked`)."""
         return None
 
+    def long_file_context(self) -> tuple[int, int] | None:
+        """Samples (before, after) that a chunked encode of a long file carries around each chunk
+        (`codeclab.codecs.chunked.encode_stream`, `codeclab tokenize` over --long-seconds): the encoder's
+        own context, so chunked codes equal a whole pass. A peer whose context is unbounded states a
+        window instead (`long_file_exact` is then False, and codes near chunk edges may differ; the
+        measured agreement is in docs/peers.md). None: long files are encoded whole."""
+        return self.encoder_context()
+
+    @property
+    def long_file_exact(self) -> bool:
+        """True when `long_file_context` is the encoder's exact context (chunked == whole)."""
+        return self.long_file_context() is not None and self.long_file_context() == self.encoder_context()
+
     def decoder_context(self) -> tuple[int, int] | None:
         """Code frames (before, after) that one frame of decoded audio depends on, when bounded; None when
         not known. A known context lets long items be decoded in chunks (`codeclab.codecs.chunked`)."""

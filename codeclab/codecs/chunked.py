@@ -1,4 +1,5 @@
-"""Encode audio of any length in bounded memory, with exactly the codes of a whole pass.
+"""Encode audio of any length in bounded memory, with exactly the codes of a whole pass (codeclab codecs)
+or, for a peer whose encoder context is unbounded, within the window it states (`long_file_context`).
 
 Frame f's codes depend only on input samples [f*hop - before, f*hop + after] (`codec.encoder_context()`).
 Frames are therefore encoded in chunks that carry `ceil(before / hop)` frames of real audio before them
@@ -39,12 +40,14 @@ def encode_stream(
 ) -> Encoded:
     """Encode one item delivered as blocks [C, n] (any sizes) -> Encoded with batch size 1.
 
-    Memory holds one chunk plus its context, never the whole item. Raises `ValueError` for a codec
-    whose encoder context is unbounded or unknown (encode such audio whole instead)."""
-    context = codec.encoder_context()
+    Memory holds one chunk plus its context, never the whole item. The context is
+    `codec.long_file_context()`: the encoder's own (codes equal a whole pass), or a peer's stated window
+    (codes near chunk edges may differ: `codec.long_file_exact` is False). Raises `ValueError` for a codec
+    that states neither (encode such audio whole instead)."""
+    context = codec.long_file_context()
     if context is None:
         raise ValueError(
-            f"{codec.name}: the encoder's context is unknown or unbounded; chunked encoding would change codes"
+            f"{codec.name}: the encoder's context is unknown or unbounded and no window is stated; encode whole"
         )
     before, after = context
     hop = codec.hop_length

@@ -73,13 +73,13 @@ def encode_file(
     """Encode an audio file into a version-3 .clab file: packets of about `packet_ms`, range coded with
     the codec's entropy model (`coding` "auto" or "range") or bit-packed ("bits").
 
-    Files longer than `long_seconds` are read and encoded in chunks (bounded memory, the same codes as a
-    whole pass) when the codec's encoder context is bounded, as codeclab's codecs' are."""
+    Files longer than `long_seconds` are read and encoded in chunks (bounded memory) when the codec states
+    a `long_file_context`: the same codes as a whole pass for codeclab's codecs, a stated window for peers."""
     codec = spec.load()
     n_q = codec.check_n_q(n_q)
     coding, model = resolve_coding(codec, coding)
     frames_per_packet = packet_frames_for(codec, packet_ms)
-    if audio_info(source).duration > long_seconds and codec.encoder_context() is not None:
+    if audio_info(source).duration > long_seconds and codec.long_file_context() is not None:
         blocks = stream_audio(source, codec.sample_rate, codec.channels)
         encoded = encode_stream(codec, blocks, n_q=n_q, chunk_seconds=chunk_seconds)
     else:

@@ -36,6 +36,7 @@ from codeclab.codecs.pretrained import (
     read_config,
 )
 
+LONG_FILE_CONTEXT_SECONDS = 2.0  # audio each side of a chunk when a peer encodes a long file in windows
 SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
 PEERS_HINT = install_hint("peers") + " (Hugging Face transformers)"
@@ -148,6 +149,13 @@ class TransformersCodec(nn.Module, AudioCodec):
 
     def load_state_dict(self, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
         return self.model.load_state_dict(state_dict, *args, **kwargs)
+
+    def long_file_context(self) -> tuple[int, int] | None:
+        """A stated window for long files: `LONG_FILE_CONTEXT_SECONDS` of audio each side of a chunk (the
+        models' attention or recurrence reaches further, so `long_file_exact` is False; the measured
+        agreement with a whole pass is in docs/peers.md)."""
+        context = round(LONG_FILE_CONTEXT_SECONDS * self.sample_rate)
+        return context, context
 
     # -- saving ----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

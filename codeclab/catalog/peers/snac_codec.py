@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from codeclab._files import read_json_file
 from codeclab._optional import optional_import
+from codeclab.catalog.peers.hf import LONG_FILE_CONTEXT_SECONDS
 from codeclab.catalog.registry import register_codec
 from codeclab.codecs.base import AudioCodec, Encoded, WeightsNeeded, check_audio
 from codeclab.codecs.pretrained import (
@@ -214,6 +215,11 @@ class SnacCodec(nn.Module, AudioCodec):
             )
             start += count
         return latent
+
+    def long_file_context(self) -> tuple[int, int] | None:
+        """A stated window for long files, as the transformers peers state it (docs/peers.md)."""
+        context = round(LONG_FILE_CONTEXT_SECONDS * self.sample_rate)
+        return context, context
 
     # -- saving ----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -1,0 +1,68 @@
+"""Long files through peers: `long_file_context` says how a chunked encode treats each codec (codeclab's
+own: the exact encoder context; peers: a stated window), chunked codes agree with a whole pass where the
+window covers the encoder's reach, and memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import codeclab
+from codeclab.audio.signals import synthetic_speech
+from codeclab.codecs.chunked import encode_chunked
+
+
+def test_codeclab_codecs_are_exact_and_peers_state_a_window():
+    tiny = codeclab.load_codec("codeclab-tiny", random_init=True)
+    assert tiny.long_file_exact and tiny.long_file_context() == tiny.encoder_context()
+    pytest.importorskip("snac", reason="the SNAC peer needs the snac package")
+    snac = codeclab.load_codec("snac-24khz", random_init=True)
+    assert snac.encoder_context() is None and not snac.long_file_exact
+    assert snac.long_file_context() == (2 * snac.sample_rate, 2 * snac.sample_rate)
+
+
+@pytest.mark.slow
+def test_a_peer_chunked_encode_equals_a_whole_pass_within_its_window():
+    """DAC (convolutional, receptive field well under the 2 s window; random-init codes vary, so the
+    comparison means something): 5 s chunks give exactly the whole pass's codes (BENCHMARKS.md)."""
+    pytest.importorskip("transformers", reason="peer codecs need the peers extra")
+    dac = codeclab.load_codec("dac-16khz", random_init=True)
+    wav = synthetic_speech(12.0, dac.sample_rate, seed=1) * 0.5
+    whole = dac.encode(wav[None]).codes[0]
+    assert len(torch.unique(whole[0])) > 50
+    assert torch.equal(encode_chunked(dac, wav, chunk_seconds=5.0).codes[0], whole)
+
+
+_PEAK = r"""
+import json, resource, sys, torch, codeclab
+from codeclab.audio.signals import synthetic_speech
+from codeclab.codecs.chunked import encode_stream
+mode = sys.argv[1]
+codec = codeclab.load_codec("snac-24khz", random_init=True)
+rate, seconds = codec.sample_rate, 90
+blocks = [synthetic_speech(5.0, rate, seed=i) * 0.5 for i in range(seconds // 5)]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode == "whole":
+    codes = codec.encode(torch.cat(blocks, dim=1)[None]).codes[0]
+else:
+    codes = encode_stream(codec, iter(blocks), chunk_seconds=5.0).codes[0]
+rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"rise_kib": rise, "frames": codes.shape[-1]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_long_file_through_a_peer_is_encoded_in_bounded_memory():
+    """90 s through SNAC: the chunked encode's peak memory rise is under half the whole pass's."""
+    pytest.importorskip("snac", reason="the SNAC peer needs the snac package")
+    runs = {}
+    for mode in ("whole", "chunked"):
+        out = subprocess.run([sys.executable, "-c", _PEAK, mode], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["whole"]["frames"] == runs["chunked"]["frames"]
+    assert runs["chunked"]["rise_kib"] < 0.5 * runs["whole"]["rise_kib"], runs
