@@ -191,6 +191,12 @@ def test_every_package_has_a_layer():
     assert packages <= set(LAYERS), f"packages without a layer: {sorted(packages - set(LAYERS))}"
 
 
+def test_every_folder_of_modules_is_a_package():
+    """A folder of modules without __init__.py imports in a checkout but is left out of a built wheel."""
+    folders = {path.parent for path in PACKAGE.rglob("*.py")}
+    assert sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").exists()) == []
+
+
 def test_no_circle_of_files_inside_a_folder():
     assert circles(PACKAGE) == []
 
