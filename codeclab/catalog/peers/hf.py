@@ -16,18 +16,18 @@ What the adapter adds to the transformers models:
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from codeclab._files import atomic_write_json
 from codeclab._optional import install_hint
-from codeclab.codecs.base import AudioCodec, Encoded, UnsupportedDtype, WeightsNeeded, check_audio
+from codeclab.catalog.peers.item_codec import ItemCodec
+from codeclab.codecs.base import UnsupportedDtype, WeightsNeeded
 from codeclab.codecs.pretrained import (
     CONFIG_FILE,
     PEER_FORMAT_VERSION,
@@ -36,7 +36,6 @@ from codeclab.codecs.pretrained import (
     read_config,
 )
 
-LONG_FILE_CONTEXT_SECONDS = 2.0  # audio each side of a chunk when a peer encodes a long file in windows
 SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers model inside a codec directory
 
 PEERS_HINT = install_hint("peers") + " (Hugging Face transformers)"
@@ -68,7 +67,7 @@ def _check_torchaudio() -> None:
         ) from err
 
 
-class TransformersCodec(nn.Module, AudioCodec):
+class TransformersCodec(ItemCodec):
     """Base adapter, an `nn.Module` whose one submodule is the transformers model (so `.to(device or
     dtype)`, `.parameters()` and `.eval()` act on it; `state_dict()` is the model's own, unprefixed).
     Subclasses set `model_class`, build `default_config()`, and implement
@@ -76,13 +75,6 @@ class TransformersCodec(nn.Module, AudioCodec):
 
     model_class: str = ""
     hub_id: str = ""
-
-    def __init__(self, model: Any, name: str, random_init: bool, weights: str | None) -> None:
-        super().__init__()
-        self.model = model.eval()
-        self.name = name
-        self.random_init = random_init
-        self.weights = weights
 
     # -- construction --------------------------------------------------------------------------------
     @classmethod
@@ -134,28 +126,12 @@ class TransformersCodec(nn.Module, AudioCodec):
     def channels(self) -> int:
         return int(getattr(self.config, "audio_channels", 1))
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The floating type the model computes in (float32 unless moved with `.to(dtype)`)."""
-        return next(self.model.parameters()).dtype
-
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:  # type: ignore[override]
         """The transformers model's state dict (keys without a `model.` prefix, as `from_pretrained` has them)."""
         return self.model.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
         return self.model.load_state_dict(state_dict, *args, **kwargs)
-
-    def long_file_context(self) -> tuple[int, int] | None:
-        """A stated window for long files: `LONG_FILE_CONTEXT_SECONDS` of audio each side of a chunk (the
-        models' attention or recurrence reaches further, so `long_file_exact` is False; the measured
-        agreement with a whole pass is in docs/peers.md)."""
-        context = round(LONG_FILE_CONTEXT_SECONDS * self.sample_rate)
-        return context, context
 
     # -- saving ----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -198,32 +174,7 @@ class TransformersCodec(nn.Module, AudioCodec):
             raise TypeError(f"{directory} holds a {type(codec).__name__}, not a {cls.__name__}")
         return codec
 
-    def describe(self) -> dict:
-        info = super().describe()
-        info.update(
-            random_init=self.random_init,
-            weights=self.weights or ("random init" if self.random_init else None),
-        )
-        return info
-
     # -- contract --------------------------------------------------------------------------------------
-    def _padded_item(self, wav: Tensor, length: int) -> Tensor:
-        frames = math.ceil(length / self.hop_length)
-        x = wav[:, :length]
-        return torch.nn.functional.pad(x, (0, frames * self.hop_length - length))[None]
-
-    def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
-        wav, lengths = check_audio(wav, lengths, self.channels)
-        n_q = self.check_n_q(n_q)
-        items = []
-        with torch.inference_mode(), self._dtype_errors("encode"):
-            for b in range(wav.shape[0]):
-                length = int(lengths[b])
-                x = self._padded_item(wav[b].to(self.device, self.dtype), length)
-                codes = self._encode_item(x, n_q)[0, :n_q].long()
-                items.append(codes)
-        return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
-
     @contextmanager
     def _dtype_errors(self, what: str) -> Iterator[None]:
         """Turn a transformers model's dtype failure after `.to(torch.bfloat16)` (some models keep float32
@@ -239,24 +190,6 @@ class TransformersCodec(nn.Module, AudioCodec):
                 f"{self.name} cannot {what} in {self.dtype} with transformers {transformers.__version__} "
                 f"({str(err).splitlines()[0][:120]}); move it back with codec.float()"
             ) from err
-
-    def decode(self, encoded: Encoded | Tensor) -> Tensor:
-        encoded = self.checked(encoded)
-        out_lengths = self.decode_lengths(encoded)
-        longest = int(out_lengths.max())
-        out = torch.zeros(encoded.batch_size, self.channels, longest)
-        with torch.inference_mode(), self._dtype_errors("decode"):
-            for b, codes in enumerate(encoded.items()):
-                wav = self._decode_item(codes[None].to(self.device)).float().cpu()
-                n = min(int(out_lengths[b]), wav.shape[-1])
-                out[b, :, :n] = wav[0, :, :n]
-        return out
-
-    def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
-        raise NotImplementedError
-
-    def _decode_item(self, codes: Tensor) -> Tensor:
-        raise NotImplementedError
 
 
 def smallest_setting(options: dict[float, int], n_q: int) -> float:

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from codeclab._files import read_json_file
 from codeclab._optional import optional_import
-from codeclab.catalog.peers.hf import LONG_FILE_CONTEXT_SECONDS
+from codeclab.catalog.peers.item_codec import ItemCodec
 from codeclab.catalog.registry import register_codec
-from codeclab.codecs.base import AudioCodec, Encoded, WeightsNeeded, check_audio
+from codeclab.codecs.base import WeightsNeeded
 from codeclab.codecs.pretrained import (
     CONFIG_FILE,
     PEER_FORMAT_VERSION,
@@ -70,7 +70,7 @@ def orpheus_order(codes: Tensor) -> Tensor:
     return codes[..., ORPHEUS_ORDER, :]
 
 
-class SnacCodec(nn.Module, AudioCodec):
+class SnacCodec(ItemCodec):
     """A `snac.SNAC` model (its one submodule, `model`) as a token codec: codes [B, n_q, F] at the coarsest
     level's rate, levels in rows (module doc)."""
 
@@ -79,12 +79,8 @@ class SnacCodec(nn.Module, AudioCodec):
     def __init__(
         self, model: Any, snac_config: dict, name: str, random_init: bool, weights: str | None
     ) -> None:
-        super().__init__()
-        self.model = model.eval()
+        super().__init__(model, name, random_init, weights)
         self.snac_config = dict(snac_config)
-        self.name = name
-        self.random_init = random_init
-        self.weights = weights
 
     # -- construction --------------------------------------------------------------------------------
     @classmethod
@@ -151,52 +147,28 @@ class SnacCodec(nn.Module, AudioCodec):
     def codebook_size(self) -> int:
         return int(self.snac_config["codebook_size"])
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The floating type the model computes in (float32 unless moved with `.to(dtype)`)."""
-        return next(self.model.parameters()).dtype
-
     def describe(self) -> dict:
         info = super().describe()
-        info.update(levels=self.levels, random_init=self.random_init, weights=self.weights or "random init")
+        info.update(levels=self.levels)
         return info
 
-    # -- contract --------------------------------------------------------------------------------------
-    def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
-        wav, lengths = check_audio(wav, lengths, self.channels)
-        n_q = self.check_n_q(n_q)
-        items = []
-        with torch.inference_mode():
-            for b in range(wav.shape[0]):
-                length = int(lengths[b])
-                frames = math.ceil(length / self.hop_length)
-                x = nn.functional.pad(wav[b, :, :length], (0, frames * self.hop_length - length))
-                levels = self.model.encode(x[None].to(self.device, self.dtype))
-                items.append(self._rows(levels, frames)[:n_q])
-        return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
+    # -- contract (item by item: ItemCodec) ------------------------------------------------------------
+    def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
+        """x [1, 1, frames * hop] -> rows [1, num_codebooks, frames] (every level; the caller keeps n_q)."""
+        return self._rows(self.model.encode(x), x.shape[-1] // self.hop_length)[None]
 
     def _rows(self, levels: list[Tensor], frames: int) -> Tensor:
         """SNAC's per-level codes [1, frames * rows_l] -> rows [sum rows_l, frames], level by level."""
         rows = [
             codes[0, : frames * count].reshape(frames, count).T for codes, count in zip(levels, self.levels)
         ]
-        return torch.cat(rows).long().cpu()
+        return torch.cat(rows)
 
-    def decode(self, encoded: Encoded | Tensor) -> Tensor:
-        encoded = self.checked(encoded)
-        out_lengths = self.decode_lengths(encoded)
-        out = torch.zeros(encoded.batch_size, self.channels, int(out_lengths.max()))
-        with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-            for b, codes in enumerate(encoded.items()):
-                torch.manual_seed(DECODE_SEED)
-                wav = self.model.decoder(self._latent(codes.to(self.device))).float().cpu()
-                n = min(int(out_lengths[b]), wav.shape[-1])
-                out[b, :, :n] = wav[0, :, :n]
-        return out
+    def _decode_item(self, codes: Tensor) -> Tensor:
+        """codes [1, n_q, F] -> audio [1, 1, F * hop], the decoder's noise drawn from `DECODE_SEED`."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(DECODE_SEED)
+            return self.model.decoder(self._latent(codes[0]))
 
     def _latent(self, codes: Tensor) -> Tensor:
         """The quantized latent [1, D, frames * finest rows] of the complete levels among rows [n_q, F]."""
@@ -215,11 +187,6 @@ class SnacCodec(nn.Module, AudioCodec):
             )
             start += count
         return latent
-
-    def long_file_context(self) -> tuple[int, int] | None:
-        """A stated window for long files, as the transformers peers state it (docs/peers.md)."""
-        context = round(LONG_FILE_CONTEXT_SECONDS * self.sample_rate)
-        return context, context
 
     # -- saving ----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
