@@ -15,22 +15,14 @@ import math
 import torch
 from torch import Tensor
 
-from codeclab._optional import install_hint
+from codeclab.catalog.peers.hf import require_transformers
 from codeclab.teachers.base import Teacher, check_rate
 
 MODEL_TYPES = ("hubert", "wavlm", "wav2vec2", "data2vec-audio", "wav2vec2-bert")
-INSTALL = install_hint("peers") + " (transformers)"
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError as err:
-        raise ImportError(f"Hugging Face teachers need transformers: {INSTALL}") from err
-    from codeclab.catalog.peers.hf import _check_torchaudio
-
-    _check_torchaudio()
-    return transformers
+    return require_transformers("Hugging Face teachers")
 
 
 def parse_layer(text: str | int | None) -> int | str:

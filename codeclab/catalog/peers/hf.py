@@ -41,11 +41,13 @@ SAVED_MODEL_DIR = "transformers"  # where save_pretrained puts the transformers 
 PEERS_HINT = install_hint("peers") + " (Hugging Face transformers)"
 
 
-def require_transformers():
+def require_transformers(purpose: str = "peer codecs"):
+    """transformers, checked to import with a torchaudio that works (ImportError saying what to install,
+    naming `purpose`: peer codecs here, Hugging Face teachers in `teachers/hf.py`)."""
     try:
         import transformers
     except ImportError as err:
-        raise ImportError(f"peer codecs need transformers: {PEERS_HINT}") from err
+        raise ImportError(f"{purpose} need transformers: {PEERS_HINT}") from err
     _check_torchaudio()
     return transformers
 
