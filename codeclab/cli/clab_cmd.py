@@ -29,7 +29,7 @@ def encode_command(
     ),
     random_init: bool = typer.Option(False, "--random-init", help="Use an untrained (random, seeded) codec."),
     seed: int = typer.Option(0, "--seed", help="Seed of a --random-init codec."),
-    n_q: int = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
+    n_q: int | None = typer.Option(None, "--n-q", help="Codebooks to keep (default: all)."),
     stream: bool = typer.Option(
         False,
         "--stream",

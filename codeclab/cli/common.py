@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import typer
 from rich.console import Console
@@ -25,6 +25,10 @@ EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1  # the run finished; some items failed and are listed with a reason
 EXIT_INPUT = 2  # a usage or input error (bad option, bad file, missing directory, disk full)
 EXIT_INTERNAL = 3  # a bug: an internal error, reported in one line (the traceback under --debug)
+
+
+if TYPE_CHECKING:
+    from codeclab.catalog.ref import CodecRef
 
 
 def fail(message: str | BaseException, code: int = EXIT_INPUT) -> NoReturn:
@@ -142,7 +146,7 @@ def progress_bars() -> Iterator[None]:
 
 def codec_from_options(
     text: str, weights: str | None = None, random_init: bool = False, seed: int = 0, n_q: int | None = None
-):  # -> tuple[CodecRef, int | None]
+) -> tuple[CodecRef, int | None]:
     """A command's `--codec` text (`NAME[@WEIGHTS][:N][,key=value]`, docs/codecs.md#naming-a-codec) with its
     separate flags folded in -> (how to load and record the codec, n_q or None); exits 2 on a bad one."""
     from codeclab.catalog.ref import CodecRef

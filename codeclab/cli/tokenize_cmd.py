@@ -83,7 +83,7 @@ def tokenize_command(
     weights: str = WEIGHTS_OPTION,
     random_init: bool = RANDOM_INIT_OPTION,
     seed: int = SEED_OPTION,
-    n_q: int = N_Q_OPTION,
+    n_q: int | None = N_Q_OPTION,
     device: str = DEVICE_OPTION,
     batch_seconds: float = BATCH_SECONDS_OPTION,
     workers: int = WORKERS_OPTION,

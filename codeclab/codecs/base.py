@@ -330,7 +330,8 @@ class AudioCodec(ABC):
     @property
     def long_file_exact(self) -> bool:
         """True when `long_file_context` is the encoder's exact context (chunked == whole)."""
-        return self.long_file_context() is not None and self.long_file_context() == self.encoder_context()
+        context = self.long_file_context()
+        return context is not None and context == self.encoder_context()
 
     def decoder_context(self) -> tuple[int, int] | None:
         """Code frames (before, after) that one frame of decoded audio depends on, when bounded; None when

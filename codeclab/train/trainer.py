@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -58,6 +58,9 @@ from codeclab.train.schedule import cosine_schedule
 from codeclab.train.semantic import SemanticTargets
 from codeclab.train.validation import score_heldout, validate
 from codeclab.train.warm_start import warm_start
+
+if TYPE_CHECKING:
+    from codeclab.teachers.cache import TeacherCache
 
 log = logging.getLogger("codeclab.train")
 
@@ -167,7 +170,7 @@ class Trainer:
         return SemanticTargets.open(semantic, sr, hop, root, cfg.target_db, self.device)
 
     @property
-    def teacher_cache(self):  # -> codeclab.teachers.cache.TeacherCache | None
+    def teacher_cache(self) -> TeacherCache | None:
         """The teacher features' cache of a codec with `config.semantic` (None otherwise)."""
         return None if self.semantic is None else self.semantic.cache
 
