@@ -17,6 +17,7 @@ from codeclab.codecs.base import AudioCodec
 _PROVIDERS = [
     "codeclab.catalog.presets",
     "codeclab.catalog.peers.transformers_codecs",
+    "codeclab.catalog.peers.w2v_bert_codecs",
     "codeclab.catalog.peers.classic",
     "codeclab.catalog.peers.snac_codec",
 ]

@@ -181,7 +181,7 @@ class XcodecCodec(TransformersCodec):
         return self.model.decode(codes).audio_values
 
 
-def _register(
+def register_transformers_peer(
     name: str,
     cls,
     description: str,
@@ -194,6 +194,8 @@ def _register(
     causal: bool | None,
     note: str = "",
 ) -> None:
+    """Register `cls` (a TransformersCodec) under `name` with the facts `codeclab list`/`info` show."""
+
     def factory(weights=None, random_init=False, device="cpu", seed: int = 0):
         return cls.create(name, weights=weights, random_init=random_init, device=device, seed=seed)
 
@@ -206,7 +208,7 @@ def _register(
         frame_rate=frame_rate,
         num_codebooks=num_codebooks,
         codebook_size=codebook_size,
-        source=f"{TRANSFORMERS}: {cls.model_class}",
+        source=f"{TRANSFORMERS}, pip install codeclab[peers]: {cls.model_class}",
         code_licence=code_licence,
         weights_licence=weights_licence,
         weights=cls.hub_id,
@@ -216,7 +218,7 @@ def _register(
     )(factory)
 
 
-_register(
+register_transformers_peer(
     "encodec-24khz",
     EncodecCodec,
     "EnCodec 24 kHz (Meta); n_q 2/4/8/16/32 = 1.5/3/6/12/24 kbps, others keep a prefix",
@@ -228,13 +230,13 @@ _register(
     "CC-BY-NC-4.0",
     causal=True,
 )
-_register(
+register_transformers_peer(
     "dac-16khz", Dac16k, "Descript Audio Codec 16 kHz", 16000, 50.0, 12, 1024, "MIT", "MIT", causal=False
 )
-_register(
+register_transformers_peer(
     "dac-24khz", Dac24k, "Descript Audio Codec 24 kHz", 24000, 75.0, 32, 1024, "MIT", "MIT", causal=False
 )
-_register(
+register_transformers_peer(
     "dac-44khz",
     Dac44k,
     "Descript Audio Codec 44.1 kHz",
@@ -246,7 +248,7 @@ _register(
     "MIT",
     causal=False,
 )
-_register(
+register_transformers_peer(
     "mimi",
     MimiCodec,
     "Mimi (Kyutai) 24 kHz, semantic first codebook; Moshi uses n_q=8 (1.1 kbps)",
@@ -258,7 +260,7 @@ _register(
     "CC-BY-4.0",
     causal=True,
 )
-_register(
+register_transformers_peer(
     "xcodec",
     XcodecCodec,
     "X-Codec (HuBERT semantic + acoustic) 16 kHz; n_q 1/2/3/4/8 = 0.5/1/1.5/2/4 kbps",
