@@ -4,8 +4,9 @@
 
 `codeclab tokenize` encodes files over --long-seconds in chunks (`codeclab.codecs.chunked.encode_stream`)
 with each codec's `long_file_context`: codeclab's codecs carry their exact encoder context (chunked ==
-whole, share 1.0); peers carry a stated window (2 s of audio each side) because their attention or
-recurrence reaches further, so codes near a chunk edge may differ. This measures the share of codes equal
+whole, share 1.0); Mimi goes through its own streaming state (exact); other peers carry a stated window
+(2 s of audio each side) because their attention or recurrence reaches further, so codes near a chunk
+edge may differ. This measures the share of codes equal
 to a whole pass, over all codebooks and for the first one, on a speech-like signal with random-init
 weights (no downloads here; trained weights may agree more or less).
 """
@@ -65,9 +66,11 @@ def main() -> None:
         for chunk in args.chunks:
             share, first, distinct = agreement(codec, args.seconds, chunk)
             cells.append(f"{share:.3f} / {first:.3f}")
-        seconds = context[0] / codec.sample_rate
+        window = f"{context[0] / codec.sample_rate:.3g} s"
+        if codec.long_file_streamer() is not None:
+            window = "its own streaming state"
         exact = "yes" if codec.long_file_exact else "no"
-        print(f"| {name} | {exact} | {seconds:.3g} s | {distinct} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {exact} | {window} | {distinct} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ _LAZY = {
     "codec_info": "codeclab.catalog.loading",
     "AudioCodec": "codeclab.codecs.base",
     "Encoded": "codeclab.codecs.base",
-    "RoundTripCodec": "codeclab.codecs.base",
+    "RoundTripCodec": "codeclab.codecs.roundtrip",
     "SampleRateMismatch": "codeclab.codecs.base",
     "UnsupportedDtype": "codeclab.codecs.base",
     "CodecRef": "codeclab.catalog.ref",
@@ -39,10 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from codeclab.codecs.base import (  # noqa: F401
         AudioCodec,
         Encoded,
-        RoundTripCodec,
         SampleRateMismatch,
         UnsupportedDtype,
     )
+    from codeclab.codecs.roundtrip import RoundTripCodec  # noqa: F401
     from codeclab.codecs.streaming import StreamingUnsupported  # noqa: F401
     from codeclab.tokens.store import TokenStore  # noqa: F401
 

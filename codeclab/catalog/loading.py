@@ -9,9 +9,10 @@ from typing import Any, Literal, overload
 import torch
 
 from codeclab.catalog.registry import CodecEntry, entries, get_entry
-from codeclab.codecs.base import AudioCodec, RoundTripCodec
+from codeclab.codecs.base import AudioCodec
 from codeclab.codecs.neural import NeuralCodec
 from codeclab.codecs.pretrained import read_config
+from codeclab.codecs.roundtrip import RoundTripCodec
 
 
 @overload

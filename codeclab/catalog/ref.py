@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 if TYPE_CHECKING:
     import torch
 
-    from codeclab.codecs.base import AudioCodec, RoundTripCodec
+    from codeclab.codecs.base import AudioCodec
+    from codeclab.codecs.roundtrip import RoundTripCodec
 
 INT_OPTIONS = ("seed", "bitrate", "mode", "sample_rate")
 TEXT_OPTIONS = ("weights", "device")

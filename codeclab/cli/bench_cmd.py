@@ -276,7 +276,7 @@ def speed_command(
 ) -> None:
     """Encode/decode x real time, frames/s and peak memory on one device (or, with --stream, streaming
     speed)."""
-    from codeclab.codecs.base import RoundTripCodec
+    from codeclab.codecs.roundtrip import RoundTripCodec
     from codeclab.eval.report import codec_fingerprint, provenance, write_json, write_table
     from codeclab.eval.speed import measure_speed
 

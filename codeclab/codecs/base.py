@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -164,6 +164,13 @@ class WeightsNeeded(ValueError):
 
 class UnsupportedDtype(TypeError):
     """A codec moved to a floating type (`codec.to(torch.bfloat16)`) that it cannot compute in."""
+
+
+class LongFileStreamer(Protocol):
+    """A causal model's own streaming state over one long file: `encode(x [C, n])`, n a whole number of
+    frames, gives those frames' codes [n_q, n / hop], equal to a whole pass's (to float rounding)."""
+
+    def encode(self, x: Tensor) -> Tensor: ...
 
 
 class AudioCodec(ABC):
@@ -327,11 +334,18 @@ class AudioCodec(ABC):
         measured agreement is in docs/peers.md). None: long files are encoded whole."""
         return self.encoder_context()
 
+    def long_file_streamer(self, n_q: int | None = None) -> LongFileStreamer | None:
+        """A fresh streaming state that encodes a long file piece by piece with a whole pass's codes (Mimi's
+        own caches), preferred by `chunked.encode_stream` to the `long_file_context` window; None here."""
+        return None
+
     @property
     def long_file_exact(self) -> bool:
-        """True when `long_file_context` is the encoder's exact context (chunked == whole)."""
+        """True when a chunked encode gives a whole pass's codes: through `long_file_streamer`, or with
+        `long_file_context` equal to the encoder's exact context."""
         context = self.long_file_context()
-        return context is not None and context == self.encoder_context()
+        exact_window = context is not None and context == self.encoder_context()
+        return exact_window or type(self).long_file_streamer is not AudioCodec.long_file_streamer
 
     def decoder_context(self) -> tuple[int, int] | None:
         """Code frames (before, after) that one frame of decoded audio depends on, when bounded; None when
@@ -408,40 +422,3 @@ def as_encoded(encoded: Encoded | Tensor) -> Encoded:
         lengths = torch.full((encoded.shape[0],), encoded.shape[2], dtype=torch.long, device=encoded.device)
         return Encoded(encoded, lengths)
     raise ValueError(f"expected Encoded or a codes tensor, got {type(encoded).__name__}")
-
-
-@dataclass
-class RoundTrip:
-    """audio [B, C, T] (zero past each length), bitrate [B] payload bits/s measured, nbytes [B] payload
-    bytes, container_nbytes [B] bytes of the whole coded stream (container and headers included)."""
-
-    audio: Tensor
-    bitrate: Tensor
-    nbytes: Tensor
-    container_nbytes: Tensor | None = None
-
-
-class RoundTripCodec(ABC):
-    """A waveform codec with a bitstream of its own (Opus, Codec 2): no discrete tokens, so no encode or
-    decode, only an encode-decode pass. Benchmarks accept it beside `AudioCodec`s; `load_codec` never
-    returns one (`load_roundtrip_codec` does)."""
-
-    name: str
-    sample_rate: int
-    channels: int = 1
-
-    @abstractmethod
-    def roundtrip(self, wav: Tensor, lengths: Tensor | None = None) -> RoundTrip:
-        """wav [B, C, T] -> the audio after encoding and decoding, with the measured bitrate per item."""
-
-    @abstractmethod
-    def bitrate(self) -> float:
-        """Nominal bits per second."""
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "family": "classic",
-            "sample_rate": self.sample_rate,
-            "bitrate": self.bitrate(),
-        }

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from codeclab.codecs.base import AudioCodec, Encoded
+from codeclab.codecs.base import AudioCodec, Encoded, LongFileStreamer
 
 DEFAULT_CHUNK_SECONDS = 120.0
 
@@ -43,7 +43,11 @@ def encode_stream(
     Memory holds one chunk plus its context, never the whole item. The context is
     `codec.long_file_context()`: the encoder's own (codes equal a whole pass), or a peer's stated window
     (codes near chunk edges may differ: `codec.long_file_exact` is False). Raises `ValueError` for a codec
-    that states neither (encode such audio whole instead)."""
+    that states neither (encode such audio whole instead). A codec with a `long_file_streamer` (Mimi)
+    is encoded through it instead, chunk after chunk of whole frames (codes equal a whole pass)."""
+    streamer = codec.long_file_streamer(n_q)
+    if streamer is not None:
+        return _encode_through_streamer(codec, streamer, blocks, chunk_seconds)
     context = codec.long_file_context()
     if context is None:
         raise ValueError(
@@ -73,9 +77,7 @@ def encode_stream(
         buffer_start = keep_from
 
     for block in blocks:
-        block = _as_tensor(block)
-        if block.ndim != 2 or block.shape[0] != codec.channels:
-            raise ValueError(f"blocks must have shape [{codec.channels}, n], got {tuple(block.shape)}")
+        block = _checked_block(codec, block)
         buffer = torch.cat([buffer, block], dim=1)
         total += block.shape[1]
         ready = total // hop - tail  # frames whose right context has arrived
@@ -90,6 +92,40 @@ def encode_stream(
         emit(next_frame, frames, total)
     codes = torch.cat(pieces, dim=1)
     return Encoded(codes[None], torch.tensor([frames]), torch.tensor([total]))
+
+
+def _encode_through_streamer(
+    codec: AudioCodec, streamer: LongFileStreamer, blocks: Iterable[np.ndarray | Tensor], chunk_seconds: float
+) -> Encoded:
+    """`encode_stream` through a model's own streaming state: whole-frame chunks in order, the last one
+    zero-padded to a whole frame as a whole pass pads it."""
+    hop = codec.hop_length
+    chunk_samples = max(int(chunk_seconds * codec.frame_rate), 1) * hop
+    pieces: list[Tensor] = []
+    buffer = torch.zeros(codec.channels, 0)
+    total = 0
+    for block in blocks:
+        block = _checked_block(codec, block)
+        buffer = torch.cat([buffer, block], dim=1)
+        total += block.shape[1]
+        while buffer.shape[1] >= chunk_samples:
+            pieces.append(streamer.encode(buffer[:, :chunk_samples]))
+            buffer = buffer[:, chunk_samples:]
+    if total == 0:
+        raise ValueError("empty audio: no samples to encode")
+    if buffer.shape[1]:
+        frames = math.ceil(buffer.shape[1] / hop)
+        pieces.append(streamer.encode(torch.nn.functional.pad(buffer, (0, frames * hop - buffer.shape[1]))))
+    return Encoded(
+        torch.cat(pieces, dim=1)[None], torch.tensor([math.ceil(total / hop)]), torch.tensor([total])
+    )
+
+
+def _checked_block(codec: AudioCodec, block: np.ndarray | Tensor) -> Tensor:
+    block = _as_tensor(block)
+    if block.ndim != 2 or block.shape[0] != codec.channels:
+        raise ValueError(f"blocks must have shape [{codec.channels}, n], got {tuple(block.shape)}")
+    return block
 
 
 def encode_chunked(

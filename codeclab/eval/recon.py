@@ -23,7 +23,8 @@ from torch import Tensor
 from codeclab._progress import progress_task
 from codeclab.audio.io import load_audio, resample
 from codeclab.catalog.ref import CodecRef
-from codeclab.codecs.base import AudioCodec, Encoded, RoundTripCodec
+from codeclab.codecs.base import AudioCodec, Encoded
+from codeclab.codecs.roundtrip import RoundTripCodec
 from codeclab.corpora.manifest import AudioItem, discover
 from codeclab.eval import metrics as M
 from codeclab.eval.recon_tables import (

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from codeclab.catalog.ref import CodecRef
-from codeclab.codecs.base import AudioCodec, RoundTripCodec
+from codeclab.codecs.base import AudioCodec
+from codeclab.codecs.roundtrip import RoundTripCodec
 from codeclab.eval import metrics as M
 from codeclab.eval.report import plot_curves, write_json, write_jsonl, write_table
 

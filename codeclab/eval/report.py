@@ -16,7 +16,7 @@ from typing import Any
 
 from codeclab._files import atomic_write_json, atomic_write_text, sha256_file
 from codeclab._version import __version__
-from codeclab.codecs.base import RoundTripCodec
+from codeclab.codecs.roundtrip import RoundTripCodec
 from codeclab.corpora.manifest import AudioItem
 from codeclab.eval.machine import describe_machine
 

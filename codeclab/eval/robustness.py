@@ -187,7 +187,7 @@ class _Subject:
 
 
 def _subject(spec: str, fingerprints: dict[str, Any]) -> _Subject:
-    from codeclab.codecs.base import RoundTripCodec
+    from codeclab.codecs.roundtrip import RoundTripCodec
     from codeclab.eval.recon import clab_writer, codec_fingerprint
 
     choice = CodecRef.parse(spec)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from codeclab.catalog.ref import CodecRef
-from codeclab.codecs.base import RoundTripCodec
+from codeclab.codecs.roundtrip import RoundTripCodec
 from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 from codeclab.eval.probe import run_probe
 from codeclab.eval.recon import run_recon, summary_cell

@@ -74,7 +74,8 @@ def test_codec2_round_trip_length_bitrate_alignment(mode):
 
 
 def test_classic_codecs_have_no_tokens_and_check_arguments():
-    from codeclab.codecs.base import AudioCodec, RoundTripCodec
+    from codeclab.codecs.base import AudioCodec
+    from codeclab.codecs.roundtrip import RoundTripCodec
 
     opus = load_roundtrip_codec("opus")
     assert isinstance(opus, RoundTripCodec) and not isinstance(opus, AudioCodec)

@@ -193,7 +193,7 @@ class Broken:
     def roundtrip(self, wav, lengths=None):
         import torch
 
-        from codeclab.codecs.base import RoundTrip
+        from codeclab.codecs.roundtrip import RoundTrip
 
         fault, self.calls = self.faults.get(self.calls), self.calls + 1
         out = wav.clone()
@@ -210,7 +210,7 @@ class Broken:
 def test_failed_items_are_counted_and_never_make_a_codec_look_better(tmp_path, monkeypatch):
     """Silence, NaN and a truncated output on 3 of 5 items: each item is named as failed in items.jsonl,
     counted in the summary, and every mean is worse than that of the codec that returns the input."""
-    from codeclab.codecs.base import RoundTripCodec
+    from codeclab.codecs.roundtrip import RoundTripCodec
     from codeclab.corpora.manifest import discover
     from codeclab.eval import recon
 

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from codeclab.catalog.registry import register_codec
-from codeclab.codecs.base import RoundTrip, RoundTripCodec, check_audio
+from codeclab.codecs.base import check_audio
+from codeclab.codecs.roundtrip import RoundTrip, RoundTripCodec
 
 
 class ClassicCodecError(RuntimeError):

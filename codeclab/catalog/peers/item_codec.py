@@ -11,7 +11,7 @@ encodes and decodes item by item; the cost is no batching speed-up. Subclasses i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,27 @@ class ItemCodec(nn.Module, AudioCodec):
         self.name = name
         self.random_init = random_init
         self.weights = weights
+        self.bucket_frames: tuple[int, ...] = ()
+
+    def pad_to_buckets(self, seconds: Sequence[float] | None) -> ItemCodec:
+        """Give the model only a few input lengths, for a `torch.compile`d model that would otherwise
+        recompile for each new one: every item is zero-padded to the shortest bucket it fits (`seconds`,
+        e.g. (2, 5, 10, 30)), a longer one to a multiple of the longest, and its codes and audio are cut
+        back to its own length. Exact where the model cannot see the padding (causal peers); the others'
+        agreement is measured in docs/peers.md. None or () turns it off. Returns the codec."""
+        frames = sorted({math.ceil(float(s) * self.frame_rate) for s in seconds or ()})
+        if frames and frames[0] < 1:
+            raise ValueError(f"bucket lengths must be positive seconds, got {list(seconds or ())}")
+        self.bucket_frames = tuple(frames)
+        return self
+
+    def bucket(self, frames: int) -> int:
+        """The frame count an item of `frames` frames is padded to (itself when buckets are off)."""
+        for size in self.bucket_frames:
+            if size >= frames:
+                return size
+        top = self.bucket_frames[-1] if self.bucket_frames else 1
+        return math.ceil(frames / top) * top
 
     @property
     def device(self) -> torch.device:
@@ -60,9 +81,9 @@ class ItemCodec(nn.Module, AudioCodec):
 
     # -- contract --------------------------------------------------------------------------------------
     def _padded_item(self, wav: Tensor, length: int) -> Tensor:
-        frames = math.ceil(length / self.hop_length)
-        x = wav[:, :length]
-        return torch.nn.functional.pad(x, (0, frames * self.hop_length - length))[None]
+        """wav [C, T] -> [1, C, bucket(frames) * hop]: the item's samples, then zeros."""
+        frames = self.bucket(math.ceil(length / self.hop_length))
+        return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
     def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:
         wav, lengths = check_audio(wav, lengths, self.channels)
@@ -72,19 +93,24 @@ class ItemCodec(nn.Module, AudioCodec):
             for b in range(wav.shape[0]):
                 length = int(lengths[b])
                 x = self._padded_item(wav[b].to(self.device, self.dtype), length)
-                codes = self._encode_item(x, n_q)[0, :n_q].long()
-                items.append(codes)
+                frames = math.ceil(length / self.hop_length)
+                items.append(self._encode_item(x, n_q)[0, :n_q, :frames].long())
         return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
+        return self._decode_items(encoded, self._decode_item, 1.0)
+
+    def _decode_items(self, encoded: Encoded | Tensor, decode_item: Any, rate_ratio: float) -> Tensor:
+        """Each item's codes (padded to its bucket) through `decode_item` -> [B, C, T'], T' the item's
+        audio length times `rate_ratio` (the output rate over the input rate), zero after each item."""
         encoded = self.checked(encoded)
-        out_lengths = self.decode_lengths(encoded)
-        longest = int(out_lengths.max())
-        out = torch.zeros(encoded.batch_size, self.channels, longest)
+        out_lengths = [math.ceil(int(n) * rate_ratio) for n in self.decode_lengths(encoded).tolist()]
+        out = torch.zeros(encoded.batch_size, self.channels, max(out_lengths))
         with torch.inference_mode(), self._dtype_errors("decode"):
             for b, codes in enumerate(encoded.items()):
-                wav = self._decode_item(codes[None].to(self.device)).float().cpu()
-                n = min(int(out_lengths[b]), wav.shape[-1])
+                codes = torch.nn.functional.pad(codes, (0, self.bucket(codes.shape[-1]) - codes.shape[-1]))
+                wav = decode_item(codes[None].to(self.device)).float().cpu()
+                n = min(out_lengths[b], wav.shape[-1])
                 out[b, :, :n] = wav[0, :, :n]
         return out
 

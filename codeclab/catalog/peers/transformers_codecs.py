@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from codeclab.catalog.peers.hf import TransformersCodec, require_transformers, smallest_setting
@@ -143,6 +144,34 @@ class MimiCodec(TransformersCodec):
 
     def _decode_item(self, codes: Tensor) -> Tensor:
         return self.model.decode(codes).audio_values
+
+    def long_file_streamer(self, n_q: int | None = None) -> MimiLongFileStream:
+        """Mimi is causal and transformers keeps its streaming state (the convolutions' padding cache and
+        the encoder transformer's sliding-window cache, 250 steps): a long file goes through that state
+        chunk by chunk, in memory bounded by the chunk, with the codes of a whole pass."""
+        return MimiLongFileStream(self, self.check_n_q(n_q))
+
+
+class MimiLongFileStream:
+    """One long file through Mimi's own encoder caches (`long_file_streamer`)."""
+
+    def __init__(self, codec: MimiCodec, n_q: int) -> None:
+        self.codec, self.n_q = codec, n_q
+        self.encoder_cache: object = None
+        self.padding_cache: object = None
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x [C, n], n whole frames -> codes [n_q, n / hop] (int64, CPU), continuing the previous call."""
+        with torch.inference_mode():
+            out = self.codec.model.encode(
+                x[None].to(self.codec.device, self.codec.dtype),
+                num_quantizers=self.n_q,
+                encoder_cache=self.encoder_cache,
+                padding_cache=self.padding_cache,
+                use_streaming=True,
+            )
+        self.encoder_cache, self.padding_cache = out.encoder_cache, out.padding_cache
+        return out.audio_codes[0, : self.n_q].long().cpu()
 
 
 class XcodecCodec(TransformersCodec):

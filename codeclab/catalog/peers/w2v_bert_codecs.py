@@ -77,7 +77,7 @@ class W2vBertCodec(TransformersCodec):
         return 0
 
     def _padded_item(self, wav: Tensor, length: int) -> Tensor:
-        frames = math.ceil(length / self.hop_length) + self.extra_hop
+        frames = self.bucket(math.ceil(length / self.hop_length)) + self.extra_hop
         return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
     def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
@@ -133,16 +133,10 @@ class NeuCodecCodec(W2vBertCodec):
     def decode_native(self, encoded: Encoded | Tensor) -> Tensor:
         """codes -> audio [B, 1, T'] at `output_sample_rate`, T' = ceil(input length * 24000 / 16000) per
         item (zero after each item's end), straight from the model (no resampling)."""
-        encoded = self.checked(encoded)
         ratio = self.output_sample_rate / self.sample_rate
-        out_lengths = [math.ceil(int(n) * ratio) for n in self.decode_lengths(encoded).tolist()]
-        out = torch.zeros(encoded.batch_size, self.channels, max(out_lengths))
-        with torch.inference_mode(), self._dtype_errors("decode"):
-            for b, codes in enumerate(encoded.items()):
-                wav = self.model.decode(audio_codes=codes[None].to(self.device)).audio_values.float().cpu()
-                n = min(out_lengths[b], wav.shape[-1])
-                out[b, :, :n] = wav[0, :, :n]
-        return out
+        return self._decode_items(
+            encoded, lambda codes: self.model.decode(audio_codes=codes).audio_values, ratio
+        )
 
 
 register_transformers_peer(
