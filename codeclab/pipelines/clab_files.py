@@ -79,7 +79,8 @@ def encode_file(
     n_q = codec.check_n_q(n_q)
     coding, model = resolve_coding(codec, coding)
     frames_per_packet = packet_frames_for(codec, packet_ms)
-    if audio_info(source).duration > long_seconds and codec.long_file_context() is not None:
+    chunkable = codec.long_file_context() is not None or codec.long_file_streamer(n_q) is not None
+    if audio_info(source).duration > long_seconds and chunkable:
         blocks = stream_audio(source, codec.sample_rate, codec.channels)
         encoded = encode_stream(codec, blocks, n_q=n_q, chunk_seconds=chunk_seconds)
     else:

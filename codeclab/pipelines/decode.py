@@ -107,12 +107,12 @@ def encode_long(
     path: str, start: float | None, end: float | None, codec: AudioCodec, n_q: int, chunk_seconds: float
 ) -> tuple[np.ndarray, float, str, int]:
     """A file over the long-file limit -> (codes [n_q, F], seconds, sha256, source rate): streamed from disk
-    and encoded in chunks (bounded memory) with the codec's `long_file_context` (codeclab codecs: the same
-    codes as a whole pass; peers: a stated window, codes near chunk edges may differ); a codec that states
-    none is encoded whole. Raises AudioError for an unusable file (others for encoding failures)."""
+    and encoded in chunks (bounded memory) through the codec's `long_file_streamer` (Mimi's own state) or
+    with its `long_file_context` (codeclab codecs: the same codes as a whole pass; other peers: a stated
+    window, codes near chunk edges may differ); a codec with neither is encoded whole. Raises AudioError for an unusable file (others for encoding failures)."""
     sha = sha256_file(path)
     info = audio_info(path)
-    if codec.long_file_context() is not None:
+    if codec.long_file_context() is not None or codec.long_file_streamer(n_q) is not None:
         if not codec.long_file_exact:
             log.info(
                 "%s: %s encodes long files in windows; codes near chunk edges may differ", path, codec.name

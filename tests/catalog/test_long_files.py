@@ -90,3 +90,35 @@ def test_mimi_encodes_a_long_file_through_its_own_streaming_state(monkeypatch):
     assert len(seen) == 7  # six 1 s chunks (12 whole frames each) and the padded rest
     assert torch.equal(chunked.codes, whole.codes) and chunked.lengths.tolist() == [79]
     torch.testing.assert_close(torch.cat(seen, dim=-1), whole_latents, atol=1e-4, rtol=1e-4)
+
+
+def test_tokenize_sends_a_long_file_through_mimi_stream(tmp_path, monkeypatch):
+    """`codeclab tokenize` over --long-seconds takes Mimi's own streaming state, chunk by chunk."""
+    pytest.importorskip("transformers", reason="peer codecs need the peers extra")
+    import soundfile as sf
+
+    from codeclab.catalog.peers.transformers_codecs import MimiLongFileStream
+    from codeclab.catalog.ref import CodecRef
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.tokens.store import TokenStore
+
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "long.wav", synthetic_speech(3.3, 24000, seed=3)[0].numpy() * 0.5, 24000)
+    chunks: list[int] = []
+    encode = MimiLongFileStream.encode
+
+    def counting(self, x):
+        chunks.append(x.shape[-1])
+        return encode(self, x)
+
+    monkeypatch.setattr(MimiLongFileStream, "encode", counting)
+    ref = CodecRef("mimi", random_init=True, n_q=8)
+
+    def run(out, **kw):
+        tokenize_corpus(TokenizeOptions(inputs=[str(tmp_path / "in")], out=out, codec=ref, workers=0, **kw))
+        store = TokenStore(out)
+        return store[next(iter(store)).id].codes
+
+    streamed = run(tmp_path / "streamed", long_seconds=1.0, chunk_seconds=1.0)
+    assert chunks == [23040, 23040, 23040, 11520]  # 12 frames of 1920 samples a chunk, the rest padded
+    assert torch.equal(torch.as_tensor(streamed), torch.as_tensor(run(tmp_path / "whole")))

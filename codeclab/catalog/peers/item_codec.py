@@ -94,7 +94,7 @@ class ItemCodec(nn.Module, AudioCodec):
                 length = int(lengths[b])
                 x = self._padded_item(wav[b].to(self.device, self.dtype), length)
                 frames = math.ceil(length / self.hop_length)
-                items.append(self._encode_item(x, n_q)[0, :n_q, :frames].long())
+                items.append(self._encode_padded(x, n_q, frames)[0, :n_q, :frames].long())
         return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
@@ -118,6 +118,11 @@ class ItemCodec(nn.Module, AudioCodec):
     def _dtype_errors(self, what: str) -> Iterator[None]:
         """Where a subclass turns a model's failure in a reduced precision into `UnsupportedDtype`."""
         yield
+
+    def _encode_padded(self, x: Tensor, n_q: int, frames: int) -> Tensor:
+        """x [1, C, bucket * hop] holding an item of `frames` frames -> codes [1, n_q', >= frames]; a model
+        that can mask its bucket padding overrides this."""
+        return self._encode_item(x, n_q)
 
     def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
         raise NotImplementedError

@@ -81,12 +81,24 @@ class W2vBertCodec(TransformersCodec):
         return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
     def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
-        features = semantic_features(x, self.feature_pad()).to(x.device, x.dtype)
-        codes = self.model.encode(x, input_features=features).audio_codes  # [1, 1, F]
-        frames = x.shape[-1] // self.hop_length - self.extra_hop
-        if codes.shape[-1] != frames:
-            raise RuntimeError(f"{self.name}: {codes.shape[-1]} frames for {frames} frames of audio")
-        return codes
+        return self._encode_padded(x, n_q, x.shape[-1] // self.hop_length - self.extra_hop)
+
+    def _encode_padded(self, x: Tensor, n_q: int, frames: int) -> Tensor:
+        """x [1, 1, (bucket + extra_hop) * hop] -> codes [1, 1, bucket]. The features are computed on the
+        item's own frames (their normalisation never sees bucket padding); padded feature frames are
+        zeros that w2v-BERT's attention mask hides (the mask is only passed when there are some)."""
+        hop, bucket = self.hop_length, x.shape[-1] // self.hop_length - self.extra_hop
+        own = x[..., : (frames + self.extra_hop) * hop]
+        features = semantic_features(own, self.feature_pad()).to(x.device, x.dtype)
+        mask = None
+        if bucket > frames:
+            valid = features.shape[1]
+            features = torch.nn.functional.pad(features, (0, 0, 0, bucket - valid))
+            mask = (torch.arange(bucket, device=x.device) < valid).long()[None]
+        codes = self.model.encode(x, input_features=features, input_features_mask=mask).audio_codes
+        if codes.shape[-1] != bucket:
+            raise RuntimeError(f"{self.name}: {codes.shape[-1]} frames for {bucket} frames of audio")
+        return codes  # [1, 1, bucket]
 
     def _decode_item(self, codes: Tensor) -> Tensor:
         return self.model.decode(audio_codes=codes).audio_values
