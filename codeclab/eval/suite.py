@@ -95,17 +95,26 @@ def run_suite(
     warnings = small_split_warnings(lm_rows)
     for warning in warnings:
         log(f"warning: {warning}")
+    untrained = sorted(random_init_codecs(recon))
+    weights_note = (
+        f"random init ({', '.join(untrained)}): quality is not scored here (recon/ has the raw figures); "
+        "speed, bits/s and the token LM still compare"
+        if untrained
+        else ""
+    )
     report = {
         "provenance": provenance(
             command, codecs=codecs, data=data, teacher=str(teacher) if teacher else None
         ),
         "probe": probe_note,
+        "weights": weights_note,
         "warnings": warnings,
         "rows": board,
     }
     write_json(report, out / "leaderboard.json")
     columns = [
         "codec",
+        *(["weights"] if any("weights" in r for r in board) else []),
         "kbps",
         *[m for m in HEADLINE if any(m in r for r in board)],
         "lm_bits_per_second",
@@ -115,7 +124,7 @@ def run_suite(
         "encode_xrt",
         "decode_xrt",
     ]
-    notes = [probe_note, *(f"WARNING: {w}" for w in warnings)]
+    notes = [probe_note, *([weights_note] if weights_note else []), *(f"WARNING: {w}" for w in warnings)]
     write_table(board, columns, out / "leaderboard", "Leaderboard", notes)
     write_index(out / "index.html", report, columns)
     return report
@@ -144,11 +153,14 @@ def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict
         (r["store"], r["n_q"]): r for r in (lm or {}).get("results", []) if r["pattern"] == "flatten"
     }
     probes = {r["store"]: r for r in (probe or {}).get("results", [])}
+    untrained = random_init_codecs(recon)
     rows = []
     for row in recon["results"]:
         entry: dict[str, Any] = {"codec": row["label"], "kbps": row.get("bitrate_kbps")}
+        if row["codec"] in untrained:
+            entry["weights"] = "random init"  # its audio says nothing of the model: no quality cells
         for m in HEADLINE:
-            if m in row:
+            if m in row and row["codec"] not in untrained:
                 entry[m] = summary_cell(row, m)
         store = stores.get(row["codec"])
         if store is not None:
@@ -162,6 +174,12 @@ def leaderboard(recon, lm, probe, stores: dict[str, str], speeds: dict[str, dict
             entry["decode_xrt"] = speeds[row["codec"]]["decode_xrt"]
         rows.append(entry)
     return rows
+
+
+def random_init_codecs(recon: dict[str, Any]) -> set[str]:
+    """Names of the recon run's codecs that had random weights (from its provenance)."""
+    codecs = recon.get("provenance", {}).get("codecs", {})
+    return {name for name, facts in codecs.items() if isinstance(facts, dict) and facts.get("random_init")}
 
 
 def write_index(path: Path, report: dict[str, Any], columns: list[str]) -> Path:
@@ -201,7 +219,7 @@ th {{ background: #f3f3f3; }} .note {{ color: #555; font-size: 0.85em; }} .warni
 lm_bits_per_second: the token LM's held-out bits per second of audio (lower: more predictable tokens);
 lm_vs_ngram: minus the better n-gram baseline's (below 0: the LM beats code statistics).
 probe_codebook1: held-out phone information of codebook 1 (share of the phone entropy). {html.escape(report["probe"])}.
-encode_xrt / decode_xrt: times faster than real time on this machine.</p>
+encode_xrt / decode_xrt: times faster than real time on this machine. {html.escape(report.get("weights", ""))}</p>
 {warnings}<h2>Reports</h2><ul>{items}</ul>
 </body></html>
 """

@@ -137,7 +137,8 @@ def test_bench_suite_writes_one_leaderboard_over_every_benchmark(tmp_path, align
     del rows["original"]  # the original audio's row: no distances, no tokens
     for row in rows.values():
         assert row["lm_bits_per_second"] > 0 and row["encode_xrt"] > 0 and row["probe_codebook1"] is not None
-        assert "[" in row["mel_distance"]  # mean [interval]
+        # random weights: speed, bits and the LM compare, quality is not scored (recon/ keeps the raw figures)
+        assert row["weights"] == "random init" and "mel_distance" not in row
     # each row's LM figure is its own n_q's, as `bench lm --n-q` gives it on the same store
     from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 
@@ -163,7 +164,30 @@ def test_bench_suite_writes_one_leaderboard_over_every_benchmark(tmp_path, align
         and 'href="recon/report.html"' in page
         and 'href="lm/codeclab-tiny/lm.md"' in page
     )
-    assert "WARNING" in page
+    assert "WARNING" in page and "quality is not scored" in page and report["weights"].startswith("random init (codeclab-tiny")
     assert (tmp_path / "suite" / "recon" / "report.html").is_file() and (
         tmp_path / "suite" / "probe" / "probe.md"
     ).is_file()
+
+
+def test_the_leaderboard_scores_quality_only_for_codecs_with_weights():
+    from codeclab.eval.suite import leaderboard
+
+    def row(codec):
+        return {
+            "codec": codec,
+            "label": f"{codec}:1",
+            "n_q": 1,
+            "bitrate_kbps": 0.8,
+            "stoi": 0.9,
+            "stoi_ci95": [0.85, 0.95],
+            "stoi_scored": 4,
+        }
+
+    recon = {
+        "provenance": {"codecs": {"trained": {"random_init": False}, "untrained": {"random_init": True}}},
+        "results": [row("trained"), row("untrained")],
+    }
+    rows = {r["codec"]: r for r in leaderboard(recon, None, None, {}, {})}
+    assert "stoi" in rows["trained:1"] and "weights" not in rows["trained:1"]
+    assert "stoi" not in rows["untrained:1"] and rows["untrained:1"]["weights"] == "random init"
