@@ -62,6 +62,11 @@ LONG_SECONDS_OPTION = typer.Option(
     600.0, "--long-seconds", help="Stream files longer than this (bounded memory)."
 )
 CHUNK_SECONDS_OPTION = typer.Option(120.0, "--chunk-seconds", help="Chunk size for streamed files.")
+BUCKET_SECONDS_OPTION = typer.Option(
+    None,
+    "--bucket-seconds",
+    help="Peers: pad every item to the shortest of these lengths, e.g. 1,2,4 (few shapes for a torch.compile'd model; docs/peers.md).",
+)
 FLUSH_ITEMS_OPTION = typer.Option(2000, "--flush-items", help="Rows per Parquet part file.")
 WORKER_TIMEOUT_OPTION = typer.Option(
     900.0, "--worker-timeout", help="Seconds without a decoded item before the workers count as hung."
@@ -74,6 +79,16 @@ ACTORS_OPTION = typer.Option(1, "--actors", help="With --engine ray: encoder act
 GPUS_PER_ACTOR_OPTION = typer.Option(
     0.0, "--gpus-per-actor", help="With --engine ray: a fraction of a GPU per actor (0: CPU)."
 )
+
+
+def parse_seconds_list(text: str | None, option: str) -> tuple[float, ...]:
+    """'1,2,4' -> (1.0, 2.0, 4.0); None -> (); anything else fails naming the option."""
+    if not text:
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        fail(f"{option}: expected comma-separated seconds such as 1,2,4, got {text!r}")
 
 
 def tokenize_command(
@@ -93,6 +108,7 @@ def tokenize_command(
     merge_only: bool = MERGE_ONLY_OPTION,
     long_seconds: float = LONG_SECONDS_OPTION,
     chunk_seconds: float = CHUNK_SECONDS_OPTION,
+    bucket_seconds: str | None = BUCKET_SECONDS_OPTION,
     flush_items: int = FLUSH_ITEMS_OPTION,
     worker_timeout: float = WORKER_TIMEOUT_OPTION,
     engine: str = ENGINE_OPTION,
@@ -126,6 +142,7 @@ def tokenize_command(
             retry_errors=retry_errors,
             long_seconds=long_seconds,
             chunk_seconds=chunk_seconds,
+            bucket_seconds=parse_seconds_list(bucket_seconds, "--bucket-seconds"),
             flush_items=flush_items,
             worker_timeout=worker_timeout,
         )

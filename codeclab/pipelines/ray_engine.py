@@ -37,6 +37,7 @@ from codeclab.pipelines.tokenize import (
     TokenizeReport,
     encode_long,
     length_buckets,
+    load_tokenize_codec,
 )
 from codeclab.tokens.store import ShardWriter
 
@@ -109,13 +110,16 @@ class EncodeActor:
         device: str,
         chunk_seconds: float,
         max_samples: int,
+        bucket_seconds: tuple[float, ...] = (),
         threads: int = 1,
         die_once_flag: str | None = None,
     ) -> None:
         torch.set_num_threads(max(1, threads))
         # an actor given a GPU fraction sees its GPU as cuda (Ray sets CUDA_VISIBLE_DEVICES)
-        self.codec = codec_spec.load(
-            "cuda" if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        self.codec = load_tokenize_codec(
+            codec_spec,
+            "cuda" if device.startswith("cuda") and torch.cuda.is_available() else "cpu",
+            bucket_seconds,
         )
         self.n_q, self.chunk_seconds, self.die_once_flag = n_q, chunk_seconds, die_once_flag
         self.max_samples = max_samples
@@ -238,6 +242,7 @@ class RayTokenizeJob(TokenizeJob):
                     "n_q": n_q,
                     "device": "cuda" if self.ray_options.gpus_per_actor > 0 else "cpu",  # not --device
                     "chunk_seconds": self.options.chunk_seconds,
+                    "bucket_seconds": self.options.bucket_seconds,
                     "max_samples": max_samples,
                     "threads": self.ray_options.threads_per_actor
                     or max(1, round(self.ray_options.cpus_per_actor)),

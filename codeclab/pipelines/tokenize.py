@@ -66,6 +66,7 @@ class TokenizeOptions:
     retry_errors: bool = False
     long_seconds: float = 600.0
     chunk_seconds: float = 120.0
+    bucket_seconds: tuple[float, ...] = ()  # peers: pad items to these lengths (torch.compile'd models)
     flush_items: int = 2000
     flush_seconds: float = 120.0
     worker_timeout: float = 900.0  # seconds without a decoded item before the workers count as hung
@@ -77,6 +78,7 @@ class TokenizeOptions:
             "--workers": self.workers >= 0,
             "--long-seconds": self.long_seconds > 0,
             "--chunk-seconds": self.chunk_seconds > 0,
+            "--bucket-seconds": all(b > 0 for b in self.bucket_seconds),
             "--flush-items": self.flush_items >= 1,
             "--flush-seconds": self.flush_seconds > 0,
             "--worker-timeout": self.worker_timeout >= 0,
@@ -86,6 +88,21 @@ class TokenizeOptions:
             raise ValueError(
                 f"{bad[0]} must be {'at least 0' if bad[0] in ('--workers', '--worker-timeout') else 'positive'}"
             )
+
+
+def load_tokenize_codec(spec: CodecRef, device: str, bucket_seconds: tuple[float, ...] = ()) -> AudioCodec:
+    """The codec a tokenize run encodes with; `bucket_seconds` (--bucket-seconds) pads a peer's items to
+    those lengths (`pad_to_buckets`), and is refused for a codec that encodes whole batches."""
+    codec = spec.load(device)
+    if bucket_seconds:
+        pad_to_buckets = getattr(codec, "pad_to_buckets", None)
+        if pad_to_buckets is None:
+            raise ValueError(
+                f"--bucket-seconds: {codec.name} encodes padded batches itself; only peers that code item "
+                "by item pad to buckets (docs/peers.md)"
+            )
+        pad_to_buckets(bucket_seconds)
+    return codec
 
 
 class WorkerError(RuntimeError):
@@ -173,6 +190,7 @@ class TokenizeJob:
             "codebook_size": codec.codebook_size,
             "codes_dtype": codes_dtype(codec.codebook_size),
             "channel_policy": CHANNEL_POLICY,
+            "bucket_seconds": list(self.options.bucket_seconds) or None,
             "codeclab_version": __version__,
         }
 
@@ -192,7 +210,7 @@ class TokenizeJob:
         self._total, self._begin = len(items), begin
         self.on_progress(report, self._total)  # the total is known before the codec loads
         device = self._device()
-        codec = opts.codec.load(device)
+        codec = load_tokenize_codec(opts.codec, device, opts.bucket_seconds)
         n_q = codec.check_n_q(opts.n_q)
         writer = ShardWriter(store, self.metadata(codec, n_q), shard, num_shards)
         log.info("channel policy: %s (codec has %d channel(s))", CHANNEL_POLICY, codec.channels)

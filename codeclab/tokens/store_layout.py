@@ -63,6 +63,7 @@ PART_COUNTS = "codeclab.code_counts"  # a part's code counts per codebook, spars
 
 COMPATIBLE_FIELDS = (
     "format",
+    "bucket_seconds",
     "codec",
     "sample_rate",
     "channels",

@@ -118,3 +118,36 @@ def test_a_causal_peer_is_exact_with_buckets():
     bucketed = codec.encode(wav, lengths=lengths, n_q=8)
     assert torch.equal(bucketed.codes, plain.codes)
     torch.testing.assert_close(codec.decode(bucketed), plain_audio, atol=1e-5, rtol=1e-4)
+
+
+def test_tokenize_pads_to_buckets_records_it_and_refuses_a_codec_without_them(good_corpus, tmp_path):
+    """`codeclab tokenize --bucket-seconds`: EnCodec (causal) gives the unbucketed store's codes, the
+    store records the buckets (a resume with other buckets is refused), and a codeclab codec, which
+    encodes padded batches itself, is refused by name."""
+    from codeclab.catalog.ref import CodecRef
+    from codeclab.pipelines.tokenize import TokenizeOptions, tokenize_corpus
+    from codeclab.tokens.store import StoreError, TokenStore
+
+    ref = CodecRef("encodec-24khz", random_init=True, n_q=4)
+
+    def run(out, **kw):
+        options = TokenizeOptions(inputs=[str(good_corpus)], out=out, codec=ref, workers=0, **kw)
+        tokenize_corpus(options)
+        return {r.id: r.codes.tolist() for r in TokenStore(out)}
+
+    plain = run(tmp_path / "plain")
+    bucketed = run(tmp_path / "bucketed", bucket_seconds=(1.0, 2.0))
+    assert bucketed == plain and len(plain) >= 4
+    assert TokenStore(tmp_path / "bucketed").metadata["bucket_seconds"] == [1.0, 2.0]
+    with pytest.raises(StoreError, match="bucket_seconds"):
+        run(tmp_path / "bucketed", bucket_seconds=(3.0,), resume=True)
+    with pytest.raises(ValueError, match="--bucket-seconds: codeclab-tiny encodes padded batches"):
+        tokenize_corpus(
+            TokenizeOptions(
+                inputs=[str(good_corpus)],
+                out=tmp_path / "tiny",
+                codec=CodecRef("codeclab-tiny", random_init=True),
+                workers=0,
+                bucket_seconds=(1.0,),
+            )
+        )

@@ -164,7 +164,11 @@ def test_bench_suite_writes_one_leaderboard_over_every_benchmark(tmp_path, align
         and 'href="recon/report.html"' in page
         and 'href="lm/codeclab-tiny/lm.md"' in page
     )
-    assert "WARNING" in page and "quality is not scored" in page and report["weights"].startswith("random init (codeclab-tiny")
+    assert (
+        "WARNING" in page
+        and "quality is not scored" in page
+        and report["weights"].startswith("random init (codeclab-tiny")
+    )
     assert (tmp_path / "suite" / "recon" / "report.html").is_file() and (
         tmp_path / "suite" / "probe" / "probe.md"
     ).is_file()

@@ -98,18 +98,20 @@ class ItemCodec(nn.Module, AudioCodec):
         return Encoded.from_items(items, [int(n) for n in lengths.tolist()])
 
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
-        return self._decode_items(encoded, self._decode_item, 1.0)
+        return self._decode_items(encoded, self._decode_padded, 1.0)
 
     def _decode_items(self, encoded: Encoded | Tensor, decode_item: Any, rate_ratio: float) -> Tensor:
-        """Each item's codes (padded to its bucket) through `decode_item` -> [B, C, T'], T' the item's
-        audio length times `rate_ratio` (the output rate over the input rate), zero after each item."""
+        """Each item's codes (padded to its bucket) through `decode_item(codes [1, n_q, bucket], frames)`
+        -> [B, C, T'], T' the item's audio length times `rate_ratio` (the output rate over the input
+        rate), zero after each item."""
         encoded = self.checked(encoded)
         out_lengths = [math.ceil(int(n) * rate_ratio) for n in self.decode_lengths(encoded).tolist()]
         out = torch.zeros(encoded.batch_size, self.channels, max(out_lengths))
         with torch.inference_mode(), self._dtype_errors("decode"):
             for b, codes in enumerate(encoded.items()):
-                codes = torch.nn.functional.pad(codes, (0, self.bucket(codes.shape[-1]) - codes.shape[-1]))
-                wav = decode_item(codes[None].to(self.device)).float().cpu()
+                frames = codes.shape[-1]
+                codes = torch.nn.functional.pad(codes, (0, self.bucket(frames) - frames))
+                wav = decode_item(codes[None].to(self.device), frames).float().cpu()
                 n = min(out_lengths[b], wav.shape[-1])
                 out[b, :, :n] = wav[0, :, :n]
         return out
@@ -123,6 +125,11 @@ class ItemCodec(nn.Module, AudioCodec):
         """x [1, C, bucket * hop] holding an item of `frames` frames -> codes [1, n_q', >= frames]; a model
         that can mask its bucket padding overrides this."""
         return self._encode_item(x, n_q)
+
+    def _decode_padded(self, codes: Tensor, frames: int) -> Tensor:
+        """codes [1, n_q, bucket] of an item of `frames` frames -> audio [1, C, >= frames * hop]; a model
+        that can mask its bucket padding overrides this."""
+        return self._decode_item(codes)
 
     def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
         raise NotImplementedError

@@ -136,19 +136,29 @@ class NeuCodecCodec(W2vBertCodec):
         return int(self.config.output_sampling_rate)
 
     def _decode_item(self, codes: Tensor) -> Tensor:
-        """codes [1, 1, F] -> [1, 1, F * hop] at the input rate (the 24 kHz output resampled, soxr HQ)."""
+        return self._decode_padded(codes, codes.shape[-1])
+
+    def _decode_padded(self, codes: Tensor, frames: int) -> Tensor:
+        """codes [1, 1, bucket] -> [1, 1, bucket * hop] at the input rate (the 24 kHz output resampled,
+        soxr HQ)."""
         from codeclab.audio.io import resample
 
-        native = self.model.decode(audio_codes=codes).audio_values.float().cpu()
+        native = self._native_padded(codes, frames).float().cpu()
         return torch.from_numpy(resample(native[0].numpy(), self.output_sample_rate, self.sample_rate))[None]
+
+    def _native_padded(self, codes: Tensor, frames: int) -> Tensor:
+        """codes [1, 1, bucket] -> the model's 24 kHz audio [1, 1, bucket * 480]; frames after `frames`
+        (bucket padding) are hidden from the decoder's attention by its codes mask."""
+        mask = None
+        if codes.shape[-1] > frames:
+            mask = (torch.arange(codes.shape[-1], device=codes.device) < frames).long()[None]
+        return self.model.decode(audio_codes=codes, audio_codes_mask=mask).audio_values
 
     def decode_native(self, encoded: Encoded | Tensor) -> Tensor:
         """codes -> audio [B, 1, T'] at `output_sample_rate`, T' = ceil(input length * 24000 / 16000) per
         item (zero after each item's end), straight from the model (no resampling)."""
         ratio = self.output_sample_rate / self.sample_rate
-        return self._decode_items(
-            encoded, lambda codes: self.model.decode(audio_codes=codes).audio_values, ratio
-        )
+        return self._decode_items(encoded, self._native_padded, ratio)
 
 
 register_transformers_peer(
