@@ -7,7 +7,8 @@ only a few. Each item is padded with zeros to its bucket and its codes and audio
 length. A causal model cannot see the padding (codes and audio as without buckets); a non-causal one sees
 zeros after the item where it saw its own edge padding before. Measured here on speech-like items of
 random lengths (0.3-2.5 s) with random-init weights: input shapes the model saw, share of codes equal to
-the unbucketed encode, and the largest decoded-audio difference relative to the unbucketed audio's peak.
+the unbucketed encode, the largest decoded-audio difference relative to the unbucketed audio's peak, and
+how far before an item's end the audio first differs by more than 1e-3 of that peak (0: nowhere).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from codeclab.catalog.registry import entries
 from codeclab.eval.machine import describe_machine
 
 
-def measure(codec, seconds: list[float], buckets: list[float]) -> tuple[int, int, float, float]:
-    """(shapes without, shapes with buckets, share of equal codes, max audio difference / peak)."""
+def measure(codec, seconds: list[float], buckets: list[float]) -> tuple[int, int, float, float, float]:
+    """(shapes without, shapes with buckets, share of equal codes, max audio difference / peak, how far
+    before an item's end its audio first differs by over 1e-3 of the peak, in ms, the most over items)."""
     lengths = [int(s * codec.sample_rate) for s in seconds]
     wav = torch.zeros(len(lengths), codec.channels, max(lengths))
     for b, n in enumerate(lengths):
@@ -47,8 +49,14 @@ def measure(codec, seconds: list[float], buckets: list[float]) -> tuple[int, int
     codec.pad_to_buckets(None)
     del codec._padded_item
     share = float((bucketed.codes == plain.codes).float().mean())
-    diff = float((audio - plain_audio).abs().max() / plain_audio.abs().max().clamp_min(1e-9))
-    return unbucketed, len(shapes), share, diff
+    peak = plain_audio.abs().max().clamp_min(1e-9)
+    diff = float((audio - plain_audio).abs().max() / peak)
+    reach = 0.0
+    for b, n in enumerate(lengths):
+        differs = ((audio[b, :, :n] - plain_audio[b, :, :n]).abs().amax(dim=0) > 1e-3 * peak).nonzero()
+        if len(differs):
+            reach = max(reach, 1000 * (n - int(differs[0])) / codec.sample_rate)
+    return unbucketed, len(shapes), share, diff, reach
 
 
 def main() -> None:
@@ -65,13 +73,19 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     seconds = [round(0.3 + 2.2 * float(u), 3) for u in torch.rand(args.items, generator=gen)]
     print(f"machine: {describe_machine()}\nitems (s): {seconds}; buckets (s): {args.buckets}\n")
-    print("| codec | causal | input shapes: plain / bucketed | codes equal | max audio difference / peak |")
-    print("|---|---|---|---|---|")
+    print(
+        "| codec | causal | input shapes: plain / bucketed | codes equal | max audio difference / peak "
+        "| audio differs from (ms before the end) |"
+    )
+    print("|---|---|---|---|---|---|")
     for name in names:
         codec = codeclab.load_codec(name, random_init=True)
-        plain, bucketed, share, diff = measure(codec, seconds, args.buckets)
+        plain, bucketed, share, diff, reach = measure(codec, seconds, args.buckets)
         causal = {True: "yes", False: "no"}.get(entries()[name].causal, "?")
-        print(f"| {name} | {causal} | {plain} / {bucketed} | {share:.3f} | {diff:.2e} |", flush=True)
+        print(
+            f"| {name} | {causal} | {plain} / {bucketed} | {share:.3f} | {diff:.2e} | {reach:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

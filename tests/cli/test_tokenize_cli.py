@@ -266,3 +266,23 @@ def test_tar_shards_in_and_lhotse_and_webdataset_out(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "l" / "cuts.jsonl.gz").is_file(), result.output
     result = runner.invoke(app, ["export", "lhotse", out, "--out", str(tmp_path / "l")])
     assert result.exit_code != 0 and "not an empty directory" in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("1,two", "--bucket-seconds: expected comma-separated seconds"), ("1,-2", "--bucket-seconds")],
+)
+def test_bad_bucket_seconds_are_named(tmp_path, value, message):
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    args = ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--bucket-seconds", value, *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_bucket_seconds_with_a_codec_that_batches_itself_is_refused(tmp_path):
+    corpus = tmp_path / "c"
+    write_good(corpus)
+    args = ["tokenize", str(corpus), "--out", str(tmp_path / "s"), "--workers", "0", "--bucket-seconds", "1"]
+    result = runner.invoke(app, [*args, *TINY])
+    assert result.exit_code != 0 and "only peers that code item by item pad to buckets" in result.output
