@@ -109,7 +109,8 @@ def encode_long(
     """A file over the long-file limit -> (codes [n_q, F], seconds, sha256, source rate): streamed from disk
     and encoded in chunks (bounded memory) through the codec's `long_file_streamer` (Mimi's own state) or
     with its `long_file_context` (codeclab codecs: the same codes as a whole pass; other peers: a stated
-    window, codes near chunk edges may differ); a codec with neither is encoded whole. Raises AudioError for an unusable file (others for encoding failures)."""
+    window, codes near chunk edges may differ); a codec with neither is encoded whole. Raises AudioError
+    for an unusable file (others for encoding failures)."""
     sha = sha256_file(path)
     info = audio_info(path)
     if codec.long_file_context() is not None or codec.long_file_streamer(n_q) is not None:
