@@ -4,7 +4,7 @@
 
 `codeclab tokenize` encodes files over --long-seconds in chunks (`codeclab.codecs.chunked.encode_stream`)
 with each codec's `long_file_context`: codeclab's codecs carry their exact encoder context (chunked ==
-whole, share 1.0); Mimi goes through its own streaming state (exact); other peers carry a stated window
+whole, share 1.0); Mimi and EnCodec go through a streaming state (exact); other peers carry a stated window
 (2 s of audio each side) because their attention or recurrence reaches further, so codes near a chunk
 edge may differ. This measures the share of codes equal
 to a whole pass, over all codebooks and for the first one, on a speech-like signal with random-init

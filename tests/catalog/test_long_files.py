@@ -68,27 +68,29 @@ def test_a_long_file_through_a_peer_is_encoded_in_bounded_memory():
     assert runs["chunked"]["rise_kib"] < 0.5 * runs["whole"]["rise_kib"], runs
 
 
-def test_mimi_encodes_a_long_file_through_its_own_streaming_state(monkeypatch):
-    """Mimi is causal and keeps a streaming state: chunked goes through it (`long_file_exact`), and the
-    latents its quantizer receives chunk by chunk equal a whole pass's. (Random-init Mimi quantizes
-    everything to one code, so comparing codes alone would prove nothing.)"""
+@pytest.mark.parametrize(("name", "frames"), [("mimi", 79), ("encodec-24khz", 473)])
+def test_causal_peers_encode_a_long_file_through_a_streaming_state(monkeypatch, name, frames):
+    """Mimi (transformers' own caches) and EnCodec (the adapter's carried convolution inputs and LSTM
+    state) stream long files: `long_file_exact`, and the latents their quantizers receive chunk by chunk
+    equal a whole pass's. (Random-init weights quantize everything to one code, so comparing codes
+    alone would prove nothing.)"""
     pytest.importorskip("transformers", reason="peer codecs need the peers extra")
-    mimi = codeclab.load_codec("mimi", random_init=True)
-    assert mimi.long_file_exact and mimi.long_file_streamer(8) is not None
+    codec = codeclab.load_codec(name, random_init=True)
+    assert codec.long_file_exact and codec.long_file_streamer(8) is not None
     seen: list[torch.Tensor] = []
-    quantize = mimi.model.quantizer.encode
+    quantize = codec.model.quantizer.encode
 
-    def recording(latents, num_quantizers=None):
+    def recording(latents, *args):
         seen.append(latents.clone())
-        return quantize(latents, num_quantizers)
+        return quantize(latents, *args)
 
-    monkeypatch.setattr(mimi.model.quantizer, "encode", recording)
-    wav = synthetic_speech(6.3, mimi.sample_rate, seed=2) * 0.5  # 78.75 frames: a partial last one
-    whole = mimi.encode(wav[None], n_q=8)
+    monkeypatch.setattr(codec.model.quantizer, "encode", recording)
+    wav = synthetic_speech(6.3, codec.sample_rate, seed=2) * 0.5  # a partial last frame
+    whole = codec.encode(wav[None], n_q=8)
     whole_latents = seen.pop()
-    chunked = encode_chunked(mimi, wav, n_q=8, chunk_seconds=1.0)
-    assert len(seen) == 7  # six 1 s chunks (12 whole frames each) and the padded rest
-    assert torch.equal(chunked.codes, whole.codes) and chunked.lengths.tolist() == [79]
+    chunked = encode_chunked(codec, wav, n_q=8, chunk_seconds=1.0)
+    assert len(seen) == 7  # six 1 s chunks and the padded rest
+    assert torch.equal(chunked.codes, whole.codes) and chunked.lengths.tolist() == [frames]
     torch.testing.assert_close(torch.cat(seen, dim=-1), whole_latents, atol=1e-4, rtol=1e-4)
 
 

@@ -65,9 +65,10 @@ class ItemCodec(nn.Module, AudioCodec):
         return next(self.model.parameters()).dtype
 
     def long_file_context(self) -> tuple[int, int] | None:
-        """A stated window for long files: `LONG_FILE_CONTEXT_SECONDS` of audio each side of a chunk (the
-        models' attention or recurrence reaches further, so `long_file_exact` is False; the measured
-        agreement with a whole pass is in docs/peers.md)."""
+        """A stated window for long files: `LONG_FILE_CONTEXT_SECONDS` of audio each side of a chunk. The
+        models' attention or recurrence reaches further, so a window is not exact (a peer with a
+        `long_file_streamer` is chunked through it instead); the measured agreement with a whole pass is in
+        docs/peers.md."""
         context = round(LONG_FILE_CONTEXT_SECONDS * self.sample_rate)
         return context, context
 

@@ -7,6 +7,7 @@ weights, every fact (rates, codebooks) is read from the loaded model's own confi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -54,6 +55,69 @@ class EncodecCodec(TransformersCodec):
 
     def _decode_item(self, codes: Tensor) -> Tensor:
         return self.model.decode(codes[None], [None]).audio_values
+
+    def long_file_streamer(self, n_q: int | None = None) -> EncodecLongFileStream | None:
+        """EnCodec 24 kHz is causal (left-padded convolutions, a one-way LSTM) but transformers keeps no
+        streaming state for it: this streamer carries each convolution's last inputs and the LSTM's state
+        from chunk to chunk, so a long file's codes are a whole pass's. None for a model that normalises
+        its input or its activations over time (then a window is used)."""
+        config = self.config
+        if config.normalize or not config.use_causal_conv or config.norm_type != "weight_norm":
+            return None
+        return EncodecLongFileStream(self, self.check_n_q(n_q))
+
+
+class EncodecLongFileStream:
+    """One long file through EnCodec's encoder layer by layer with carried state (`long_file_streamer`)."""
+
+    def __init__(self, codec: EncodecCodec, n_q: int) -> None:
+        self.codec, self.n_q = codec, n_q
+        self.bandwidth = smallest_setting(codec._bandwidths(), n_q)
+        self.inputs: dict[int, Tensor] = {}  # per convolution: its last padding_total input samples
+        self.lstm_state: tuple[Tensor, Tensor] | None = None
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x [C, n], n whole frames -> codes [n_q, n / hop] (int64, CPU), continuing the previous call."""
+        model = self.codec.model
+        with torch.inference_mode():
+            hidden = x[None].to(self.codec.device, self.codec.dtype)
+            for layer in model.encoder.layers:
+                hidden = self._layer(layer, hidden)
+            codes = model.quantizer.encode(hidden, self.bandwidth).transpose(0, 1)  # [1, n_q', F]
+        return codes[0, : self.n_q].long().cpu()
+
+    def _layer(self, layer: torch.nn.Module, hidden: Tensor) -> Tensor:
+        from transformers.models.encodec.modeling_encodec import (
+            EncodecConv1d,
+            EncodecLSTM,
+            EncodecResnetBlock,
+        )
+
+        if isinstance(layer, EncodecConv1d):
+            return self._conv(layer, hidden)
+        if isinstance(layer, EncodecResnetBlock):
+            residual = hidden
+            for sub in layer.block:
+                hidden = self._layer(sub, hidden)
+            return self._layer(layer.shortcut, residual) + hidden
+        if isinstance(layer, EncodecLSTM):
+            steps = hidden.permute(2, 0, 1)
+            out, self.lstm_state = layer.lstm(steps, self.lstm_state)
+            return (out + steps).permute(1, 2, 0)
+        return layer(hidden)  # ELU, identity shortcut: no state
+
+    def _conv(self, conv: Any, hidden: Tensor) -> Tensor:
+        """A causal convolution over this chunk: left context from the previous chunk's inputs, or the
+        model's own (reflect) padding at the file's start, as a whole pass pads it."""
+        pad, key = int(conv.padding_total), id(conv)
+        if key in self.inputs:
+            padded = torch.cat([self.inputs[key], hidden], dim=-1)
+        else:
+            if hidden.shape[-1] < pad:
+                raise ValueError(f"{self.codec.name}: a long file's first chunk is too short to stream")
+            padded = conv._pad1d(hidden, (pad, 0), mode=conv.pad_mode)
+        self.inputs[key] = padded[..., padded.shape[-1] - pad :]
+        return conv.conv(padded)
 
 
 class DacCodec(TransformersCodec):
