@@ -95,23 +95,34 @@ def run_suite(
     warnings = small_split_warnings(lm_rows)
     for warning in warnings:
         log(f"warning: {warning}")
-    untrained = sorted(random_init_codecs(recon))
-    weights_note = (
-        f"random init ({', '.join(untrained)}): quality is not scored here (recon/ has the raw figures); "
-        "speed, bits/s and the token LM still compare"
-        if untrained
-        else ""
-    )
     report = {
         "provenance": provenance(
             command, codecs=codecs, data=data, teacher=str(teacher) if teacher else None
         ),
         "probe": probe_note,
-        "weights": weights_note,
+        "weights": weights_note(recon),
         "warnings": warnings,
         "rows": board,
     }
+    write_leaderboard(out, report)
+    return report
+
+
+def weights_note(recon: dict[str, Any]) -> str:
+    """The leaderboard's note on random-init codecs ("" when every codec had weights)."""
+    untrained = sorted(random_init_codecs(recon))
+    if not untrained:
+        return ""
+    return (
+        f"random init ({', '.join(untrained)}): quality is not scored here (recon/ has the raw figures); "
+        "speed, bits/s and the token LM still compare"
+    )
+
+
+def write_leaderboard(out: Path, report: dict[str, Any]) -> None:
+    """leaderboard.json, leaderboard.md/.csv (the table and its notes) and index.html under `out`."""
     write_json(report, out / "leaderboard.json")
+    board = report["rows"]
     columns = [
         "codec",
         *(["weights"] if any("weights" in r for r in board) else []),
@@ -124,10 +135,13 @@ def run_suite(
         "encode_xrt",
         "decode_xrt",
     ]
-    notes = [probe_note, *([weights_note] if weights_note else []), *(f"WARNING: {w}" for w in warnings)]
+    notes = [
+        report["probe"],
+        *([report["weights"]] if report["weights"] else []),
+        *(f"WARNING: {w}" for w in report["warnings"]),
+    ]
     write_table(board, columns, out / "leaderboard", "Leaderboard", notes)
     write_index(out / "index.html", report, columns)
-    return report
 
 
 def small_split_warnings(lm_rows: list[dict[str, Any]]) -> list[str]:
