@@ -14,6 +14,7 @@ import torch
 import codeclab
 from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.chunked import encode_chunked
+from tests.peak_memory import PEAK_KIB
 
 
 def test_codeclab_codecs_are_exact_and_peers_state_a_window():
@@ -37,22 +38,25 @@ def test_a_peer_chunked_encode_equals_a_whole_pass_within_its_window():
     assert torch.equal(encode_chunked(dac, wav, chunk_seconds=5.0).codes[0], whole)
 
 
-_PEAK = r"""
-import json, resource, sys, torch, codeclab
+_PEAK = (
+    PEAK_KIB
+    + r"""
+import json, sys, torch, codeclab
 from codeclab.audio.signals import synthetic_speech
 from codeclab.codecs.chunked import encode_stream
 mode = sys.argv[1]
 codec = codeclab.load_codec("snac-24khz", random_init=True)
 rate, seconds = codec.sample_rate, 90
 blocks = [synthetic_speech(5.0, rate, seed=i) * 0.5 for i in range(seconds // 5)]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 if mode == "whole":
     codes = codec.encode(torch.cat(blocks, dim=1)[None]).codes[0]
 else:
     codes = encode_stream(codec, iter(blocks), chunk_seconds=5.0).codes[0]
-rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+rise = peak_kib() - before
 print(json.dumps({"rise_kib": rise, "frames": codes.shape[-1]}))
 """
+)
 
 
 @pytest.mark.slow

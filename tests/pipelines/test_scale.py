@@ -8,14 +8,19 @@ import sys
 
 import pytest
 
-PLAN = """
-import resource, sys
+from tests.peak_memory import PEAK_KIB
+
+PLAN = (
+    PEAK_KIB
+    + """
+import sys
 from codeclab.corpora.manifest import discover
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = peak_kib() / 1024
 import zlib
 items = discover([sys.argv[1]], keep=lambda i: zlib.crc32(i.encode()) % 8 == 0)
-print(len(items), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+print(len(items), peak_kib() / 1024 - base)
 """
+)
 
 
 @pytest.mark.slow
