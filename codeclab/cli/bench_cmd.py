@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from codeclab.cli.common import console, device_or_fail, fail, setup_logging
+from codeclab.cli.common import console, device_or_fail, fail, numbers_or_fail, setup_logging
 
 bench_app = typer.Typer(
     help="Benchmarks: reconstruction, token LM, phone probe, speed.", no_args_is_help=True
@@ -92,13 +92,6 @@ def recon_command(
     )
 
 
-def _rates(text: str, what: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        fail(f"{what} must be comma-separated numbers, got {text!r}")
-
-
 @bench_app.command("loss")
 def loss_command(
     codecs: list[str] = typer.Option(
@@ -125,8 +118,8 @@ def loss_command(
             list(codecs),
             data,
             out,
-            _rates(loss, "--loss"),
-            _rates(ber, "--ber"),
+            numbers_or_fail(loss, "--loss"),
+            numbers_or_fail(ber, "--ber"),
             metrics.split(","),
             max_items=max_items,
             seed=seed,
@@ -209,7 +202,7 @@ def lm_command(
     from codeclab.eval.lm_bench import LMBenchConfig, run_lm_bench
 
     cfg = LMBenchConfig(dim=dim, layers=layers, context_frames=context_frames, steps=steps, seed=seed)
-    counts = [int(v) for v in _rates(n_qs, "--n-q")] if n_qs else None
+    counts = [int(v) for v in numbers_or_fail(n_qs, "--n-q")] if n_qs else None
     try:
         run_lm_bench(
             stores,

@@ -40,6 +40,15 @@ def fail(message: str | BaseException, code: int = EXIT_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
+def numbers_or_fail(text: str | None, option: str, unit: str = "numbers") -> list[float]:
+    """'1,2,4' -> [1.0, 2.0, 4.0] (empty parts skipped); None or '' -> []; anything else fails naming
+    `option` and what it expects (comma-separated `unit`)."""
+    try:
+        return [float(part) for part in (text or "").split(",") if part.strip()]
+    except ValueError:
+        fail(f"{option}: expected comma-separated {unit} such as 1,2,4, got {text!r}")
+
+
 @overload
 def device_or_fail(device: str) -> str: ...
 

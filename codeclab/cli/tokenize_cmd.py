@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from codeclab.cli.common import codec_from_options, console, device_or_fail, fail, setup_logging
+from codeclab.cli.common import (
+    codec_from_options,
+    console,
+    device_or_fail,
+    fail,
+    numbers_or_fail,
+    setup_logging,
+)
 from codeclab.tokens.store_paths import StoreLayout
 
 DEFAULT_CODEC = "codeclab-16k-speech"
@@ -81,16 +88,6 @@ GPUS_PER_ACTOR_OPTION = typer.Option(
 )
 
 
-def parse_seconds_list(text: str | None, option: str) -> tuple[float, ...]:
-    """'1,2,4' -> (1.0, 2.0, 4.0); None -> (); anything else fails naming the option."""
-    if not text:
-        return ()
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        fail(f"{option}: expected comma-separated seconds such as 1,2,4, got {text!r}")
-
-
 def tokenize_command(
     inputs: list[str] = INPUTS_ARGUMENT,
     out: Path = OUT_OPTION,
@@ -142,7 +139,7 @@ def tokenize_command(
             retry_errors=retry_errors,
             long_seconds=long_seconds,
             chunk_seconds=chunk_seconds,
-            bucket_seconds=parse_seconds_list(bucket_seconds, "--bucket-seconds"),
+            bucket_seconds=tuple(numbers_or_fail(bucket_seconds, "--bucket-seconds", "seconds")),
             flush_items=flush_items,
             worker_timeout=worker_timeout,
         )
