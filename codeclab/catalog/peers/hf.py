@@ -26,8 +26,8 @@ from torch import Tensor
 
 from codeclab._files import atomic_write_json
 from codeclab._optional import install_hint
-from codeclab.catalog.peers.item_codec import ItemCodec
-from codeclab.codecs.base import UnsupportedDtype, WeightsNeeded
+from codeclab.catalog.peers.item_codec import ItemCodec, peer_weights_needed
+from codeclab.codecs.base import UnsupportedDtype
 from codeclab.codecs.pretrained import (
     CONFIG_FILE,
     PEER_FORMAT_VERSION,
@@ -102,12 +102,7 @@ class TransformersCodec(ItemCodec):
                 torch.manual_seed(seed)
                 model = model_cls(cls.default_config())
         else:
-            raise WeightsNeeded(
-                f"codec {name!r} needs pretrained weights: pass weights='{cls.hub_id}' (a hub id; needs internet) or a "
-                f"local directory saved from it, or random_init=True for an untrained model (tests, speed runs)",
-                f"codec {name!r} needs pretrained weights: pass --weights {cls.hub_id} (a hub id; needs internet) or "
-                "--weights DIR (a local copy), or --random-init for an untrained model (tests, speed runs)",
-            )
+            raise peer_weights_needed(name, cls.hub_id, "saved from it")
         return cls(
             model.to(device),
             name,

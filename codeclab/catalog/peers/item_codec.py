@@ -18,9 +18,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from codeclab.codecs.base import AudioCodec, Encoded, check_audio
+from codeclab.codecs.base import AudioCodec, Encoded, WeightsNeeded, check_audio
 
 LONG_FILE_CONTEXT_SECONDS = 2.0  # audio each side of a chunk when a peer encodes a long file in windows
+
+
+def peer_weights_needed(name: str, hub_id: str, local: str) -> WeightsNeeded:
+    """The error for a peer asked for with neither weights nor random_init, in the API's and the command
+    line's words; `local` says what a local directory holds ("saved from it", "of its files")."""
+    return WeightsNeeded(
+        f"codec {name!r} needs pretrained weights: pass weights='{hub_id}' (a hub id; needs internet) or a "
+        f"local directory {local}, or random_init=True for an untrained model (tests, speed runs)",
+        f"codec {name!r} needs pretrained weights: pass --weights {hub_id} (a hub id; needs internet) or "
+        "--weights DIR (a local copy), or --random-init for an untrained model (tests, speed runs)",
+    )
 
 
 class ItemCodec(nn.Module, AudioCodec):

@@ -27,9 +27,8 @@ from torch import Tensor
 
 from codeclab._files import read_json_file
 from codeclab._optional import optional_import
-from codeclab.catalog.peers.item_codec import ItemCodec
+from codeclab.catalog.peers.item_codec import ItemCodec, peer_weights_needed
 from codeclab.catalog.registry import register_codec
-from codeclab.codecs.base import WeightsNeeded
 from codeclab.codecs.pretrained import (
     CONFIG_FILE,
     PEER_FORMAT_VERSION,
@@ -98,12 +97,7 @@ class SnacCodec(ItemCodec):
                 model = snac.SNAC(**SNAC_24KHZ)
             return cls(model.to(device), SNAC_24KHZ, name, True, None)
         if weights is None:
-            raise WeightsNeeded(
-                f"codec {name!r} needs pretrained weights: pass weights='{HUB_ID}' (a hub id; needs internet) or a "
-                "local directory of its files, or random_init=True for an untrained model (tests, speed runs)",
-                f"codec {name!r} needs pretrained weights: pass --weights {HUB_ID} (needs internet) or --weights "
-                "DIR (a local copy), or --random-init for an untrained model (tests, speed runs)",
-            )
+            raise peer_weights_needed(name, HUB_ID, "of its files")
         directory = Path(weights) if Path(weights).is_dir() else _download(str(weights), name)
         config, state = _read_snac_files(directory, name)
         model = snac.SNAC(**config)
