@@ -11,7 +11,7 @@ encodes and decodes item by item; the cost is no batching speed-up. Subclasses i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,7 +112,9 @@ class ItemCodec(nn.Module, AudioCodec):
     def decode(self, encoded: Encoded | Tensor) -> Tensor:
         return self._decode_items(encoded, self._decode_padded, 1.0)
 
-    def _decode_items(self, encoded: Encoded | Tensor, decode_item: Any, rate_ratio: float) -> Tensor:
+    def _decode_items(
+        self, encoded: Encoded | Tensor, decode_item: Callable[[Tensor, int], Tensor], rate_ratio: float
+    ) -> Tensor:
         """Each item's codes (padded to its bucket) through `decode_item(codes [1, n_q, bucket], frames)`
         -> [B, C, T'], T' the item's audio length times `rate_ratio` (the output rate over the input
         rate), zero after each item."""
@@ -147,4 +149,21 @@ class ItemCodec(nn.Module, AudioCodec):
         raise NotImplementedError
 
     def _decode_item(self, codes: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class ItemLongFileStream:
+    """A long file through a peer's model with state carried from chunk to chunk (a causal peer's
+    `long_file_streamer`). Subclasses implement `_codes(x [1, C, n]) -> codes [1, n_q', n / hop]`."""
+
+    def __init__(self, codec: ItemCodec, n_q: int) -> None:
+        self.codec, self.n_q = codec, n_q
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x [C, n], n whole frames -> codes [n_q, n / hop] (int64, CPU), continuing the previous call."""
+        with torch.inference_mode():
+            codes = self._codes(x[None].to(self.codec.device, self.codec.dtype))
+        return codes[0, : self.n_q].long().cpu()
+
+    def _codes(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from codeclab.catalog.peers.hf import TransformersCodec, require_transformers, smallest_setting
+from codeclab.catalog.peers.item_codec import ItemLongFileStream
 from codeclab.catalog.registry import register_codec
 
 TRANSFORMERS = "Hugging Face transformers (Apache-2.0)"
@@ -67,24 +68,21 @@ class EncodecCodec(TransformersCodec):
         return EncodecLongFileStream(self, self.check_n_q(n_q))
 
 
-class EncodecLongFileStream:
+class EncodecLongFileStream(ItemLongFileStream):
     """One long file through EnCodec's encoder layer by layer with carried state (`long_file_streamer`)."""
 
     def __init__(self, codec: EncodecCodec, n_q: int) -> None:
-        self.codec, self.n_q = codec, n_q
+        super().__init__(codec, n_q)
         self.bandwidth = smallest_setting(codec._bandwidths(), n_q)
         self.inputs: dict[int, Tensor] = {}  # per convolution: its last padding_total input samples
         self.lstm_state: tuple[Tensor, Tensor] | None = None
 
-    def encode(self, x: Tensor) -> Tensor:
-        """x [C, n], n whole frames -> codes [n_q, n / hop] (int64, CPU), continuing the previous call."""
+    def _codes(self, x: Tensor) -> Tensor:
         model = self.codec.model
-        with torch.inference_mode():
-            hidden = x[None].to(self.codec.device, self.codec.dtype)
-            for layer in model.encoder.layers:
-                hidden = self._layer(layer, hidden)
-            codes = model.quantizer.encode(hidden, self.bandwidth).transpose(0, 1)  # [1, n_q', F]
-        return codes[0, : self.n_q].long().cpu()
+        hidden = x
+        for layer in model.encoder.layers:
+            hidden = self._layer(layer, hidden)
+        return model.quantizer.encode(hidden, self.bandwidth).transpose(0, 1)  # [1, n_q', F]
 
     def _layer(self, layer: torch.nn.Module, hidden: Tensor) -> Tensor:
         from transformers.models.encodec.modeling_encodec import (
@@ -216,26 +214,24 @@ class MimiCodec(TransformersCodec):
         return MimiLongFileStream(self, self.check_n_q(n_q))
 
 
-class MimiLongFileStream:
+class MimiLongFileStream(ItemLongFileStream):
     """One long file through Mimi's own encoder caches (`long_file_streamer`)."""
 
     def __init__(self, codec: MimiCodec, n_q: int) -> None:
-        self.codec, self.n_q = codec, n_q
+        super().__init__(codec, n_q)
         self.encoder_cache: object = None
         self.padding_cache: object = None
 
-    def encode(self, x: Tensor) -> Tensor:
-        """x [C, n], n whole frames -> codes [n_q, n / hop] (int64, CPU), continuing the previous call."""
-        with torch.inference_mode():
-            out = self.codec.model.encode(
-                x[None].to(self.codec.device, self.codec.dtype),
-                num_quantizers=self.n_q,
-                encoder_cache=self.encoder_cache,
-                padding_cache=self.padding_cache,
-                use_streaming=True,
-            )
+    def _codes(self, x: Tensor) -> Tensor:
+        out = self.codec.model.encode(
+            x,
+            num_quantizers=self.n_q,
+            encoder_cache=self.encoder_cache,
+            padding_cache=self.padding_cache,
+            use_streaming=True,
+        )
         self.encoder_cache, self.padding_cache = out.encoder_cache, out.padding_cache
-        return out.audio_codes[0, : self.n_q].long().cpu()
+        return out.audio_codes
 
 
 class XcodecCodec(TransformersCodec):
