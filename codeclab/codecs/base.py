@@ -345,7 +345,7 @@ class AudioCodec(ABC):
         `long_file_context` equal to the encoder's exact context."""
         context = self.long_file_context()
         exact_window = context is not None and context == self.encoder_context()
-        return exact_window or type(self).long_file_streamer is not AudioCodec.long_file_streamer
+        return exact_window or self.long_file_streamer() is not None
 
     def decoder_context(self) -> tuple[int, int] | None:
         """Code frames (before, after) that one frame of decoded audio depends on, when bounded; None when

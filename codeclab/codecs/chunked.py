@@ -32,6 +32,12 @@ def _as_tensor(block: np.ndarray | Tensor) -> Tensor:
     )
 
 
+def encodes_in_chunks(codec: AudioCodec, n_q: int | None = None) -> bool:
+    """True when `encode_stream` can take `codec`: it has a `long_file_streamer` or a `long_file_context`
+    (otherwise a long file is encoded whole)."""
+    return codec.long_file_streamer(n_q) is not None or codec.long_file_context() is not None
+
+
 def encode_stream(
     codec: AudioCodec,
     blocks: Iterable[np.ndarray | Tensor],

@@ -13,7 +13,12 @@ from codeclab.audio.io import audio_info, load_audio, stream_audio, write_audio,
 from codeclab.catalog.fingerprint import fingerprint, open_recorded_codec
 from codeclab.catalog.ref import CodecRef
 from codeclab.codecs.base import AudioCodec, Encoded
-from codeclab.codecs.chunked import DEFAULT_CHUNK_SECONDS, decode_stream, encode_stream
+from codeclab.codecs.chunked import (
+    DEFAULT_CHUNK_SECONDS,
+    decode_stream,
+    encode_stream,
+    encodes_in_chunks,
+)
 from codeclab.tokens.clab import (
     ClabFormatError,
     from_bytes,
@@ -79,8 +84,7 @@ def encode_file(
     n_q = codec.check_n_q(n_q)
     coding, model = resolve_coding(codec, coding)
     frames_per_packet = packet_frames_for(codec, packet_ms)
-    chunkable = codec.long_file_context() is not None or codec.long_file_streamer(n_q) is not None
-    if audio_info(source).duration > long_seconds and chunkable:
+    if audio_info(source).duration > long_seconds and encodes_in_chunks(codec, n_q):
         blocks = stream_audio(source, codec.sample_rate, codec.channels)
         encoded = encode_stream(codec, blocks, n_q=n_q, chunk_seconds=chunk_seconds)
     else:

@@ -23,7 +23,7 @@ from codeclab.audio.io import (
     to_channels,
 )
 from codeclab.codecs.base import AudioCodec
-from codeclab.codecs.chunked import encode_stream
+from codeclab.codecs.chunked import encode_stream, encodes_in_chunks
 from codeclab.corpora.manifest import AudioItem
 from codeclab.corpora.members import MemberError
 
@@ -113,7 +113,7 @@ def encode_long(
     for an unusable file (others for encoding failures)."""
     sha = sha256_file(path)
     info = audio_info(path)
-    if codec.long_file_context() is not None or codec.long_file_streamer(n_q) is not None:
+    if encodes_in_chunks(codec, n_q):
         if not codec.long_file_exact:
             log.info(
                 "%s: %s encodes long files in windows; codes near chunk edges may differ", path, codec.name

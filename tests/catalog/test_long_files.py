@@ -128,3 +128,15 @@ def test_tokenize_sends_a_long_file_through_mimi_stream(tmp_path, monkeypatch):
     streamed = run(tmp_path / "streamed", long_seconds=1.0, chunk_seconds=1.0)
     assert chunks == [23040, 23040, 23040, 11520]  # 12 frames of 1920 samples a chunk, the rest padded
     assert torch.equal(torch.as_tensor(streamed), torch.as_tensor(run(tmp_path / "whole")))
+
+
+def test_an_encodec_that_normalises_its_input_is_not_called_exact():
+    """EnCodec streams only where nothing is normalised over time; otherwise it gets the window, and
+    `long_file_exact` says so."""
+    transformers = pytest.importorskip("transformers", reason="peer codecs need the peers extra")
+    from codeclab.catalog.peers.transformers_codecs import EncodecCodec
+
+    model = transformers.EncodecModel(transformers.EncodecConfig(normalize=True))
+    codec = EncodecCodec(model, "encodec-24khz", random_init=True, weights=None)
+    assert codec.long_file_streamer() is None and not codec.long_file_exact
+    assert codec.long_file_context() == (48000, 48000)

@@ -80,9 +80,6 @@ class W2vBertCodec(TransformersCodec):
         frames = self.bucket(math.ceil(length / self.hop_length)) + self.extra_hop
         return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
-    def _encode_item(self, x: Tensor, n_q: int) -> Tensor:
-        return self._encode_padded(x, n_q, x.shape[-1] // self.hop_length - self.extra_hop)
-
     def _encode_padded(self, x: Tensor, n_q: int, frames: int) -> Tensor:
         """x [1, 1, (bucket + extra_hop) * hop] -> codes [1, 1, bucket]. The features are computed on the
         item's own frames (their normalisation never sees bucket padding); padded feature frames are
@@ -134,9 +131,6 @@ class NeuCodecCodec(W2vBertCodec):
     def output_sample_rate(self) -> int:
         """The rate the model's decoder writes (24 kHz for neuphonic/neucodec)."""
         return int(self.config.output_sampling_rate)
-
-    def _decode_item(self, codes: Tensor) -> Tensor:
-        return self._decode_padded(codes, codes.shape[-1])
 
     def _decode_padded(self, codes: Tensor, frames: int) -> Tensor:
         """codes [1, 1, bucket] -> [1, 1, bucket * hop] at the input rate (the 24 kHz output resampled,
