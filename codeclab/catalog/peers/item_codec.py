@@ -92,9 +92,11 @@ class ItemCodec(nn.Module, AudioCodec):
         return info
 
     # -- contract --------------------------------------------------------------------------------------
+    extra_hop = 0  # hops of zeros a model needs after the item's frames to code them all (NeuCodec: 1)
+
     def _padded_item(self, wav: Tensor, length: int) -> Tensor:
-        """wav [C, T] -> [1, C, bucket(frames) * hop]: the item's samples, then zeros."""
-        frames = self.bucket(math.ceil(length / self.hop_length))
+        """wav [C, T] -> [1, C, (bucket(frames) + extra_hop) * hop]: the item's samples, then zeros."""
+        frames = self.bucket(math.ceil(length / self.hop_length)) + self.extra_hop
         return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
     def _encode(self, wav: Tensor, lengths: Tensor | None = None, n_q: int | None = None) -> Encoded:

@@ -54,8 +54,6 @@ def semantic_features(x: Tensor, pad_each_side: int) -> Tensor:
 class W2vBertCodec(TransformersCodec):
     """An X-Codec 2-style model: `encode(input_values, input_features)` -> codes [1, 1, F]."""
 
-    extra_hop: int = 0  # hops of zeros after the whole frames (NeuCodec: features give one frame fewer)
-
     @property
     def sample_rate(self) -> int:
         return int(getattr(self.config, "input_sampling_rate", None) or self.config.sampling_rate)
@@ -75,10 +73,6 @@ class W2vBertCodec(TransformersCodec):
     def feature_pad(self) -> int:
         """Zeros each side of the audio before its features are computed."""
         return 0
-
-    def _padded_item(self, wav: Tensor, length: int) -> Tensor:
-        frames = self.bucket(math.ceil(length / self.hop_length)) + self.extra_hop
-        return torch.nn.functional.pad(wav[:, :length], (0, frames * self.hop_length - length))[None]
 
     def _encode_padded(self, x: Tensor, n_q: int, frames: int) -> Tensor:
         """x [1, 1, (bucket + extra_hop) * hop] -> codes [1, 1, bucket]. The features are computed on the
@@ -121,7 +115,7 @@ class NeuCodecCodec(W2vBertCodec):
 
     model_class = "NeuCodecModel"
     hub_id = "neuphonic/neucodec"
-    extra_hop = 1
+    extra_hop = 1  # its features give one frame fewer than its audio
 
     @classmethod
     def default_config(cls):
